@@ -1,0 +1,255 @@
+// Package sqlstore keeps Lipa's data in SQL: SQLite (modernc.org/sqlite, pure
+// Go, the embedded default) or PostgreSQL (pgx). One package, one set of
+// queries, and a small dialect value for the few places where the two
+// differ. Migrations for both are embedded and applied with goose.
+//
+// Callers work inside transactions (DB.InTx); every method of Tx that reads
+// or writes an app's data takes the app's ID and filters on it. Database
+// errors are translated here: no row is a lipa NotFound error.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Backend names a database engine.
+type Backend string
+
+// The supported backends.
+const (
+	SQLite   Backend = "sqlite"
+	Postgres Backend = "postgres"
+)
+
+// Options tunes a DB. The zero value is usable.
+type Options struct {
+	// MaxConns caps the PostgreSQL connection pool (default 10). SQLite always
+	// uses one connection: it has one writer, and one connection keeps every
+	// transaction serial without "database is locked" retries.
+	MaxConns int
+	// StatementTimeout bounds every PostgreSQL statement (default 5s), so one
+	// slow query cannot hang a request; SQLite waits at most this long for a
+	// lock held by another process.
+	StatementTimeout time.Duration
+}
+
+// DB is a handle on Lipa's database. It is safe for concurrent use.
+type DB struct {
+	sql     *sql.DB
+	backend Backend
+}
+
+// Open connects to the database named by url: "sqlite:PATH" (PATH a file;
+// created when missing) or "postgres://…" / "postgresql://…". It does not
+// apply migrations (see Migrate). The error names what is wrong with the URL
+// or the connection.
+func Open(ctx context.Context, databaseURL string, opt Options) (*DB, error) {
+	if opt.MaxConns <= 0 {
+		opt.MaxConns = 10
+	}
+	if opt.StatementTimeout <= 0 {
+		opt.StatementTimeout = 5 * time.Second
+	}
+	var db *DB
+	switch {
+	case strings.HasPrefix(databaseURL, "sqlite:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite:"), "//")
+		if path == "" {
+			return nil, errors.New("DATABASE_URL: sqlite: needs a file path, as in sqlite:lipa.db")
+		}
+		q := url.Values{}
+		for _, p := range []string{
+			"busy_timeout(" + strconv.FormatInt(opt.StatementTimeout.Milliseconds(), 10) + ")",
+			"journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)",
+		} {
+			q.Add("_pragma", p)
+		}
+		q.Set("_txlock", "immediate")
+		q.Set("_time_format", "sqlite")
+		s, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		}
+		s.SetMaxOpenConns(1)
+		s.SetConnMaxIdleTime(0)
+		db = &DB{sql: s, backend: SQLite}
+	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
+		cfg, err := pgx.ParseConfig(databaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("DATABASE_URL: %w", err)
+		}
+		if cfg.RuntimeParams == nil {
+			cfg.RuntimeParams = map[string]string{}
+		}
+		if _, ok := cfg.RuntimeParams["statement_timeout"]; !ok {
+			cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(opt.StatementTimeout.Milliseconds(), 10)
+		}
+		cfg.RuntimeParams["timezone"] = "UTC"
+		s := stdlib.OpenDB(*cfg)
+		s.SetMaxOpenConns(opt.MaxConns)
+		s.SetMaxIdleConns(opt.MaxConns)
+		s.SetConnMaxIdleTime(5 * time.Minute)
+		db = &DB{sql: s, backend: Postgres}
+	default:
+		return nil, fmt.Errorf("DATABASE_URL %q: want sqlite:PATH or postgres://…", redactURL(databaseURL))
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.sql.PingContext(pctx); err != nil {
+		db.sql.Close()
+		return nil, fmt.Errorf("connect to %s database: %w", db.backend, err)
+	}
+	return db, nil
+}
+
+// redactURL hides a password in a database URL, for error messages.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}
+
+// Backend returns the engine behind db.
+func (db *DB) Backend() Backend { return db.backend }
+
+// Close closes the connection pool.
+func (db *DB) Close() error { return db.sql.Close() }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error { return db.sql.PingContext(ctx) }
+
+// Migrate applies every embedded migration not yet applied. On PostgreSQL it
+// holds a session advisory lock while doing so, so replicas starting at once
+// migrate one at a time.
+func (db *DB) Migrate(ctx context.Context) error {
+	sub, err := fs.Sub(migrations, "migrations/"+string(db.backend))
+	if err != nil {
+		return err
+	}
+	dialect := goose.DialectSQLite3
+	var opts []goose.ProviderOption
+	if db.backend == Postgres {
+		dialect = goose.DialectPostgres
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(dialect, db.sql, sub, opts...)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	return nil
+}
+
+// Tx is one database transaction. Its methods are not safe for concurrent
+// use; a Tx ends when the function given to InTx returns.
+type Tx struct {
+	tx      *sql.Tx
+	backend Backend
+}
+
+// InTx runs fn in one transaction: committed when fn returns nil, rolled
+// back otherwise (fn's error is returned as is). On SQLite the transaction
+// takes the write lock at its start (BEGIN IMMEDIATE).
+func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(&Tx{tx: tx, backend: db.backend}); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Lock serialises transactions that touch the same key (a CheckoutRequestID,
+// a receipt) until this transaction ends: a PostgreSQL transaction-scoped
+// advisory lock. On SQLite every write transaction is already serial, so it
+// does nothing.
+func (t *Tx) Lock(ctx context.Context, key string) error {
+	if t.backend != Postgres {
+		return nil
+	}
+	_, err := t.tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
+	if err != nil {
+		return fmt.Errorf("lock %q: %w", key, err)
+	}
+	return nil
+}
+
+// rebind turns the ? placeholders of a query into PostgreSQL's $1, $2, …
+// Queries in this package never contain a literal question mark.
+func (t *Tx) rebind(q string) string {
+	if t.backend != Postgres {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func (t *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, t.rebind(q), args...)
+}
+
+func (t *Tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, t.rebind(q), args...)
+}
+
+func (t *Tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.rebind(q), args...)
+}
+
+// dbTime prepares a time for storage: UTC, microsecond precision (what
+// PostgreSQL keeps), and NULL for the zero time.
+func dbTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// fromNull returns the time scanned from a nullable column, in UTC.
+func fromNull(n sql.NullTime) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return n.Time.UTC()
+}

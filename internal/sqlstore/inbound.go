@@ -1,0 +1,115 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/lipa-gateway/lipa"
+)
+
+// InboundKind names what Safaricom sent.
+type InboundKind string
+
+// The kinds of inbound message.
+const (
+	InboundSTKCallback     InboundKind = "stk_callback"
+	InboundC2BValidation   InboundKind = "c2b_validation"
+	InboundC2BConfirmation InboundKind = "c2b_confirmation"
+)
+
+// InboundOutcome says what Lipa did with an inbound message.
+type InboundOutcome string
+
+// The outcomes of an inbound message.
+const (
+	OutcomeReceived  InboundOutcome = "received"  // stored, not interpreted yet (or interpretation failed)
+	OutcomeApplied   InboundOutcome = "applied"   // changed a payment, or created one (C2B)
+	OutcomeDuplicate InboundOutcome = "duplicate" // repeated what a payment already says
+	OutcomeConflict  InboundOutcome = "conflict"  // contradicted a final payment; flagged, not applied
+	OutcomeUnmatched InboundOutcome = "unmatched" // no payment has its CheckoutRequestID (yet)
+	OutcomeMalformed InboundOutcome = "malformed" // not a body Lipa can read
+	OutcomeAnswered  InboundOutcome = "answered"  // a C2B validation request that was answered
+)
+
+// Inbound is one payload Safaricom sent to Lipa, stored raw before it is
+// interpreted.
+type Inbound struct {
+	ID                int64
+	Kind              InboundKind
+	Path              string
+	SourceAddr        string
+	ReceivedAt        time.Time
+	Body              []byte
+	CheckoutRequestID string // STK callbacks, when readable
+	TransID           string // C2B, when readable
+	PaymentID         lipa.PaymentID
+	Outcome           InboundOutcome
+	Note              string
+}
+
+// InsertInbound stores an inbound message and sets its ID.
+func (t *Tx) InsertInbound(ctx context.Context, m *Inbound) error {
+	q := `INSERT INTO inbound_messages (kind, path, source_addr, received_at, body, checkout_request_id, trans_id, payment_id, outcome, note)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
+	err := t.queryRow(ctx, q, m.Kind, m.Path, m.SourceAddr, dbTime(m.ReceivedAt), m.Body,
+		m.CheckoutRequestID, m.TransID, m.PaymentID, m.Outcome, m.Note).Scan(&m.ID)
+	if err != nil {
+		return fmt.Errorf("insert inbound message: %w", err)
+	}
+	return nil
+}
+
+// SetInboundOutcome records what was done with an inbound message.
+func (t *Tx) SetInboundOutcome(ctx context.Context, id int64, outcome InboundOutcome, paymentID lipa.PaymentID, note string) error {
+	_, err := t.exec(ctx, "UPDATE inbound_messages SET outcome = ?, payment_id = ?, note = ? WHERE id = ?", outcome, paymentID, note, id)
+	if err != nil {
+		return fmt.Errorf("update inbound message %d: %w", id, err)
+	}
+	return nil
+}
+
+// UnmatchedCallbacks returns the stored STK callbacks for that
+// CheckoutRequestID that found no payment, oldest first.
+func (t *Tx) UnmatchedCallbacks(ctx context.Context, checkoutRequestID string) ([]Inbound, error) {
+	rows, err := t.query(ctx, `SELECT id, kind, path, source_addr, received_at, body, checkout_request_id, trans_id, payment_id, outcome, note
+		FROM inbound_messages WHERE checkout_request_id = ? AND outcome = 'unmatched' ORDER BY id`, checkoutRequestID)
+	if err != nil {
+		return nil, fmt.Errorf("unmatched callbacks: %w", err)
+	}
+	defer rows.Close()
+	var out []Inbound
+	for rows.Next() {
+		var m Inbound
+		if err := rows.Scan(&m.ID, &m.Kind, &m.Path, &m.SourceAddr, &m.ReceivedAt, &m.Body, &m.CheckoutRequestID,
+			&m.TransID, &m.PaymentID, &m.Outcome, &m.Note); err != nil {
+			return nil, fmt.Errorf("scan inbound message: %w", err)
+		}
+		m.ReceivedAt = m.ReceivedAt.UTC()
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// InboundMessages returns the most recent inbound messages of one kind
+// (all kinds when kind is empty), newest first, at most limit.
+func (t *Tx) InboundMessages(ctx context.Context, kind InboundKind, outcome InboundOutcome, limit int) ([]Inbound, error) {
+	rows, err := t.query(ctx, `SELECT id, kind, path, source_addr, received_at, body, checkout_request_id, trans_id, payment_id, outcome, note
+		FROM inbound_messages WHERE (? = '' OR kind = ?) AND (? = '' OR outcome = ?) ORDER BY id DESC LIMIT ?`,
+		kind, kind, outcome, outcome, limit)
+	if err != nil {
+		return nil, fmt.Errorf("inbound messages: %w", err)
+	}
+	defer rows.Close()
+	var out []Inbound
+	for rows.Next() {
+		var m Inbound
+		if err := rows.Scan(&m.ID, &m.Kind, &m.Path, &m.SourceAddr, &m.ReceivedAt, &m.Body, &m.CheckoutRequestID,
+			&m.TransID, &m.PaymentID, &m.Outcome, &m.Note); err != nil {
+			return nil, fmt.Errorf("scan inbound message: %w", err)
+		}
+		m.ReceivedAt = m.ReceivedAt.UTC()
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,227 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lipa-gateway/lipa"
+)
+
+const paymentColumns = `p.id, COALESCE(p.app_id, ''), COALESCE(a.name, ''), p.payment_type, p.status, p.phone_number,
+	p.amount_cents, p.currency, p.reference, p.account_reference, p.description, p.shortcode, p.transaction_type,
+	COALESCE(p.mpesa_receipt_number, ''), COALESCE(p.checkout_request_id, ''), p.merchant_request_id, p.customer_message,
+	p.result_code, p.result_desc, p.failure_reason, p.claimed, p.claimed_at, COALESCE(p.claimed_by, ''),
+	p.transaction_date, p.created_at, p.updated_at`
+
+const paymentFrom = " FROM payments p LEFT JOIN apps a ON a.id = p.app_id "
+
+// visibleTo is the condition under which an app may see a payment: its own,
+// or an unclaimed C2B payment in the shared intake pool (no app yet).
+const visibleTo = "(p.app_id = ? OR (p.app_id IS NULL AND p.payment_type = 'C2B'))"
+
+func scanPayment(row interface{ Scan(...any) error }) (*lipa.Payment, error) {
+	var p lipa.Payment
+	var claimedAt, txDate sql.NullTime
+	err := row.Scan(&p.ID, &p.AppID, &p.AppName, &p.Type, &p.Status, &p.PhoneNumber,
+		&p.Amount, &p.Currency, &p.Reference, &p.AccountReference, &p.Description, &p.ShortCode, &p.TransactionType,
+		&p.MpesaReceiptNumber, &p.CheckoutRequestID, &p.MerchantRequestID, &p.CustomerMessage,
+		&p.ResultCode, &p.ResultDesc, &p.FailureReason, &p.Claimed, &claimedAt, &p.ClaimedBy,
+		&txDate, &p.CreatedAt, &p.UpdatedAt)
+	if err != nil {
+		return nil, err
+	}
+	p.ClaimedAt, p.TransactionDate = fromNull(claimedAt), fromNull(txDate)
+	p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
+	return &p, nil
+}
+
+func nullIfEmpty[T ~string](s T) any {
+	if s == "" {
+		return nil
+	}
+	return string(s)
+}
+
+// InsertPayment stores a new payment. A receipt number or CheckoutRequestID
+// that another payment already has is a Conflict error with code
+// "duplicate_payment".
+func (t *Tx) InsertPayment(ctx context.Context, p *lipa.Payment) error {
+	res, err := t.exec(ctx, `INSERT INTO payments (id, app_id, payment_type, status, phone_number, amount_cents, currency,
+		reference, account_reference, description, shortcode, transaction_type, mpesa_receipt_number, checkout_request_id,
+		merchant_request_id, customer_message, result_code, result_desc, failure_reason, transaction_date, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		p.ID, nullIfEmpty(p.AppID), p.Type, p.Status, p.PhoneNumber, int64(p.Amount), p.Currency,
+		p.Reference, p.AccountReference, p.Description, p.ShortCode, p.TransactionType,
+		nullIfEmpty(p.MpesaReceiptNumber), nullIfEmpty(p.CheckoutRequestID),
+		p.MerchantRequestID, p.CustomerMessage, p.ResultCode, p.ResultDesc, p.FailureReason,
+		dbTime(p.TransactionDate), dbTime(p.CreatedAt), dbTime(p.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("insert payment: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return lipa.Errorf(lipa.Conflict, "duplicate_payment", "a payment with this receipt or CheckoutRequestID already exists")
+	}
+	return nil
+}
+
+// UpdatePayment writes the fields that Daraja's answers and reports change
+// (status, result, receipt, Daraja's request IDs, phone, transaction date,
+// updated_at). Claim fields are written only by ClaimPayment. A receipt
+// that another payment already has is a Conflict error with code
+// "duplicate_receipt".
+func (t *Tx) UpdatePayment(ctx context.Context, p *lipa.Payment) error {
+	if p.MpesaReceiptNumber != "" {
+		var other string
+		err := t.queryRow(ctx, "SELECT id FROM payments WHERE mpesa_receipt_number = ? AND id <> ?", p.MpesaReceiptNumber, p.ID).Scan(&other)
+		if err == nil {
+			return lipa.Errorf(lipa.Conflict, "duplicate_receipt", "receipt %s already belongs to payment %s", p.MpesaReceiptNumber, other).With("payment_id", other)
+		}
+		if err != sql.ErrNoRows {
+			return fmt.Errorf("check receipt: %w", err)
+		}
+	}
+	_, err := t.exec(ctx, `UPDATE payments SET status = ?, phone_number = ?, mpesa_receipt_number = ?, checkout_request_id = ?,
+		merchant_request_id = ?, customer_message = ?, result_code = ?, result_desc = ?, failure_reason = ?,
+		transaction_date = ?, updated_at = ? WHERE id = ?`,
+		p.Status, p.PhoneNumber, nullIfEmpty(p.MpesaReceiptNumber), nullIfEmpty(p.CheckoutRequestID),
+		p.MerchantRequestID, p.CustomerMessage, p.ResultCode, p.ResultDesc, p.FailureReason,
+		dbTime(p.TransactionDate), dbTime(p.UpdatedAt), p.ID)
+	if err != nil {
+		return fmt.Errorf("update payment %s: %w", p.ID, err)
+	}
+	return nil
+}
+
+// PaymentForApp returns the payment with that ID if the app may see it (its
+// own, or an unclaimed C2B intake payment); otherwise a NotFound error with
+// code "payment_not_found".
+func (t *Tx) PaymentForApp(ctx context.Context, app lipa.AppID, id lipa.PaymentID) (*lipa.Payment, error) {
+	p, err := scanPayment(t.queryRow(ctx, "SELECT "+paymentColumns+paymentFrom+"WHERE p.id = ? AND "+visibleTo, id, app))
+	return p, notFound(err, "payment_not_found", fmt.Sprintf("no payment %q is visible to this app", id))
+}
+
+// PaymentByID returns any payment by ID, whatever its app (for Safaricom's
+// callbacks and operators), or a NotFound error.
+func (t *Tx) PaymentByID(ctx context.Context, id lipa.PaymentID) (*lipa.Payment, error) {
+	p, err := scanPayment(t.queryRow(ctx, "SELECT "+paymentColumns+paymentFrom+"WHERE p.id = ?", id))
+	return p, notFound(err, "payment_not_found", fmt.Sprintf("no payment %q", id))
+}
+
+// PaymentByCheckoutRequestID returns the STK payment Daraja knows by that
+// CheckoutRequestID, or a NotFound error.
+func (t *Tx) PaymentByCheckoutRequestID(ctx context.Context, checkoutRequestID string) (*lipa.Payment, error) {
+	p, err := scanPayment(t.queryRow(ctx, "SELECT "+paymentColumns+paymentFrom+"WHERE p.checkout_request_id = ?", checkoutRequestID))
+	return p, notFound(err, "payment_not_found", fmt.Sprintf("no payment has CheckoutRequestID %q", checkoutRequestID))
+}
+
+// PaymentByReceipt returns the payment with that M-Pesa receipt number
+// (MpesaReceiptNumber or C2B TransID), whatever its app, or a NotFound error.
+func (t *Tx) PaymentByReceipt(ctx context.Context, receipt string) (*lipa.Payment, error) {
+	p, err := scanPayment(t.queryRow(ctx, "SELECT "+paymentColumns+paymentFrom+"WHERE p.mpesa_receipt_number = ?", receipt))
+	return p, notFound(err, "payment_not_found", fmt.Sprintf("no payment has receipt %q", receipt))
+}
+
+// Lookup selects the payments one app asks about. App is required; empty
+// fields do not filter.
+type Lookup struct {
+	App       lipa.AppID
+	Receipt   string
+	Reference string
+	Phone     string
+	Status    lipa.Status
+	Claimed   *bool
+}
+
+func (l Lookup) where() (string, []any) {
+	conds := []string{visibleTo}
+	args := []any{l.App}
+	add := func(cond string, v any) { conds = append(conds, cond); args = append(args, v) }
+	if l.Receipt != "" {
+		add("p.mpesa_receipt_number = ?", l.Receipt)
+	}
+	if l.Reference != "" {
+		add("p.reference = ?", l.Reference)
+	}
+	if l.Phone != "" {
+		add("p.phone_number = ?", l.Phone)
+	}
+	if l.Status != "" {
+		add("p.status = ?", l.Status)
+	}
+	if l.Claimed != nil {
+		add("p.claimed = ?", *l.Claimed)
+	}
+	return "WHERE " + strings.Join(conds, " AND "), args
+}
+
+// BestPayment returns the payment matching l that an app most likely means
+// when several match (a reference reused after a failed attempt): a SUCCESS
+// unclaimed one first, then any SUCCESS, then PENDING, then FAILED, newest
+// first within each. No match is a NotFound error with code
+// "payment_not_found".
+func (t *Tx) BestPayment(ctx context.Context, l Lookup) (*lipa.Payment, error) {
+	where, args := l.where()
+	p, err := scanPayment(t.queryRow(ctx, "SELECT "+paymentColumns+paymentFrom+where+`
+		ORDER BY CASE WHEN p.status = 'SUCCESS' AND p.claimed = FALSE THEN 0 WHEN p.status = 'SUCCESS' THEN 1
+		WHEN p.status = 'PENDING' THEN 2 ELSE 3 END, p.created_at DESC, p.id DESC LIMIT 1`, args...))
+	return p, notFound(err, "payment_not_found", "no payment matches")
+}
+
+// Cursor marks a position in a newest-first list of payments.
+type Cursor struct {
+	CreatedAt time.Time
+	ID        lipa.PaymentID
+}
+
+// Payments lists the payments matching l, newest first, starting after the
+// cursor when one is given, at most limit of them.
+func (t *Tx) Payments(ctx context.Context, l Lookup, after *Cursor, limit int) ([]lipa.Payment, error) {
+	where, args := l.where()
+	if after != nil {
+		where += " AND (p.created_at < ? OR (p.created_at = ? AND p.id < ?))"
+		args = append(args, dbTime(after.CreatedAt), dbTime(after.CreatedAt), after.ID)
+	}
+	args = append(args, limit)
+	rows, err := t.query(ctx, "SELECT "+paymentColumns+paymentFrom+where+" ORDER BY p.created_at DESC, p.id DESC LIMIT ?", args...)
+	if err != nil {
+		return nil, fmt.Errorf("list payments: %w", err)
+	}
+	defer rows.Close()
+	var out []lipa.Payment
+	for rows.Next() {
+		p, err := scanPayment(rows)
+		if err != nil {
+			return nil, fmt.Errorf("scan payment: %w", err)
+		}
+		out = append(out, *p)
+	}
+	return out, rows.Err()
+}
+
+// ClaimPayment marks a SUCCESS, unclaimed payment visible to the app as
+// claimed by it, in one conditional UPDATE: of any number of concurrent
+// calls for one payment exactly one returns true. An intake payment (no app)
+// becomes the claiming app's. When amount is not zero the payment's amount
+// must equal it. false means nothing changed; the caller reads the payment to
+// say why.
+func (t *Tx) ClaimPayment(ctx context.Context, app lipa.AppID, id lipa.PaymentID, amount lipa.Amount, now time.Time) (bool, error) {
+	q := `UPDATE payments SET claimed = TRUE, claimed_at = ?, claimed_by = ?, app_id = COALESCE(app_id, ?), updated_at = ?
+		WHERE id = ? AND status = 'SUCCESS' AND claimed = FALSE AND (app_id = ? OR (app_id IS NULL AND payment_type = 'C2B'))`
+	args := []any{dbTime(now), app, app, dbTime(now), id, app}
+	if amount != 0 {
+		q += " AND amount_cents = ?"
+		args = append(args, int64(amount))
+	}
+	res, err := t.exec(ctx, q, args...)
+	if err != nil {
+		return false, fmt.Errorf("claim payment %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("claim payment %s: %w", id, err)
+	}
+	return n == 1, nil
+}
