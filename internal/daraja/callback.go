@@ -1,0 +1,181 @@
+package daraja
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lipa-gateway/lipa"
+)
+
+// STKCallback is the result of an STK push as Safaricom POSTs it to the
+// CallBackURL (Daraja reference §5.2), read leniently: ResultCode as a JSON
+// number or string, metadata items by Name (never by position), items
+// without a Value, Amount as an integer or a decimal, PhoneNumber as a number
+// or a string, and unknown fields ignored.
+type STKCallback struct {
+	MerchantRequestID  string
+	CheckoutRequestID  string
+	ResultCode         string // "0" is success; anything else is not (Daraja reference §5.3)
+	ResultDesc         string
+	Amount             lipa.Amount // from CallbackMetadata; 0 when absent
+	MpesaReceiptNumber string
+	TransactionDate    time.Time // UTC; zero when absent or unreadable (Daraja sends Kenya time)
+	PhoneNumber        string    // digits as sent; empty when absent
+}
+
+// ErrMalformed is wrapped by the parse functions' errors when a body is not
+// a payload of the expected shape.
+var ErrMalformed = errors.New("malformed Daraja payload")
+
+// ParseSTKCallback reads an STK callback body. A body that is not JSON, not
+// shaped {"Body":{"stkCallback":{…}}}, or lacks CheckoutRequestID or
+// ResultCode is an error wrapping ErrMalformed. Metadata values that cannot
+// be read (an Amount that is not a number, a TransactionDate that is not a
+// date) are left zero rather than refusing the callback: the raw body is
+// kept by the caller.
+func ParseSTKCallback(body []byte) (*STKCallback, error) {
+	var wire struct {
+		Body *struct {
+			STKCallback *struct {
+				MerchantRequestID json.RawMessage `json:"MerchantRequestID"`
+				CheckoutRequestID json.RawMessage `json:"CheckoutRequestID"`
+				ResultCode        json.RawMessage `json:"ResultCode"`
+				ResultDesc        json.RawMessage `json:"ResultDesc"`
+				CallbackMetadata  *struct {
+					Item []struct {
+						Name  string          `json:"Name"`
+						Value json.RawMessage `json:"Value"`
+					} `json:"Item"`
+				} `json:"CallbackMetadata"`
+			} `json:"stkCallback"`
+		} `json:"Body"`
+	}
+	if err := decodeJSON(body, &wire); err != nil {
+		return nil, err
+	}
+	if wire.Body == nil || wire.Body.STKCallback == nil {
+		return nil, fmt.Errorf("%w: no Body.stkCallback object", ErrMalformed)
+	}
+	w := wire.Body.STKCallback
+	cb := &STKCallback{
+		MerchantRequestID: scalar(w.MerchantRequestID),
+		CheckoutRequestID: scalar(w.CheckoutRequestID),
+		ResultCode:        scalar(w.ResultCode),
+		ResultDesc:        scalar(w.ResultDesc),
+	}
+	if cb.CheckoutRequestID == "" {
+		return nil, fmt.Errorf("%w: stkCallback has no CheckoutRequestID", ErrMalformed)
+	}
+	if cb.ResultCode == "" {
+		return nil, fmt.Errorf("%w: stkCallback has no ResultCode", ErrMalformed)
+	}
+	if w.CallbackMetadata != nil {
+		for _, it := range w.CallbackMetadata.Item {
+			v := scalar(it.Value)
+			switch it.Name {
+			case "Amount":
+				if a, err := lipa.ParseAmount(v); err == nil {
+					cb.Amount = a
+				}
+			case "MpesaReceiptNumber":
+				cb.MpesaReceiptNumber = strings.TrimSpace(v)
+			case "TransactionDate":
+				if t, err := lipa.ParseDarajaTime(v); err == nil {
+					cb.TransactionDate = t
+				}
+			case "PhoneNumber":
+				cb.PhoneNumber = v
+			}
+		}
+	}
+	return cb, nil
+}
+
+// C2BNotification is a C2B validation or confirmation request as Safaricom
+// POSTs it to the registered URLs (Daraja reference §7.3). Every value is
+// kept as the text Safaricom sent (numbers are accepted too and written in
+// decimal); MSISDN may be a plain number, a mask ("2547 ***** 149") or a
+// SHA-256 hash.
+type C2BNotification struct {
+	TransactionType   string
+	TransID           string
+	TransTime         string // yyyyMMddHHmmss, Kenya time
+	TransAmount       string // decimal shillings, e.g. "100.00"
+	BusinessShortCode string
+	BillRefNumber     string
+	InvoiceNumber     string
+	OrgAccountBalance string
+	ThirdPartyTransID string
+	MSISDN            string
+	FirstName         string
+	MiddleName        string
+	LastName          string
+}
+
+// ParseC2BNotification reads a C2B validation or confirmation body. A body
+// that is not a JSON object is an error wrapping ErrMalformed; missing fields
+// are left empty for the caller to judge.
+func ParseC2BNotification(body []byte) (*C2BNotification, error) {
+	var m map[string]json.RawMessage
+	if err := decodeJSON(body, &m); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, fmt.Errorf("%w: not a JSON object", ErrMalformed)
+	}
+	get := func(k string) string { return strings.TrimSpace(scalar(m[k])) }
+	return &C2BNotification{
+		TransactionType:   get("TransactionType"),
+		TransID:           get("TransID"),
+		TransTime:         get("TransTime"),
+		TransAmount:       get("TransAmount"),
+		BusinessShortCode: get("BusinessShortCode"),
+		BillRefNumber:     get("BillRefNumber"),
+		InvoiceNumber:     get("InvoiceNumber"),
+		OrgAccountBalance: get("OrgAccountBalance"),
+		ThirdPartyTransID: get("ThirdPartyTransID"),
+		MSISDN:            get("MSISDN"),
+		FirstName:         get("FirstName"),
+		MiddleName:        get("MiddleName"),
+		LastName:          get("LastName"),
+	}, nil
+}
+
+// decodeJSON decodes one JSON value with numbers kept exact, refusing
+// trailing data.
+func decodeJSON(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: data after the JSON value", ErrMalformed)
+	}
+	return nil
+}
+
+// scalar returns a JSON string's text or a JSON number's digits exactly as
+// written; null, objects, arrays and absent values give "".
+func scalar(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return ""
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s
+		}
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return string(raw)
+	case 't', 'f':
+		return string(raw)
+	}
+	return ""
+}

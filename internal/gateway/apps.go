@@ -1,0 +1,155 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"regexp"
+	"strings"
+
+	"github.com/lipa-gateway/lipa"
+	"github.com/lipa-gateway/lipa/internal/sqlstore"
+)
+
+// APIKeyPrefix starts every API key, so that a leaked key is recognisable
+// (by secret scanners, in a log someone pastes).
+const APIKeyPrefix = "lipa_"
+
+// DemoAppName is the app that simulator mode creates on an empty database.
+const DemoAppName = "demo"
+
+var appNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+
+// newAPIKey returns a fresh API key ("lipa_" and 52 base32 characters, 256
+// random bits), the SHA-256 hash Lipa stores instead of it, and a short hint
+// of it for operators.
+func newAPIKey() (key lipa.Secret, hash, hint string) {
+	b := make([]byte, 32)
+	rand.Read(b)
+	k := APIKeyPrefix + strings.ToLower(idEncoding.EncodeToString(b))
+	return lipa.Secret(k), hashKey(k), k[:len(APIKeyPrefix)+6] + "…"
+}
+
+func hashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// CreateApp creates an app and returns it with its API key, which is shown
+// this once: only its hash is stored. The name must be 1–63 characters of
+// lower-case letters, digits, '.', '_' or '-' (Invalid, "invalid_app_name");
+// a taken name is a Conflict ("app_exists").
+func (g *Gateway) CreateApp(ctx context.Context, name string) (*lipa.App, lipa.Secret, error) {
+	if !appNameRE.MatchString(name) {
+		return nil, "", lipa.InvalidField("invalid_app_name", "name",
+			"app name %q must be 1-63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	}
+	now := g.clock()
+	app := &lipa.App{ID: lipa.AppID(newID("app_")), Name: name, CreatedAt: now, UpdatedAt: now}
+	key, hash, hint := newAPIKey()
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.CreateApp(ctx, app, hash, hint) })
+	if err != nil {
+		return nil, "", err
+	}
+	g.log.Info("app created", "app", name)
+	return app, key, nil
+}
+
+// EnsureDemoApp creates the app "demo" when the database has no app at all,
+// and returns its key; on a database that has apps it returns "" and false.
+// Only simulator mode calls it.
+func (g *Gateway) EnsureDemoApp(ctx context.Context) (lipa.Secret, bool, error) {
+	var n int
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) { n, err = tx.CountApps(ctx); return err })
+	if err != nil || n > 0 {
+		return "", false, err
+	}
+	_, key, err := g.CreateApp(ctx, DemoAppName)
+	if lipa.ErrorCode(err) == "app_exists" {
+		return "", false, nil // another replica made it first
+	}
+	return key, err == nil, err
+}
+
+// Authenticate returns the enabled app whose API key is key. A missing key
+// is Unauthorized "missing_api_key"; an unknown one "invalid_api_key"; a
+// disabled app's "app_disabled". Keys are compared by their SHA-256 hash,
+// so the stored value never grants access on its own.
+func (g *Gateway) Authenticate(ctx context.Context, key string) (*lipa.App, error) {
+	if key == "" {
+		return nil, lipa.Errorf(lipa.Unauthorized, "missing_api_key", "send your app's API key in the X-API-KEY header")
+	}
+	var app *lipa.App
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) { app, err = tx.AppByKeyHash(ctx, hashKey(key)); return err })
+	if lipa.ErrorKind(err) == lipa.NotFound {
+		return nil, lipa.Errorf(lipa.Unauthorized, "invalid_api_key", "the API key in X-API-KEY is not valid")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if app.Disabled {
+		return nil, lipa.Errorf(lipa.Unauthorized, "app_disabled", "this app is disabled; ask the operator to enable it")
+	}
+	return app, nil
+}
+
+// RotateKey gives the named app a new API key, returned this once; the old
+// key stops working at once. An unknown name is NotFound ("app_not_found").
+func (g *Gateway) RotateKey(ctx context.Context, name string) (lipa.Secret, error) {
+	key, hash, hint := newAPIKey()
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+		app, err := tx.AppByName(ctx, name)
+		if err != nil {
+			return err
+		}
+		return tx.SetAppKey(ctx, app.ID, hash, hint, g.clock())
+	})
+	if err != nil {
+		return "", err
+	}
+	g.log.Info("app key rotated", "app", name)
+	return key, nil
+}
+
+// SetAppDisabled disables (true) or enables (false) the named app; a
+// disabled app's key is refused at once. An unknown name is NotFound.
+func (g *Gateway) SetAppDisabled(ctx context.Context, name string, disabled bool) error {
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+		app, err := tx.AppByName(ctx, name)
+		if err != nil {
+			return err
+		}
+		return tx.SetAppDisabled(ctx, app.ID, disabled, g.clock())
+	})
+	if err == nil {
+		g.log.Info("app updated", "app", name, "disabled", disabled)
+	}
+	return err
+}
+
+// AppInfo is an app as operators list it.
+type AppInfo struct {
+	lipa.App
+	KeyHint string // the start of the current API key, e.g. "lipa_abcdef…"
+}
+
+// Apps lists every app by name.
+func (g *Gateway) Apps(ctx context.Context) ([]AppInfo, error) {
+	var out []AppInfo
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+		apps, err := tx.Apps(ctx)
+		if err != nil {
+			return err
+		}
+		for _, a := range apps {
+			hint, err := tx.AppKeyHint(ctx, a.ID)
+			if err != nil {
+				return err
+			}
+			out = append(out, AppInfo{App: a, KeyHint: hint})
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,234 @@
+package gateway
+
+import (
+	"context"
+	"encoding/base64"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lipa-gateway/lipa"
+	"github.com/lipa-gateway/lipa/internal/sqlstore"
+)
+
+// Payment returns the app's payment (or an unclaimed C2B intake payment) by
+// ID; anything else is NotFound "payment_not_found".
+func (g *Gateway) Payment(ctx context.Context, app *lipa.App, id lipa.PaymentID) (*lipa.Payment, error) {
+	var p *lipa.Payment
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) { p, err = tx.PaymentForApp(ctx, app.ID, id); return err })
+	return p, err
+}
+
+// VerifyQuery asks whether a payment was made, by M-Pesa receipt or by the
+// app's reference, optionally narrowed to the payer's phone.
+type VerifyQuery struct {
+	Receipt   string
+	Reference string
+	Phone     string
+}
+
+// Verify finds the payment an app asks about: by receipt (which also finds
+// unclaimed C2B intake payments), else by reference, preferring a SUCCESS
+// unclaimed payment when a reference matches several. Neither given is
+// Invalid "missing_parameter"; a bad phone is Invalid
+// "invalid_phone_number"; no match is NotFound "payment_not_found".
+func (g *Gateway) Verify(ctx context.Context, app *lipa.App, q VerifyQuery) (*lipa.Payment, error) {
+	l := sqlstore.Lookup{App: app.ID, Receipt: strings.TrimSpace(q.Receipt), Reference: strings.TrimSpace(q.Reference)}
+	if l.Receipt == "" && l.Reference == "" {
+		return nil, lipa.InvalidField("missing_parameter", "receipt", "give a receipt or a reference to verify")
+	}
+	if q.Phone != "" {
+		ph, err := lipa.ParsePhone(q.Phone)
+		if err != nil {
+			return nil, err.(*lipa.Error).With("field", "phone")
+		}
+		l.Phone = string(ph)
+	}
+	var p *lipa.Payment
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) { p, err = tx.BestPayment(ctx, l); return err })
+	return p, err
+}
+
+// ClaimRequest names the payment to claim: by PaymentID, Receipt or
+// Reference (when several are given, the payment found by the first of
+// those must match the others). Amount, when not empty, is the amount in
+// shillings the app expects ("100", "100.50").
+type ClaimRequest struct {
+	PaymentID lipa.PaymentID
+	Receipt   string
+	Reference string
+	Amount    string
+}
+
+// Claim marks a SUCCESS payment as used by the app, exactly once: one
+// conditional UPDATE decides, so of any number of concurrent claims one
+// wins. Claiming a C2B intake payment moves it to the app.
+//
+// Errors: Invalid "missing_parameter" (no selector), "invalid_amount";
+// NotFound "payment_not_found" (no such payment visible to the app); Conflict
+// "already_claimed" (details: claimed_at), "payment_not_successful"
+// (details: status, failure_reason); Unprocessable "amount_mismatch"
+// (details: expected, actual).
+func (g *Gateway) Claim(ctx context.Context, app *lipa.App, r ClaimRequest) (*lipa.Payment, error) {
+	r.Receipt, r.Reference = strings.TrimSpace(r.Receipt), strings.TrimSpace(r.Reference)
+	if r.PaymentID == "" && r.Receipt == "" && r.Reference == "" {
+		return nil, lipa.InvalidField("missing_parameter", "payment_id", "give a payment_id, receipt or reference to claim")
+	}
+	var want lipa.Amount
+	if strings.TrimSpace(r.Amount) != "" {
+		a, err := lipa.ParseAmount(r.Amount)
+		if err != nil || a == 0 {
+			return nil, lipa.InvalidField("invalid_amount", "amount", "amount %q is not a positive number of shillings", r.Amount)
+		}
+		want = a
+	}
+	var claimed *lipa.Payment
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+		p, err := g.claimTarget(ctx, tx, app, r)
+		if err != nil {
+			return err
+		}
+		now := g.clock()
+		ok, err := tx.ClaimPayment(ctx, app.ID, p.ID, want, now)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return whyNotClaimed(p, want)
+		}
+		p.Claimed, p.ClaimedAt, p.ClaimedBy, p.UpdatedAt = true, now, app.ID, now
+		if p.AppID == "" {
+			p.AppID, p.AppName = app.ID, app.Name
+		}
+		claimed = p
+		return nil
+	})
+	if err != nil {
+		g.log.Info("claim refused", "app", app.Name, "code", lipa.ErrorCode(err), "payment_id", string(r.PaymentID), "receipt", r.Receipt, "reference", r.Reference)
+		return nil, err
+	}
+	g.log.Info("payment claimed", "app", app.Name, "payment_id", claimed.ID, "receipt", claimed.MpesaReceiptNumber, "amount", claimed.Amount.String())
+	return claimed, nil
+}
+
+// claimTarget finds the payment a claim names.
+func (g *Gateway) claimTarget(ctx context.Context, tx *sqlstore.Tx, app *lipa.App, r ClaimRequest) (*lipa.Payment, error) {
+	var p *lipa.Payment
+	var err error
+	switch {
+	case r.PaymentID != "":
+		p, err = tx.PaymentForApp(ctx, app.ID, r.PaymentID)
+	case r.Receipt != "":
+		p, err = tx.BestPayment(ctx, sqlstore.Lookup{App: app.ID, Receipt: r.Receipt})
+	default:
+		p, err = tx.BestPayment(ctx, sqlstore.Lookup{App: app.ID, Reference: r.Reference})
+	}
+	if err != nil {
+		return nil, err
+	}
+	if (r.Receipt != "" && p.MpesaReceiptNumber != r.Receipt) || (r.Reference != "" && p.Reference != r.Reference) {
+		return nil, lipa.Errorf(lipa.NotFound, "payment_not_found", "no payment matches all of payment_id, receipt and reference as given")
+	}
+	return p, nil
+}
+
+// whyNotClaimed explains a claim that changed nothing, from the payment as
+// read in the same transaction.
+func whyNotClaimed(p *lipa.Payment, want lipa.Amount) error {
+	switch {
+	case p.Status != lipa.StatusSuccess:
+		e := lipa.Errorf(lipa.Conflict, "payment_not_successful", "payment %s is %s, not SUCCESS; only a successful payment can be claimed", p.ID, p.Status).
+			With("payment_id", string(p.ID)).With("status", string(p.Status))
+		if p.FailureReason != "" {
+			e = e.With("failure_reason", string(p.FailureReason))
+		}
+		return e
+	case p.Claimed:
+		return lipa.Errorf(lipa.Conflict, "already_claimed", "payment %s was already claimed at %s", p.ID, p.ClaimedAt.Format(time.RFC3339)).
+			With("payment_id", string(p.ID)).With("claimed_at", p.ClaimedAt.Format(time.RFC3339))
+	case want != 0 && want != p.Amount:
+		return lipa.Errorf(lipa.Unprocessable, "amount_mismatch", "payment %s is for %s shillings, not %s", p.ID, p.Amount, want).
+			With("payment_id", string(p.ID)).With("expected", want).With("actual", p.Amount)
+	}
+	// Claimed by a concurrent request between our read and our update.
+	return lipa.Errorf(lipa.Conflict, "already_claimed", "payment %s was already claimed", p.ID).With("payment_id", string(p.ID))
+}
+
+// ListQuery filters an app's payment list. Status is PENDING, SUCCESS or
+// FAILED; Claimed is "true" or "false"; Limit is 1–200 (default 50); Cursor
+// is the next_cursor of the previous page.
+type ListQuery struct {
+	Status    string
+	Reference string
+	Claimed   string
+	Limit     string
+	Cursor    string
+}
+
+// Payments lists the payments the app can see, newest first, and returns the
+// cursor of the next page ("" on the last page). Bad filters are Invalid
+// with codes invalid_status, invalid_claimed, invalid_limit, invalid_cursor.
+func (g *Gateway) Payments(ctx context.Context, app *lipa.App, q ListQuery) ([]lipa.Payment, string, error) {
+	l := sqlstore.Lookup{App: app.ID, Reference: strings.TrimSpace(q.Reference)}
+	switch s := lipa.Status(strings.ToUpper(q.Status)); s {
+	case "", lipa.StatusPending, lipa.StatusSuccess, lipa.StatusFailed:
+		l.Status = s
+	default:
+		return nil, "", lipa.InvalidField("invalid_status", "status", "status must be PENDING, SUCCESS or FAILED")
+	}
+	if q.Claimed != "" {
+		b, err := strconv.ParseBool(q.Claimed)
+		if err != nil {
+			return nil, "", lipa.InvalidField("invalid_claimed", "claimed", "claimed must be true or false")
+		}
+		l.Claimed = &b
+	}
+	limit := 50
+	if q.Limit != "" {
+		n, err := strconv.Atoi(q.Limit)
+		if err != nil || n < 1 || n > 200 {
+			return nil, "", lipa.InvalidField("invalid_limit", "limit", "limit must be a whole number from 1 to 200")
+		}
+		limit = n
+	}
+	var after *sqlstore.Cursor
+	if q.Cursor != "" {
+		c, err := decodeCursor(q.Cursor)
+		if err != nil {
+			return nil, "", lipa.InvalidField("invalid_cursor", "cursor", "cursor is not one Lipa gave; pass next_cursor from the previous page")
+		}
+		after = c
+	}
+	var page []lipa.Payment
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) { page, err = tx.Payments(ctx, l, after, limit+1); return err })
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(page) > limit {
+		page = page[:limit]
+		last := page[limit-1]
+		next = encodeCursor(sqlstore.Cursor{CreatedAt: last.CreatedAt, ID: last.ID})
+	}
+	return page, next, nil
+}
+
+func encodeCursor(c sqlstore.Cursor) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.CreatedAt.UnixMicro(), 10) + "|" + string(c.ID)))
+}
+
+func decodeCursor(s string) (*sqlstore.Cursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
+	ts, id, ok := strings.Cut(string(b), "|")
+	if !ok || !strings.HasPrefix(id, "pay_") {
+		return nil, strconv.ErrSyntax
+	}
+	us, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return nil, err
+	}
+	return &sqlstore.Cursor{CreatedAt: time.UnixMicro(us).UTC(), ID: lipa.PaymentID(id)}, nil
+}

@@ -1,0 +1,271 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/lipa-gateway/lipa"
+	"github.com/lipa-gateway/lipa/internal/daraja"
+	"github.com/lipa-gateway/lipa/internal/sqlstore"
+)
+
+// Field limits of an STK push (Daraja reference §4.1).
+const (
+	MaxReferenceLength        = 100 // Lipa's own reference, stored whole
+	MaxAccountReferenceLength = 12  // Daraja's AccountReference
+	MaxTransactionDescLength  = 13  // Daraja's TransactionDesc; longer descriptions are cut in what is sent
+	MaxDescriptionLength      = 100 // Lipa's stored description
+	DefaultDescription        = "Payment"
+)
+
+// STKPushRequest is an app's request to prompt a customer's phone, with
+// values as the app sent them (text; the API layer turns JSON numbers into
+// their digits).
+type STKPushRequest struct {
+	PhoneNumber      string // any common Kenyan form, see lipa.ParsePhone
+	Amount           string // whole shillings, see lipa.ParseSTKAmount
+	Reference        string // required, 1–100 characters
+	AccountReference string // optional, 1–12 characters; default Reference when it fits
+	Description      string // optional; default "Payment"
+}
+
+// STKPushResult is what InitiateSTKPush reports: the stored payment and
+// Daraja's answer as received.
+type STKPushResult struct {
+	Payment        *lipa.Payment
+	DarajaResponse json.RawMessage
+}
+
+// InitiateSTKPush validates the request, stores the payment as PENDING, and
+// only then asks Daraja to prompt the customer, outside any transaction. On
+// Daraja's acceptance it saves the CheckoutRequestID and MerchantRequestID
+// and applies any callback that arrived before them.
+//
+// Errors: Invalid (invalid_phone_number, invalid_amount, invalid_reference,
+// invalid_account_reference, invalid_description) before anything is
+// stored. After the payment is stored, every error carries its payment_id
+// in Details:
+//   - Conflict "subscriber_busy": Daraja says the customer has another
+//     prompt open (500.001.1001); the payment is FAILED.
+//   - Upstream "daraja_error": Daraja refused the push; the payment is FAILED
+//     with Daraja's code and message. A refusal naming the customer's phone
+//     number or the amount is Invalid instead.
+//   - Timeout "daraja_timeout": no answer in time; the push may have reached
+//     the customer, so the payment stays PENDING for its callback.
+//   - Unavailable "daraja_unreachable": no connection could be made, so the
+//     push was never sent; the payment is FAILED.
+func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushRequest) (*STKPushResult, error) {
+	p, err := g.newSTKPayment(app, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.InsertPayment(ctx, p) }); err != nil {
+		return nil, err
+	}
+	log := g.log.With("app", app.Name, "payment_id", p.ID)
+	log.Info("stk push initiated", "phone", lipa.MaskPhone(p.PhoneNumber), "amount", p.Amount.String(), "reference", p.Reference)
+
+	whole, _ := p.Amount.WholeShillings()
+	// The app hanging up must not cut a push in flight: its outcome would be
+	// unknown. The client's own timeout bounds the call.
+	resp, err := g.daraja.STKPush(context.WithoutCancel(ctx), daraja.STKPushRequest{
+		ShortCode:        g.cfg.ShortCode,
+		Passkey:          g.cfg.Passkey,
+		TransactionType:  g.cfg.TransactionType,
+		Amount:           whole,
+		PhoneNumber:      p.PhoneNumber,
+		PartyB:           g.cfg.PartyB,
+		CallBackURL:      g.cfg.CallbackURL,
+		AccountReference: p.AccountReference,
+		TransactionDesc:  cut(p.Description, MaxTransactionDescLength),
+	})
+	if err != nil {
+		return nil, g.pushFailed(ctx, p, err)
+	}
+	err = g.db.InTx(context.WithoutCancel(ctx), func(tx *sqlstore.Tx) error {
+		if err := tx.Lock(ctx, resp.CheckoutRequestID); err != nil {
+			return err
+		}
+		cur, err := tx.PaymentByID(ctx, p.ID)
+		if err != nil {
+			return err
+		}
+		cur.CheckoutRequestID = resp.CheckoutRequestID
+		cur.MerchantRequestID = resp.MerchantRequestID
+		cur.CustomerMessage = resp.CustomerMessage
+		cur.UpdatedAt = g.clock()
+		if err := tx.UpdatePayment(ctx, cur); err != nil {
+			return err
+		}
+		*p = *cur
+		// A callback can beat Daraja's answer here (Daraja reference §13.3).
+		early, err := tx.UnmatchedCallbacks(ctx, resp.CheckoutRequestID)
+		if err != nil {
+			return err
+		}
+		for _, m := range early {
+			cb, err := daraja.ParseSTKCallback(m.Body)
+			if err != nil {
+				continue
+			}
+			if err := g.applyCallbackTx(ctx, tx, p, cb, m.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		log.Error("stk push accepted by Daraja but not saved", "checkout_request_id", resp.CheckoutRequestID, "err", err)
+		return nil, lipa.Errorf(lipa.Internal, "internal_error", "the STK push was sent but Lipa could not save Daraja's answer; the payment will be settled by its callback").
+			With("payment_id", string(p.ID)).Wrap(err)
+	}
+	log.Info("stk push accepted", "checkout_request_id", p.CheckoutRequestID, "merchant_request_id", p.MerchantRequestID)
+	return &STKPushResult{Payment: p, DarajaResponse: resp.Raw}, nil
+}
+
+// newSTKPayment validates an STK push request into a new PENDING payment.
+func (g *Gateway) newSTKPayment(app *lipa.App, r STKPushRequest) (*lipa.Payment, error) {
+	phone, err := lipa.ParsePhone(r.PhoneNumber)
+	if err != nil {
+		return nil, err
+	}
+	amount, err := lipa.ParseSTKAmount(r.Amount)
+	if err != nil {
+		return nil, err
+	}
+	ref := strings.TrimSpace(r.Reference)
+	switch {
+	case ref == "":
+		return nil, lipa.InvalidField("invalid_reference", "reference", "reference is required: your own reference for this payment, 1-%d characters", MaxReferenceLength)
+	case utf8.RuneCountInString(ref) > MaxReferenceLength:
+		return nil, lipa.InvalidField("invalid_reference", "reference", "reference is longer than %d characters", MaxReferenceLength)
+	case hasControl(ref):
+		return nil, lipa.InvalidField("invalid_reference", "reference", "reference contains control characters")
+	}
+	acc := strings.TrimSpace(r.AccountReference)
+	if acc != "" {
+		if err := checkDarajaText("account_reference", "invalid_account_reference", acc, MaxAccountReferenceLength); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := checkDarajaText("reference", "invalid_reference", ref, MaxAccountReferenceLength); err != nil {
+			return nil, err.(*lipa.Error).With("hint", "send an account_reference of at most 12 letters, digits, spaces, '-', '_' or '.' for M-Pesa to show the customer")
+		}
+		acc = ref
+	}
+	desc := strings.TrimSpace(r.Description)
+	if desc == "" {
+		desc = DefaultDescription
+	}
+	if err := checkDarajaText("description", "invalid_description", desc, MaxDescriptionLength); err != nil {
+		return nil, err
+	}
+	now := g.clock()
+	return &lipa.Payment{
+		ID: lipa.PaymentID(newID("pay_")), AppID: app.ID, AppName: app.Name,
+		Type: lipa.TypeSTK, Status: lipa.StatusPending,
+		PhoneNumber: string(phone), Amount: amount, Currency: "KES",
+		Reference: ref, AccountReference: acc, Description: desc,
+		ShortCode: g.cfg.ShortCode, TransactionType: g.cfg.TransactionType,
+		CreatedAt: now, UpdatedAt: now,
+	}, nil
+}
+
+// checkDarajaText checks a value that Lipa sends to Daraja (AccountReference,
+// TransactionDesc): 1–max characters from the set Daraja accepts (ASCII
+// letters, digits, space, '-', '_', '.'; real-world case BR-31). Characters
+// such as '&', '#', '@', emoji and line breaks are refused, never stripped.
+func checkDarajaText(field, code, v string, max int) error {
+	if n := utf8.RuneCountInString(v); n > max {
+		return lipa.InvalidField(code, field, "%s %q is %d characters; M-Pesa allows at most %d", field, cut(v, 40), n, max)
+	}
+	for _, r := range v {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == ' ' || r == '-' || r == '_' || r == '.'
+		if !ok {
+			return lipa.InvalidField(code, field, "%s contains %q, which M-Pesa refuses; use letters, digits, spaces, '-', '_' or '.'", field, r)
+		}
+	}
+	return nil
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// cut returns the first n runes of s, without trailing spaces.
+func cut(s string, n int) string {
+	r := []rune(s)
+	if len(r) > n {
+		r = r[:n]
+	}
+	return strings.TrimRight(string(r), " ")
+}
+
+// pushFailed records what a failed STK push call means for the payment and
+// returns the error for the app.
+func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error) error {
+	log := g.log.With("app", p.AppName, "payment_id", p.ID)
+	var (
+		apiErr  *daraja.APIError
+		authErr *daraja.AuthError
+		badResp *daraja.BadResponseError
+		appErr  *lipa.Error
+		final   = true // the push provably did not go through
+	)
+	p.Status = lipa.StatusFailed
+	p.FailureReason = lipa.ReasonDarajaRejected
+	switch {
+	case errors.As(callErr, &apiErr):
+		p.ResultCode, p.ResultDesc = apiErr.ErrorCode, apiErr.ErrorMessage
+		appErr = lipa.Errorf(lipa.Upstream, "daraja_error", "M-Pesa refused the STK push: %s %s", apiErr.ErrorCode, apiErr.ErrorMessage)
+		switch {
+		case apiErr.Reason() == daraja.ReasonSubscriberBusy:
+			p.FailureReason = lipa.ReasonSubscriberBusy
+			appErr = lipa.Errorf(lipa.Conflict, "subscriber_busy", "the customer already has an M-Pesa prompt open; try again in a minute")
+		case apiErr.Reason() == daraja.ReasonInvalidField && apiErr.Field() == "PhoneNumber":
+			appErr = lipa.InvalidField("invalid_phone_number", "phone_number", "M-Pesa refused the phone number: %s", apiErr.ErrorMessage)
+		case apiErr.Reason() == daraja.ReasonInvalidField && apiErr.Field() == "Amount":
+			appErr = lipa.InvalidField("invalid_amount", "amount", "M-Pesa refused the amount: %s", apiErr.ErrorMessage)
+		}
+		if apiErr.Class() == daraja.ClassConfiguration {
+			log.Error("Daraja refused Lipa's merchant configuration; check MPESA_SHORTCODE, MPESA_PASSKEY and MPESA_CALLBACK_URL", "err", callErr)
+		}
+	case errors.As(callErr, &authErr):
+		p.ResultDesc = authErr.Error()
+		appErr = lipa.Errorf(lipa.Upstream, "daraja_error", "M-Pesa refused Lipa's credentials; the operator must check MPESA_CONSUMER_KEY and MPESA_CONSUMER_SECRET")
+		log.Error("Daraja refused the consumer key and secret", "err", callErr)
+	case errors.Is(callErr, daraja.ErrUnreachable):
+		p.FailureReason = lipa.ReasonDarajaUnreachable
+		p.ResultDesc = "Daraja could not be reached; the STK push was not sent"
+		appErr = lipa.Errorf(lipa.Unavailable, "daraja_unreachable", "M-Pesa could not be reached; the STK push was not sent, so it is safe to try again")
+	case errors.As(callErr, &badResp) && badResp.HTTPStatus == 429:
+		p.ResultDesc = "Daraja answered HTTP 429 (too many requests)"
+		appErr = lipa.Errorf(lipa.Upstream, "daraja_error", "M-Pesa is refusing requests for now (rate limited); try again shortly")
+	case errors.Is(callErr, daraja.ErrTimeout):
+		final = false
+		p.ResultDesc = "Daraja did not answer in time; the STK push may have reached the customer"
+		appErr = lipa.Errorf(lipa.Timeout, "daraja_timeout", "M-Pesa did not answer in time; the customer may still get the prompt, so watch this payment instead of pushing again")
+	default:
+		final = false
+		p.ResultDesc = "Daraja's answer could not be read; the STK push may have reached the customer"
+		appErr = lipa.Errorf(lipa.Upstream, "daraja_error", "M-Pesa gave an answer Lipa could not read; the customer may still get the prompt, so watch this payment instead of pushing again")
+	}
+	if !final {
+		p.Status, p.FailureReason = lipa.StatusPending, ""
+	}
+	p.UpdatedAt = g.clock()
+	err := g.db.InTx(context.WithoutCancel(ctx), func(tx *sqlstore.Tx) error { return tx.UpdatePayment(ctx, p) })
+	if err != nil {
+		log.Error("record failed stk push", "err", err)
+	}
+	log.Warn("stk push failed", "status", p.Status, "failure_reason", p.FailureReason, "err", callErr)
+	return appErr.With("payment_id", string(p.ID)).Wrap(callErr)
+}
