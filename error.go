@@ -12,15 +12,17 @@ type Kind string
 
 // The kinds of Error. Anything that is not a *Error is treated as Internal.
 const (
-	Invalid       Kind = "invalid"       // bad input: 400
-	Unauthorized  Kind = "unauthorized"  // missing, unknown or disabled API key: 401
-	NotFound      Kind = "not_found"     // no such object, or one the app may not see: 404
-	Conflict      Kind = "conflict"      // the object's state forbids the request: 409
-	Unprocessable Kind = "unprocessable" // well-formed but contradicts stored data (amount mismatch): 422
-	Upstream      Kind = "upstream"      // Daraja refused or failed: 502
-	Timeout       Kind = "timeout"       // Daraja did not answer in time: 504
-	Unavailable   Kind = "unavailable"   // a dependency (database, Daraja) cannot be reached: 503
-	Internal      Kind = "internal"      // a bug or an unexpected failure: 500
+	Invalid          Kind = "invalid"            // bad input: 400
+	Unauthorized     Kind = "unauthorized"       // missing, unknown or disabled API key: 401
+	NotFound         Kind = "not_found"          // no such object, or one the app may not see: 404
+	MethodNotAllowed Kind = "method_not_allowed" // the endpoint exists for other methods: 405
+	Conflict         Kind = "conflict"           // the object's state forbids the request: 409
+	TooLarge         Kind = "too_large"          // the request body is over the limit: 413
+	Unprocessable    Kind = "unprocessable"      // well-formed but contradicts stored data (amount mismatch): 422
+	Upstream         Kind = "upstream"           // Daraja refused or failed: 502
+	Timeout          Kind = "timeout"            // Daraja did not answer in time: 504
+	Unavailable      Kind = "unavailable"        // a dependency (database, Daraja) cannot be reached: 503
+	Internal         Kind = "internal"           // a bug or an unexpected failure: 500
 )
 
 // Error is Lipa's one error type. Code is a stable snake_case identifier that

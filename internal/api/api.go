@@ -1,0 +1,201 @@
+// Package api is Lipa's HTTP interface: the app-facing REST API
+// (X-API-KEY), the Safaricom-facing callback and C2B endpoints, and the
+// health checks. Handlers return errors; writeError is the one place that
+// turns an error's kind into an HTTP status and the JSON error body, and the
+// one place request errors are logged.
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/lipa-gateway/lipa"
+	"github.com/lipa-gateway/lipa/internal/gateway"
+)
+
+// Limits on request bodies.
+const (
+	MaxAppBody     = 64 << 10 // bytes of an app's JSON request
+	MaxInboundBody = 1 << 20  // bytes of a callback or C2B notification from Safaricom
+)
+
+// Server routes Lipa's HTTP requests. It is an http.Handler, safe for
+// concurrent use.
+type Server struct {
+	gw  *gateway.Gateway
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// New returns the HTTP handler for gw.
+func New(gw *gateway.Gateway, logger *slog.Logger) *Server {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s := &Server{gw: gw, log: logger, mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	// App-facing API: the earlier service's paths, with and without the
+	// trailing slash.
+	s.route("POST /api/stk-push/", s.authed(s.stkPush))
+	s.route("GET /api/payments/", s.authed(s.listPayments))
+	s.route("GET /api/payments/verify/", s.authed(s.verify))
+	s.route("POST /api/payments/claim/", s.authed(s.claim))
+	s.route("GET /api/payments/{id}/", s.authed(s.getPayment))
+
+	// Safaricom-facing: no API key (Safaricom sends none).
+	s.route("POST /api/mpesa/stk-callback/", s.stkCallback)
+	for _, prefix := range []string{"/api/c2b/", "/api/mpesa/c2b/"} {
+		s.route("POST "+prefix+"validation/", s.c2bValidation)
+		s.route("POST "+prefix+"confirmation/", s.c2bConfirmation)
+	}
+
+	s.route("GET /healthz", func(w http.ResponseWriter, r *http.Request) error {
+		return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.route("GET /readyz", func(w http.ResponseWriter, r *http.Request) error {
+		if err := s.gw.Ready(r.Context()); err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+}
+
+// handlerFunc is an HTTP handler that returns its error instead of writing
+// it.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// route registers h for pattern ("METHOD /path/") and for the same path
+// without its trailing slash.
+func (s *Server) route(pattern string, h handlerFunc) {
+	hh := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+	method, path, _ := strings.Cut(pattern, " ")
+	if strings.HasSuffix(path, "/") && path != "/" {
+		s.mux.Handle(method+" "+path+"{$}", hh)
+		s.mux.Handle(method+" "+strings.TrimSuffix(path, "/"), hh)
+		return
+	}
+	s.mux.Handle(pattern, hh)
+}
+
+// ServeHTTP serves a request. Unknown paths and methods get a JSON error, a
+// panic becomes a JSON 500, and every response carries basic security
+// headers.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v)
+			s.writeError(w, r, lipa.Errorf(lipa.Internal, "internal_error", "internal error"))
+		}
+	}()
+	handler, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		// Not found or method not allowed: let the mux decide which, then
+		// answer in JSON.
+		rec := &statusRecorder{header: http.Header{}}
+		handler.ServeHTTP(rec, r)
+		if allow := rec.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		if rec.status == http.StatusMethodNotAllowed {
+			s.writeError(w, r, lipa.Errorf(lipa.MethodNotAllowed, "method_not_allowed", "%s is not allowed on %s; use %s", r.Method, r.URL.Path, rec.header.Get("Allow")))
+			return
+		}
+		s.writeError(w, r, lipa.Errorf(lipa.NotFound, "not_found", "no endpoint at %s %s", r.Method, r.URL.Path))
+		return
+	}
+	handler.ServeHTTP(w, r)
+}
+
+// statusRecorder captures the status and headers a handler writes, and
+// drops its body.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (r *statusRecorder) Header() http.Header         { return r.header }
+func (r *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (r *statusRecorder) WriteHeader(code int)        { r.status = code }
+
+// statusOf is the one map from an error kind to an HTTP status.
+var statusOf = map[lipa.Kind]int{
+	lipa.Invalid:          http.StatusBadRequest,
+	lipa.Unauthorized:     http.StatusUnauthorized,
+	lipa.NotFound:         http.StatusNotFound,
+	lipa.MethodNotAllowed: http.StatusMethodNotAllowed,
+	lipa.Conflict:         http.StatusConflict,
+	lipa.TooLarge:         http.StatusRequestEntityTooLarge,
+	lipa.Unprocessable:    http.StatusUnprocessableEntity,
+	lipa.Upstream:         http.StatusBadGateway,
+	lipa.Timeout:          http.StatusGatewayTimeout,
+	lipa.Unavailable:      http.StatusServiceUnavailable,
+	lipa.Internal:         http.StatusInternalServerError,
+}
+
+// errorBody is the JSON shape of every error answer.
+type errorBody struct {
+	Error struct {
+		Code    string         `json:"code"`
+		Message string         `json:"message"`
+		Details map[string]any `json:"details"`
+	} `json:"error"`
+}
+
+// writeError answers err as {"error": {"code", "message", "details"}} with
+// the status of its kind, and logs it: server-side failures (5xx) at error
+// level with their cause, the rest at info. The cause is never sent to the
+// client.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var le *lipa.Error
+	if !errors.As(err, &le) {
+		le = lipa.Errorf(lipa.Internal, "internal_error", "internal error").Wrap(err)
+	}
+	status, ok := statusOf[le.Kind]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	var body errorBody
+	body.Error.Code, body.Error.Message, body.Error.Details = le.Code, le.Message, le.Details
+	if body.Error.Details == nil {
+		body.Error.Details = map[string]any{}
+	}
+	attrs := []any{"method", r.Method, "path", r.URL.Path, "status", status, "code", le.Code}
+	if app := appFrom(r); app != nil {
+		attrs = append(attrs, "app", app.Name)
+	}
+	if id, ok := le.Details["payment_id"]; ok {
+		attrs = append(attrs, "payment_id", id)
+	}
+	if status >= 500 {
+		s.log.Error("request failed", append(attrs, "err", err)...)
+	} else {
+		s.log.Info("request refused", append(attrs, "message", le.Message)...)
+	}
+	writeJSON(w, status, body)
+}
+
+// writeJSON writes v as the JSON body with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}

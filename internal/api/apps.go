@@ -1,0 +1,32 @@
+package api
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/lipa-gateway/lipa"
+)
+
+type ctxKey struct{}
+
+// appFrom returns the app that authenticated the request, or nil.
+func appFrom(r *http.Request) *lipa.App {
+	a, _ := r.Context().Value(ctxKey{}).(*lipa.App)
+	return a
+}
+
+// appHandler is a handler for an authenticated app.
+type appHandler func(w http.ResponseWriter, r *http.Request, app *lipa.App) error
+
+// authed authenticates the app by its X-API-KEY header (401 when missing,
+// unknown or disabled) before calling h.
+func (s *Server) authed(h appHandler) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		app, err := s.gw.Authenticate(r.Context(), r.Header.Get("X-API-KEY"))
+		if err != nil {
+			return err
+		}
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, app))
+		return h(w, r, app)
+	}
+}

@@ -1,0 +1,69 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/lipa-gateway/lipa"
+)
+
+// readFields reads an app's JSON object body and returns the named fields as
+// text: a JSON string's value, or a JSON number's digits exactly as written
+// (so "10" and 10 read the same); null or absent is "". Other fields are
+// ignored. A body over MaxAppBody is TooLarge "body_too_large"; one that is
+// not a JSON object, or a field that is an object, array or boolean, is
+// Invalid ("invalid_json", "invalid_<field>").
+func readFields(w http.ResponseWriter, r *http.Request, names ...string) (map[string]string, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxAppBody))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, lipa.Errorf(lipa.TooLarge, "body_too_large", "the request body is over %d bytes", MaxAppBody)
+	}
+	if err != nil {
+		return nil, lipa.Errorf(lipa.Invalid, "invalid_body", "the request body could not be read")
+	}
+	var obj map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&obj); err != nil || obj == nil {
+		return nil, lipa.Errorf(lipa.Invalid, "invalid_json", "the request body must be a JSON object, e.g. {\"phone_number\": \"0712345678\", \"amount\": 10, \"reference\": \"ORDER1\"}")
+	}
+	if dec.More() {
+		return nil, lipa.Errorf(lipa.Invalid, "invalid_json", "the request body has data after its JSON object")
+	}
+	out := make(map[string]string, len(names))
+	for _, n := range names {
+		raw := bytes.TrimSpace(obj[n])
+		switch {
+		case len(raw) == 0 || string(raw) == "null":
+			out[n] = ""
+		case raw[0] == '"':
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return nil, lipa.InvalidField("invalid_"+n, n, "%s is not a valid JSON string", n)
+			}
+			out[n] = s
+		case raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'):
+			out[n] = string(raw)
+		default:
+			return nil, lipa.InvalidField("invalid_"+n, n, "%s must be a string or a number", n)
+		}
+	}
+	return out, nil
+}
+
+// readInbound reads a Safaricom request body whole, up to MaxInboundBody.
+func readInbound(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxInboundBody))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, lipa.Errorf(lipa.TooLarge, "body_too_large", "the request body is over %d bytes", MaxInboundBody)
+	}
+	if err != nil {
+		return nil, lipa.Errorf(lipa.Invalid, "invalid_body", "the request body could not be read")
+	}
+	return body, nil
+}

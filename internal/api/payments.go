@@ -1,0 +1,161 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/lipa-gateway/lipa"
+	"github.com/lipa-gateway/lipa/internal/gateway"
+)
+
+// paymentJSON is a payment as GET /api/payments/{id}/ shows it. Amounts are
+// JSON numbers of shillings; times are RFC 3339 in UTC; values not known yet
+// are null.
+type paymentJSON struct {
+	ID                 lipa.PaymentID   `json:"id"`
+	App                *string          `json:"app"`
+	PaymentType        lipa.PaymentType `json:"payment_type"`
+	Status             lipa.Status      `json:"status"`
+	PhoneNumber        string           `json:"phone_number"`
+	Amount             lipa.Amount      `json:"amount"`
+	Currency           string           `json:"currency"`
+	Reference          string           `json:"reference"`
+	AccountReference   string           `json:"account_reference"`
+	Description        string           `json:"description"`
+	ShortCode          string           `json:"shortcode"`
+	MpesaReceiptNumber *string          `json:"mpesa_receipt_number"`
+	CheckoutRequestID  *string          `json:"checkout_request_id"`
+	MerchantRequestID  *string          `json:"merchant_request_id"`
+	ResultCode         *string          `json:"result_code"`
+	ResultDesc         *string          `json:"result_desc"`
+	FailureReason      *string          `json:"failure_reason"`
+	Claimed            bool             `json:"claimed"`
+	ClaimedAt          *string          `json:"claimed_at"`
+	TransactionDate    *string          `json:"transaction_date"`
+	CreatedAt          string           `json:"created_at"`
+	UpdatedAt          string           `json:"updated_at"`
+}
+
+func optional[T ~string](s T) *string {
+	if s == "" {
+		return nil
+	}
+	v := string(s)
+	return &v
+}
+
+func optionalTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	v := t.UTC().Format(time.RFC3339)
+	return &v
+}
+
+func toJSON(p *lipa.Payment) paymentJSON {
+	return paymentJSON{
+		ID: p.ID, App: optional(p.AppName), PaymentType: p.Type, Status: p.Status,
+		PhoneNumber: p.PhoneNumber, Amount: p.Amount, Currency: p.Currency,
+		Reference: p.Reference, AccountReference: p.AccountReference, Description: p.Description, ShortCode: p.ShortCode,
+		MpesaReceiptNumber: optional(p.MpesaReceiptNumber), CheckoutRequestID: optional(p.CheckoutRequestID),
+		MerchantRequestID: optional(p.MerchantRequestID), ResultCode: optional(p.ResultCode), ResultDesc: optional(p.ResultDesc),
+		FailureReason: optional(p.FailureReason), Claimed: p.Claimed, ClaimedAt: optionalTime(p.ClaimedAt),
+		TransactionDate: optionalTime(p.TransactionDate),
+		CreatedAt:       p.CreatedAt.UTC().Format(time.RFC3339Nano), UpdatedAt: p.UpdatedAt.UTC().Format(time.RFC3339Nano),
+	}
+}
+
+// stkPush serves POST /api/stk-push/.
+func (s *Server) stkPush(w http.ResponseWriter, r *http.Request, app *lipa.App) error {
+	f, err := readFields(w, r, "phone_number", "amount", "reference", "account_reference", "description")
+	if err != nil {
+		return err
+	}
+	res, err := s.gw.InitiateSTKPush(r.Context(), app, gateway.STKPushRequest{
+		PhoneNumber: f["phone_number"], Amount: f["amount"], Reference: f["reference"],
+		AccountReference: f["account_reference"], Description: f["description"],
+	})
+	if err != nil {
+		return err
+	}
+	p := res.Payment
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"message":             "STK initiated",
+		"payment_id":          p.ID,
+		"status":              p.Status,
+		"checkout_request_id": p.CheckoutRequestID,
+		"merchant_request_id": p.MerchantRequestID,
+		"customer_message":    p.CustomerMessage,
+		"daraja_response":     json.RawMessage(res.DarajaResponse),
+	})
+}
+
+// getPayment serves GET /api/payments/{id}/.
+func (s *Server) getPayment(w http.ResponseWriter, r *http.Request, app *lipa.App) error {
+	p, err := s.gw.Payment(r.Context(), app, lipa.PaymentID(r.PathValue("id")))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, toJSON(p))
+}
+
+// listPayments serves GET /api/payments/?status=&reference=&claimed=&limit=&cursor=.
+func (s *Server) listPayments(w http.ResponseWriter, r *http.Request, app *lipa.App) error {
+	q := r.URL.Query()
+	page, next, err := s.gw.Payments(r.Context(), app, gateway.ListQuery{
+		Status: q.Get("status"), Reference: q.Get("reference"), Claimed: q.Get("claimed"),
+		Limit: q.Get("limit"), Cursor: q.Get("cursor"),
+	})
+	if err != nil {
+		return err
+	}
+	out := make([]paymentJSON, len(page))
+	for i := range page {
+		out[i] = toJSON(&page[i])
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"payments": out, "next_cursor": optional(next)})
+}
+
+// verify serves GET /api/payments/verify/?receipt=…|reference=…[&phone=…].
+func (s *Server) verify(w http.ResponseWriter, r *http.Request, app *lipa.App) error {
+	q := r.URL.Query()
+	p, err := s.gw.Verify(r.Context(), app, gateway.VerifyQuery{Receipt: q.Get("receipt"), Reference: q.Get("reference"), Phone: q.Get("phone")})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"paid":           p.Status == lipa.StatusSuccess,
+		"amount":         p.Amount,
+		"phone":          p.PhoneNumber,
+		"receipt":        optional(p.MpesaReceiptNumber),
+		"reference":      p.Reference,
+		"claimed":        p.Claimed,
+		"date":           optionalTime(p.TransactionDate),
+		"payment_id":     p.ID,
+		"status":         p.Status,
+		"failure_reason": optional(p.FailureReason),
+	})
+}
+
+// claim serves POST /api/payments/claim/.
+func (s *Server) claim(w http.ResponseWriter, r *http.Request, app *lipa.App) error {
+	f, err := readFields(w, r, "payment_id", "receipt", "reference", "amount")
+	if err != nil {
+		return err
+	}
+	p, err := s.gw.Claim(r.Context(), app, gateway.ClaimRequest{
+		PaymentID: lipa.PaymentID(f["payment_id"]), Receipt: f["receipt"], Reference: f["reference"], Amount: f["amount"],
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"message":    "Payment claimed successfully",
+		"payment_id": p.ID,
+		"receipt":    optional(p.MpesaReceiptNumber),
+		"amount":     p.Amount,
+		"claimed_at": p.ClaimedAt.UTC().Format(time.RFC3339),
+		"status":     p.Status,
+	})
+}
