@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"text/tabwriter"
+	"time"
+
+	"github.com/lipa-gateway/lipa/internal/gateway"
+)
+
+// cmdApps runs `lipa apps …`, the operator's app management.
+func cmdApps(ctx context.Context, cfg Config, args []string, stdout io.Writer) error {
+	asJSON := false
+	var rest []string
+	for _, a := range args {
+		if a == "--json" {
+			asJSON = true
+			continue
+		}
+		rest = append(rest, a)
+	}
+	if len(rest) == 0 {
+		return usageError("apps needs a subcommand: create, list, rotate-key, disable or enable")
+	}
+	sub, rest := rest[0], rest[1:]
+	needName := func() (string, error) {
+		if len(rest) != 1 {
+			return "", usageError(fmt.Sprintf("usage: lipa apps %s NAME", sub))
+		}
+		return rest[0], nil
+	}
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	gw := gateway.New(db, nil, gateway.Config{Logger: slog.New(slog.DiscardHandler)})
+	switch sub {
+	case "create":
+		name, err := needName()
+		if err != nil {
+			return err
+		}
+		app, key, err := gw.CreateApp(ctx, name)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return json.NewEncoder(stdout).Encode(map[string]string{"name": app.Name, "api_key": key.Reveal()})
+		}
+		fmt.Fprintf(stdout, "Created app %q. Its API key, shown only this once:\n\n    %s\n\nSend it as the X-API-KEY header.\n", app.Name, key.Reveal())
+	case "rotate-key":
+		name, err := needName()
+		if err != nil {
+			return err
+		}
+		key, err := gw.RotateKey(ctx, name)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return json.NewEncoder(stdout).Encode(map[string]string{"name": name, "api_key": key.Reveal()})
+		}
+		fmt.Fprintf(stdout, "New API key for %q, shown only this once (the old key no longer works):\n\n    %s\n", name, key.Reveal())
+	case "disable", "enable":
+		name, err := needName()
+		if err != nil {
+			return err
+		}
+		if err := gw.SetAppDisabled(ctx, name, sub == "disable"); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "app %q %sd\n", name, sub)
+	case "list":
+		if len(rest) != 0 {
+			return usageError("usage: lipa apps list [--json]")
+		}
+		apps, err := gw.Apps(ctx)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			out := []map[string]any{}
+			for _, a := range apps {
+				out = append(out, map[string]any{"name": a.Name, "id": a.ID, "disabled": a.Disabled, "key_hint": a.KeyHint, "created_at": a.CreatedAt.Format(time.RFC3339)})
+			}
+			return json.NewEncoder(stdout).Encode(out)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tSTATUS\tKEY\tCREATED")
+		for _, a := range apps {
+			status := "enabled"
+			if a.Disabled {
+				status = "disabled"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Name, status, a.KeyHint, a.CreatedAt.Format(time.RFC3339))
+		}
+		return tw.Flush()
+	default:
+		return usageError(fmt.Sprintf("unknown apps subcommand %q: use create, list, rotate-key, disable or enable", sub))
+	}
+	return nil
+}

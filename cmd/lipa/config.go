@@ -1,0 +1,218 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/joho/godotenv"
+	"github.com/lipa-gateway/lipa"
+	"github.com/lipa-gateway/lipa/internal/daraja"
+	"github.com/lipa-gateway/lipa/internal/darajasim"
+)
+
+// The Daraja environments Lipa can talk to.
+const (
+	envSimulator  = "simulator"
+	envSandbox    = "sandbox"
+	envProduction = "production"
+)
+
+// Config is Lipa's whole configuration, read from environment variables and
+// from a .env file in the working directory (real environment variables win
+// over the file). Each field names its variable and default; Validate names
+// the variable that is wrong.
+type Config struct {
+	Environment     string        // MPESA_ENVIRONMENT: simulator, sandbox or production ("live" means production); default simulator without MPESA_CONSUMER_KEY, else sandbox
+	ConsumerKey     string        // MPESA_CONSUMER_KEY: Daraja app key; required outside simulator mode
+	ConsumerSecret  lipa.Secret   // MPESA_CONSUMER_SECRET: Daraja app secret; required outside simulator mode
+	ShortCode       string        // MPESA_SHORTCODE: BusinessShortCode, 5-7 digits; simulator default 174379
+	Passkey         lipa.Secret   // MPESA_PASSKEY: Lipa na M-Pesa Online passkey; simulator default the public sandbox passkey
+	CallbackURL     string        // MPESA_CALLBACK_URL: public URL of POST /api/mpesa/stk-callback/; simulator default Lipa's own listen address
+	TransactionType string        // MPESA_TRANSACTION_TYPE: CustomerPayBillOnline (default) or CustomerBuyGoodsOnline
+	PartyB          string        // MPESA_PARTY_B: the till number, required for CustomerBuyGoodsOnline
+	BaseURL         string        // MPESA_BASE_URL: overrides Daraja's base URL (a proxy, or a simulator elsewhere)
+	C2BResponseType string        // MPESA_C2B_RESPONSE_TYPE: Completed (default) or Cancelled, for `lipa c2b register`
+	C2BVersion      string        // MPESA_C2B_VERSION: v2 (default) or v1, the register URL API version
+	DarajaTimeout   time.Duration // MPESA_TIMEOUT: bound on each Daraja call; default 30s
+	DatabaseURL     string        // DATABASE_URL: sqlite:PATH or postgres://…; default sqlite:lipa.db
+	DatabaseMaxConn int           // DATABASE_MAX_CONNS: PostgreSQL pool size; default 10
+	ListenAddr      string        // LISTEN_ADDR: host:port to serve on; default 127.0.0.1:8000
+	LogFile         string        // LOG_FILE: JSON log lines are appended here; default payments.log
+	SimulatorDelay  time.Duration // LIPA_SIMULATOR_CALLBACK_DELAY: simulator STK callback delay; default 2s
+}
+
+// loadConfig builds the Config from lookup (the process environment in
+// main, a map in tests) and, under it, the .env file in dir when present.
+func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, error) {
+	file := map[string]string{}
+	if dotenv != "" {
+		if m, err := godotenv.Read(dotenv); err == nil {
+			file = m
+		}
+	}
+	get := func(name, def string) string {
+		if v, ok := lookup(name); ok {
+			return strings.TrimSpace(v)
+		}
+		if v, ok := file[name]; ok {
+			return strings.TrimSpace(v)
+		}
+		return def
+	}
+	c := Config{
+		ConsumerKey:     get("MPESA_CONSUMER_KEY", ""),
+		ConsumerSecret:  lipa.Secret(get("MPESA_CONSUMER_SECRET", "")),
+		ShortCode:       get("MPESA_SHORTCODE", ""),
+		Passkey:         lipa.Secret(get("MPESA_PASSKEY", "")),
+		CallbackURL:     get("MPESA_CALLBACK_URL", ""),
+		TransactionType: get("MPESA_TRANSACTION_TYPE", "CustomerPayBillOnline"),
+		PartyB:          get("MPESA_PARTY_B", ""),
+		BaseURL:         get("MPESA_BASE_URL", ""),
+		C2BResponseType: get("MPESA_C2B_RESPONSE_TYPE", "Completed"),
+		C2BVersion:      get("MPESA_C2B_VERSION", "v2"),
+		DatabaseURL:     get("DATABASE_URL", "sqlite:lipa.db"),
+		ListenAddr:      get("LISTEN_ADDR", "127.0.0.1:8000"),
+		LogFile:         get("LOG_FILE", "payments.log"),
+	}
+	env := strings.ToLower(get("MPESA_ENVIRONMENT", ""))
+	switch env {
+	case "":
+		env = envSimulator
+		if c.ConsumerKey != "" {
+			env = envSandbox
+		}
+	case "live":
+		env = envProduction
+	case envSimulator, envSandbox, envProduction:
+	default:
+		return c, fmt.Errorf("MPESA_ENVIRONMENT %q is not one of simulator, sandbox, production (or live)", env)
+	}
+	c.Environment = env
+	var err error
+	if c.DarajaTimeout, err = duration(get, "MPESA_TIMEOUT", "30s"); err != nil {
+		return c, err
+	}
+	if c.SimulatorDelay, err = duration(get, "LIPA_SIMULATOR_CALLBACK_DELAY", darajasim.DefaultCallbackDelay.String()); err != nil {
+		return c, err
+	}
+	n, err := strconv.Atoi(get("DATABASE_MAX_CONNS", "10"))
+	if err != nil || n < 1 || n > 1000 {
+		return c, fmt.Errorf("DATABASE_MAX_CONNS %q is not a whole number from 1 to 1000", get("DATABASE_MAX_CONNS", ""))
+	}
+	c.DatabaseMaxConn = n
+	if c.Environment == envSimulator {
+		if c.ShortCode == "" {
+			c.ShortCode = darajasim.SandboxShortCode
+		}
+		if c.Passkey == "" {
+			c.Passkey = darajasim.SandboxPasskey
+		}
+		if c.ConsumerKey == "" {
+			c.ConsumerKey = "lipa-simulator"
+		}
+		if c.ConsumerSecret == "" {
+			c.ConsumerSecret = "lipa-simulator"
+		}
+	}
+	return c, nil
+}
+
+func duration(get func(string, string) string, name, def string) (time.Duration, error) {
+	v := get(name, def)
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s %q is not a Go duration such as 2s or 500ms", name, v)
+	}
+	return d, nil
+}
+
+var shortCodeRE = regexp.MustCompile(`^\d{5,7}$`)
+
+// Validate checks the settings that talking to Daraja needs, for the chosen
+// environment, and returns an error naming the first wrong variable.
+func (c Config) Validate() error {
+	if c.Environment != envSimulator {
+		for _, v := range []struct{ name, value string }{
+			{"MPESA_CONSUMER_KEY", c.ConsumerKey}, {"MPESA_CONSUMER_SECRET", c.ConsumerSecret.Reveal()},
+			{"MPESA_SHORTCODE", c.ShortCode}, {"MPESA_PASSKEY", c.Passkey.Reveal()}, {"MPESA_CALLBACK_URL", c.CallbackURL},
+		} {
+			if v.value == "" {
+				return fmt.Errorf("%s is required when MPESA_ENVIRONMENT is %s", v.name, c.Environment)
+			}
+		}
+	}
+	if !shortCodeRE.MatchString(c.ShortCode) {
+		return fmt.Errorf("MPESA_SHORTCODE %q must be 5 to 7 digits", c.ShortCode)
+	}
+	switch c.TransactionType {
+	case "CustomerPayBillOnline":
+	case "CustomerBuyGoodsOnline":
+		if !shortCodeRE.MatchString(c.PartyB) {
+			return fmt.Errorf("MPESA_PARTY_B (the till number, 5 to 7 digits) is required when MPESA_TRANSACTION_TYPE is CustomerBuyGoodsOnline")
+		}
+	default:
+		return fmt.Errorf("MPESA_TRANSACTION_TYPE %q must be CustomerPayBillOnline or CustomerBuyGoodsOnline", c.TransactionType)
+	}
+	if c.CallbackURL != "" {
+		if err := checkPublicURL("MPESA_CALLBACK_URL", c.CallbackURL, c.Environment == envProduction); err != nil {
+			return err
+		}
+	}
+	if c.BaseURL != "" {
+		if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("MPESA_BASE_URL %q is not an absolute http(s) URL", c.BaseURL)
+		}
+	}
+	switch c.C2BResponseType {
+	case "Completed", "Cancelled":
+	default:
+		return fmt.Errorf("MPESA_C2B_RESPONSE_TYPE %q must be Completed or Cancelled", c.C2BResponseType)
+	}
+	if c.C2BVersion != "v1" && c.C2BVersion != "v2" {
+		return fmt.Errorf("MPESA_C2B_VERSION %q must be v1 or v2", c.C2BVersion)
+	}
+	return nil
+}
+
+// checkPublicURL checks a URL Lipa gives Safaricom: absolute, no spaces
+// (real-world case BR-22), https when required.
+func checkPublicURL(name, v string, needHTTPS bool) error {
+	u, err := url.Parse(v)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || strings.ContainsAny(v, " \t"):
+		return fmt.Errorf("%s %q is not an absolute http(s) URL", name, v)
+	case needHTTPS && u.Scheme != "https":
+		return fmt.Errorf("%s %q must use https in production", name, v)
+	}
+	return nil
+}
+
+// darajaBaseURL returns the Daraja base URL for the environment, unless
+// MPESA_BASE_URL overrides it; in simulator mode simURL is the built-in
+// simulator's.
+func (c Config) darajaBaseURL(simURL string) string {
+	switch {
+	case c.BaseURL != "":
+		return c.BaseURL
+	case c.Environment == envProduction:
+		return daraja.ProductionURL
+	case c.Environment == envSandbox:
+		return daraja.SandboxURL
+	}
+	return simURL
+}
+
+// localURL returns an http URL on which a process on this machine reaches
+// the listener at addr (0.0.0.0 and :: become 127.0.0.1).
+func localURL(addr net.Addr) string {
+	host, port, _ := net.SplitHostPort(addr.String())
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}

@@ -1,0 +1,97 @@
+// Command lipa runs Lipa, a self-hosted M-Pesa payment gateway, and its
+// tools.
+//
+//	lipa serve                      run the HTTP service (SQLite and the built-in Daraja simulator by default)
+//	lipa migrate                    apply database migrations
+//	lipa apps create NAME [--json]  create an app and print its API key once
+//	lipa apps list [--json]         list apps
+//	lipa apps rotate-key NAME       give an app a new API key (printed once)
+//	lipa apps disable NAME          refuse an app's key
+//	lipa apps enable NAME           accept it again
+//	lipa simulator [--listen ADDR]  run the Daraja simulator on its own
+//	lipa simulate c2b --amount 100 --account ORDER1 --phone 254708374149 [--url URL]
+//	                                send a simulated C2B payment to a running Lipa
+//	lipa c2b register               register Lipa's C2B URLs with Daraja
+//
+// Configuration comes from environment variables and a .env file; see the
+// README.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
+}
+
+const usage = `usage: lipa <command> [arguments]
+
+commands:
+  serve                         run the HTTP service
+  migrate                       apply database migrations
+  apps create NAME [--json]     create an app and print its API key once
+  apps list [--json]            list apps
+  apps rotate-key NAME [--json] give an app a new API key (printed once)
+  apps disable NAME             refuse an app's API key
+  apps enable NAME              accept it again
+  simulator [--listen ADDR]     run the Daraja simulator on its own
+  simulate c2b --amount N --account REF --phone MSISDN [--url URL] [--shortcode N]
+                                send a simulated C2B payment to a running Lipa
+  c2b register                  register Lipa's C2B URLs with Daraja
+`
+
+// run executes one command and returns the process exit code: 0 on
+// success, 1 on failure, 2 on a usage error.
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cfg, err := loadConfig(lookup, ".env")
+	if err != nil {
+		fmt.Fprintln(stderr, "lipa: "+err.Error())
+		return 1
+	}
+	var cmdErr error
+	switch args[0] {
+	case "serve":
+		cmdErr = cmdServe(ctx, cfg, args[1:], stderr)
+	case "migrate":
+		cmdErr = cmdMigrate(ctx, cfg, stdout)
+	case "apps":
+		cmdErr = cmdApps(ctx, cfg, args[1:], stdout)
+	case "simulator":
+		cmdErr = cmdSimulator(ctx, cfg, args[1:], stderr)
+	case "simulate":
+		cmdErr = cmdSimulate(ctx, cfg, args[1:], stdout)
+	case "c2b":
+		cmdErr = cmdC2B(ctx, cfg, args[1:], stdout)
+	default:
+		fmt.Fprintf(stderr, "lipa: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if cmdErr != nil {
+		fmt.Fprintln(stderr, "lipa: "+cmdErr.Error())
+		if _, ok := cmdErr.(usageError); ok {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// usageError is a command line that does not parse.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }

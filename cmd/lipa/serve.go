@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/lipa-gateway/lipa"
+	"github.com/lipa-gateway/lipa/internal/api"
+	"github.com/lipa-gateway/lipa/internal/daraja"
+	"github.com/lipa-gateway/lipa/internal/darajasim"
+	"github.com/lipa-gateway/lipa/internal/gateway"
+	"github.com/lipa-gateway/lipa/internal/sqlstore"
+)
+
+// newLogger returns a logger writing JSON lines to cfg.LogFile and readable
+// text to stderr, and a function that closes the file.
+func newLogger(cfg Config, stderr io.Writer) (*slog.Logger, func(), error) {
+	f, err := os.OpenFile(cfg.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+	if err != nil {
+		return nil, nil, fmt.Errorf("LOG_FILE %q: %w", cfg.LogFile, err)
+	}
+	h := slog.NewMultiHandler(
+		slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo}),
+		slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}),
+	)
+	return slog.New(h), func() { f.Close() }, nil
+}
+
+// openDB opens and migrates the configured database.
+func openDB(ctx context.Context, cfg Config) (*sqlstore.DB, error) {
+	db, err := sqlstore.Open(ctx, cfg.DatabaseURL, sqlstore.Options{MaxConns: cfg.DatabaseMaxConn})
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// service is a running Lipa: its HTTP server, database and, in simulator
+// mode, the built-in Daraja simulator.
+type service struct {
+	URL  string // where this machine reaches the HTTP server
+	http *http.Server
+	sim  *darajasim.Server
+	simS *loopbackServer
+	db   *sqlstore.DB
+	log  *slog.Logger
+	done chan error
+}
+
+// startService starts Lipa as configured and returns once it is listening.
+func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) (*service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("LISTEN_ADDR %q: %w", cfg.ListenAddr, err)
+	}
+	s := &service{URL: localURL(ln.Addr()), log: log, done: make(chan error, 1)}
+	fail := func(err error) (*service, error) {
+		ln.Close()
+		s.closeBackends()
+		return nil, err
+	}
+	if s.db, err = openDB(ctx, cfg); err != nil {
+		return fail(err)
+	}
+	callbackURL := cfg.CallbackURL
+	simURL := ""
+	if cfg.Environment == envSimulator {
+		if callbackURL == "" {
+			callbackURL = s.URL + "/api/mpesa/stk-callback/"
+		}
+		if cfg.BaseURL == "" {
+			s.sim = darajasim.New(darajasim.Config{
+				ShortCodes:    map[string]lipa.Secret{cfg.ShortCode: cfg.Passkey},
+				CallbackDelay: cfg.SimulatorDelay,
+				Logger:        log.With("component", "simulator"),
+			})
+			if s.simS, err = newLoopbackServer(s.sim); err != nil {
+				return fail(err)
+			}
+			simURL = s.simS.URL
+		}
+	}
+	client, err := daraja.New(daraja.Config{
+		BaseURL: cfg.darajaBaseURL(simURL), ConsumerKey: cfg.ConsumerKey, ConsumerSecret: cfg.ConsumerSecret,
+		Timeout: cfg.DarajaTimeout, Logger: log.With("component", "daraja"),
+	})
+	if err != nil {
+		return fail(err)
+	}
+	gw := gateway.New(s.db, client, gateway.Config{
+		ShortCode: cfg.ShortCode, Passkey: cfg.Passkey, TransactionType: cfg.TransactionType,
+		PartyB: cfg.PartyB, CallbackURL: callbackURL, Logger: log,
+	})
+	if cfg.Environment == envSimulator {
+		key, created, err := gw.EnsureDemoApp(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		if created {
+			fmt.Fprintf(stderr, "\nCreated app %q for simulator mode. Its API key, shown only this once:\n\n    %s\n\n", gateway.DemoAppName, key.Reveal())
+		}
+		if s.sim != nil {
+			// Register Lipa's C2B URLs with the built-in simulator, so its
+			// C2B simulate endpoint reaches this service.
+			_, err := client.RegisterC2BURLs(ctx, "v2", daraja.RegisterURLRequest{
+				ShortCode: cfg.ShortCode, ResponseType: cfg.C2BResponseType,
+				ConfirmationURL: s.URL + "/api/c2b/confirmation/", ValidationURL: s.URL + "/api/c2b/validation/",
+			})
+			if err != nil {
+				log.Warn("could not register C2B URLs with the built-in simulator", "err", err)
+			}
+		}
+	}
+	s.http = &http.Server{
+		Handler:           api.New(gw, log),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      cfg.DarajaTimeout + 30*time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() { s.done <- s.http.Serve(ln) }()
+	log.Info("lipa listening", "url", s.URL, "environment", cfg.Environment, "database", string(s.db.Backend()),
+		"shortcode", cfg.ShortCode, "callback_url", callbackURL, "daraja", cfg.darajaBaseURL(simURL))
+	return s, nil
+}
+
+// Shutdown stops accepting requests, lets those in flight finish (up to the
+// context's deadline), then closes the simulator and the database.
+func (s *service) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	s.closeBackends()
+	return err
+}
+
+func (s *service) closeBackends() {
+	if s.simS != nil {
+		s.simS.Close()
+	}
+	if s.sim != nil {
+		s.sim.Close()
+	}
+	if s.db != nil {
+		s.db.Close()
+	}
+}
+
+// cmdServe runs `lipa serve` until ctx ends (SIGINT or SIGTERM), then drains
+// in-flight requests for up to 30 s.
+func cmdServe(ctx context.Context, cfg Config, args []string, stderr io.Writer) error {
+	if len(args) > 0 {
+		return usageError("serve takes no arguments; configure it with environment variables (see the README)")
+	}
+	log, closeLog, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	s, err := startService(ctx, cfg, log, stderr)
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-s.done:
+		s.closeBackends()
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: draining in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// cmdMigrate runs `lipa migrate`.
+func cmdMigrate(ctx context.Context, cfg Config, stdout io.Writer) error {
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	fmt.Fprintf(stdout, "migrations applied to the %s database\n", db.Backend())
+	return nil
+}
+
+// loopbackServer serves a handler on a free port of 127.0.0.1.
+type loopbackServer struct {
+	URL string
+	srv *http.Server
+}
+
+func newLoopbackServer(h http.Handler) (*loopbackServer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listen on loopback: %w", err)
+	}
+	s := &loopbackServer{URL: "http://" + ln.Addr().String(), srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}}
+	go s.srv.Serve(ln)
+	return s, nil
+}
+
+// Close stops the server at once.
+func (s *loopbackServer) Close() { s.srv.Close() }

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/lipa-gateway/lipa"
+	"github.com/lipa-gateway/lipa/internal/daraja"
+	"github.com/lipa-gateway/lipa/internal/darajasim"
+)
+
+// cmdSimulator runs `lipa simulator --listen ADDR`: the Daraja simulator on
+// its own, for any Daraja client.
+func cmdSimulator(ctx context.Context, cfg Config, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("simulator", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8001", "address to serve the simulator on")
+	if err := fs.Parse(args); err != nil {
+		return usageError(err.Error())
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	sim := darajasim.New(darajasim.Config{
+		ShortCodes:    map[string]lipa.Secret{cfg.ShortCode: cfg.Passkey, darajasim.SandboxShortCode: darajasim.SandboxPasskey},
+		CallbackDelay: cfg.SimulatorDelay,
+		Logger:        log,
+	})
+	defer sim.Close()
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %w", *listen, err)
+	}
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	log.Info("Daraja simulator listening", "url", "http://"+ln.Addr().String(), "shortcode", cfg.ShortCode, "callback_delay", cfg.SimulatorDelay)
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// cmdSimulate runs `lipa simulate c2b …`: Safaricom's side of a C2B payment,
+// posted to a running Lipa (validation, then confirmation).
+func cmdSimulate(ctx context.Context, cfg Config, args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "c2b" {
+		return usageError("usage: lipa simulate c2b --amount N --account REF --phone MSISDN [--url URL] [--shortcode N] [--till]")
+	}
+	fs := flag.NewFlagSet("simulate c2b", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	amount := fs.Int64("amount", 0, "whole shillings paid")
+	account := fs.String("account", "", "the account number (BillRefNumber) the customer typed")
+	phone := fs.String("phone", "254708374149", "the paying MSISDN")
+	target := fs.String("url", localURL(tcpAddr(cfg.ListenAddr)), "base URL of the running Lipa")
+	shortCode := fs.String("shortcode", cfg.ShortCode, "the paybill or till paid")
+	till := fs.Bool("till", false, "pay a till (Buy Goods) instead of a paybill")
+	if err := fs.Parse(args[1:]); err != nil {
+		return usageError("simulate c2b: " + err.Error())
+	}
+	msisdn, err := lipa.ParsePhone(*phone)
+	if err != nil {
+		return fmt.Errorf("--phone: %v", err)
+	}
+	if *amount < 1 {
+		return usageError("simulate c2b: --amount must be a whole number of shillings, at least 1")
+	}
+	command := darajasim.CommandPayBill
+	if *till {
+		command = darajasim.CommandBuyGoods
+	}
+	base := strings.TrimRight(*target, "/")
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	transID, err := darajasim.SendC2B(cctx, &http.Client{Timeout: 15 * time.Second},
+		base+"/api/c2b/validation/", base+"/api/c2b/confirmation/",
+		darajasim.C2BPayment{ShortCode: *shortCode, CommandID: command, Amount: *amount, MSISDN: string(msisdn), BillRefNumber: *account},
+		time.Now())
+	if err != nil {
+		return fmt.Errorf("simulate c2b against %s: %w", base, err)
+	}
+	fmt.Fprintf(stdout, "C2B payment sent to %s: TransID %s, %d shillings, account %q\n", base, transID, *amount, *account)
+	return nil
+}
+
+// tcpAddr parses host:port for localURL; an unparsable address gives the
+// default listen address.
+func tcpAddr(addr string) net.Addr {
+	a, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		a, _ = net.ResolveTCPAddr("tcp", "127.0.0.1:8000")
+	}
+	return a
+}
+
+// cmdC2B runs `lipa c2b register`: registers Lipa's C2B validation and
+// confirmation URLs (on the same host as MPESA_CALLBACK_URL, under /api/c2b/,
+// which contain no word Daraja refuses) with Daraja.
+func cmdC2B(ctx context.Context, cfg Config, args []string, stdout io.Writer) error {
+	if len(args) != 1 || args[0] != "register" {
+		return usageError("usage: lipa c2b register")
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if cfg.Environment == envSimulator && cfg.BaseURL == "" {
+		return errors.New("in simulator mode `lipa serve` registers its C2B URLs with its built-in simulator at start; set MPESA_BASE_URL to register with a simulator running elsewhere")
+	}
+	if cfg.CallbackURL == "" {
+		return errors.New("MPESA_CALLBACK_URL is required: the C2B URLs are registered on its host")
+	}
+	origin := cfg.CallbackURL
+	if i := strings.Index(origin, "://"); i >= 0 {
+		if j := strings.Index(origin[i+3:], "/"); j >= 0 {
+			origin = origin[:i+3+j]
+		}
+	}
+	req := daraja.RegisterURLRequest{
+		ShortCode: cfg.ShortCode, ResponseType: cfg.C2BResponseType,
+		ConfirmationURL: origin + "/api/c2b/confirmation/", ValidationURL: origin + "/api/c2b/validation/",
+	}
+	client, err := daraja.New(daraja.Config{BaseURL: cfg.darajaBaseURL(""), ConsumerKey: cfg.ConsumerKey, ConsumerSecret: cfg.ConsumerSecret, Timeout: cfg.DarajaTimeout})
+	if err != nil {
+		return err
+	}
+	resp, err := client.RegisterC2BURLs(ctx, cfg.C2BVersion, req)
+	var apiErr *daraja.APIError
+	if errors.As(err, &apiErr) && apiErr.Reason() == daraja.ReasonAlreadyRegistered {
+		return fmt.Errorf("Daraja says C2B URLs are already registered for %s; the old URLs may still receive payments (in production, delete them on the M-Pesa portal first): %w", cfg.ShortCode, err)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "registered C2B URLs for shortcode %s (%s, ResponseType %s):\n  validation:   %s\n  confirmation: %s\nDaraja: %s %s\n",
+		cfg.ShortCode, cfg.C2BVersion, cfg.C2BResponseType, req.ValidationURL, req.ConfirmationURL, resp.ResponseCode, resp.ResponseDescription)
+	return nil
+}
