@@ -122,7 +122,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, lipa.Errorf(lipa.NotFound, "not_found", "no endpoint at %s %s", r.Method, r.URL.Path))
 		return
 	}
-	handler.ServeHTTP(w, r)
+	s.mux.ServeHTTP(w, r) // sets the path values that mux.Handler does not
 }
 
 // statusRecorder captures the status and headers a handler writes, and

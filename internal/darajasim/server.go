@@ -1,0 +1,312 @@
+package darajasim
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lipa-gateway/lipa"
+)
+
+// Sandbox credentials published by Safaricom (§10), accepted by default.
+const (
+	// SandboxShortCode is the public STK sandbox shortcode.
+	SandboxShortCode = "174379"
+	// SandboxPasskey is the public STK passkey for SandboxShortCode.
+	SandboxPasskey lipa.Secret = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
+)
+
+// DefaultCallbackDelay is the STK callback delay Lipa uses when its
+// configuration names none. New does not apply it: a zero
+// Config.CallbackDelay means "deliver immediately".
+const DefaultCallbackDelay = 2 * time.Second
+
+// TokenLifetime is how long an access token from the OAuth endpoint stays
+// valid, measured with Config.Now; the token response says "3599" (§2).
+const TokenLifetime = 3599 * time.Second
+
+// Config configures a Server. The zero value is usable: it accepts any
+// non-empty Basic credentials and the sandbox shortcode 174379, and sends STK
+// callbacks immediately.
+type Config struct {
+	// ConsumerKey and ConsumerSecret are the only credentials the OAuth
+	// endpoint accepts. When both are empty, any Basic credentials whose key
+	// and secret are both non-empty are accepted.
+	ConsumerKey    string
+	ConsumerSecret lipa.Secret
+
+	// ShortCodes maps each shortcode accepted by STK push and query to its
+	// passkey. Nil means {SandboxShortCode: SandboxPasskey}; an empty non-nil
+	// map accepts none. New copies the map.
+	ShortCodes map[string]lipa.Secret
+
+	// CallbackDelay is how long after accepting an STK push the simulator
+	// settles it: marks it final for STK query and POSTs the callback. Zero
+	// (or negative) means immediately; callers wanting Daraja-like pacing pass
+	// DefaultCallbackDelay.
+	CallbackDelay time.Duration
+
+	// HTTPClient sends STK callbacks and C2B notifications. Default: a client
+	// with a 10 s timeout.
+	HTTPClient *http.Client
+
+	// Logger receives one line per refused request, accepted push, delivery
+	// and delivery failure. Default: discard.
+	Logger *slog.Logger
+
+	// Now is the clock for token expiry, IDs, receipts and wire timestamps.
+	// Default: time.Now. Callback timing uses real timers regardless.
+	Now func() time.Time
+}
+
+// Server is the simulator: an http.Handler speaking Daraja's protocol (see the
+// package comment). All state lives in memory behind one mutex; a Server is
+// safe for concurrent use. Create it with New and stop it with Close.
+type Server struct {
+	key        string
+	secret     lipa.Secret
+	shortCodes map[string]lipa.Secret
+	delay      time.Duration
+	client     *http.Client
+	log        *slog.Logger
+	now        func() time.Time
+
+	wg sync.WaitGroup // pending timers and in-flight deliveries
+
+	mu       sync.Mutex
+	closed   bool
+	tokens   map[string]time.Time // access token → expiry
+	stk      map[string]*stkTxn   // by CheckoutRequestID
+	timers   map[string]*time.Timer
+	c2b      map[string]c2bRegistration // by shortcode
+	balances map[string]int64           // shortcode → C2B balance, whole shillings
+}
+
+// New returns a Server configured by cfg, with the defaults documented on
+// Config. It starts no goroutines until a request schedules a delivery.
+func New(cfg Config) *Server {
+	s := &Server{
+		key:        cfg.ConsumerKey,
+		secret:     cfg.ConsumerSecret,
+		shortCodes: map[string]lipa.Secret{SandboxShortCode: SandboxPasskey},
+		delay:      max(cfg.CallbackDelay, 0),
+		client:     cfg.HTTPClient,
+		log:        cfg.Logger,
+		now:        cfg.Now,
+		tokens:     make(map[string]time.Time),
+		stk:        make(map[string]*stkTxn),
+		timers:     make(map[string]*time.Timer),
+		c2b:        make(map[string]c2bRegistration),
+		balances:   make(map[string]int64),
+	}
+	if cfg.ShortCodes != nil {
+		s.shortCodes = make(map[string]lipa.Secret, len(cfg.ShortCodes))
+		for k, v := range cfg.ShortCodes {
+			s.shortCodes[k] = v
+		}
+	}
+	if s.client == nil {
+		s.client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
+}
+
+// Close stops pending STK callback timers (those payments then never settle)
+// and waits for deliveries already in flight to finish; in-flight requests are
+// not cancelled, so Close may wait up to the HTTP client's timeout (and C2B
+// validation's 8 s). After Close the Server still answers requests but sends
+// nothing. Close is safe to call more than once and concurrently.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	for id, t := range s.timers {
+		if t.Stop() {
+			s.wg.Done() // the timer's function will never run
+		}
+		delete(s.timers, id)
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// goLocked runs f in a goroutine tracked by Close, unless the Server is
+// closed. s.mu must be held.
+func (s *Server) goLocked(f func()) bool {
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// failure is a refusal written as Daraja's error envelope (§3).
+type failure struct {
+	status    int
+	code      string
+	message   string
+	requestID string // default: a fresh hex-group ID
+}
+
+type envelope struct {
+	RequestID    string `json:"requestId"`
+	ErrorCode    string `json:"errorCode"`
+	ErrorMessage string `json:"errorMessage"`
+}
+
+// Refusals shared by several endpoints (§3).
+var (
+	errPayload  = &failure{status: http.StatusBadRequest, code: "400.002.05", message: "Invalid Request Payload"}
+	errTokenSTK = &failure{status: http.StatusNotFound, code: "404.001.03", message: "Invalid Access Token"}
+	errTokenC2B = &failure{status: http.StatusBadRequest, code: "400.003.01", message: "Invalid Access Token"}
+)
+
+// invalid is Daraja's field validation refusal, "400.002.02 Bad Request -
+// Invalid <field>".
+func invalid(field string) *failure {
+	return &failure{status: http.StatusBadRequest, code: "400.002.02", message: "Bad Request - Invalid " + field}
+}
+
+// route is one endpoint: its only allowed method, the refusal for a missing
+// or unknown bearer token (nil: no token needed), and the handler, which
+// writes the success answer itself or returns a refusal.
+type route struct {
+	method   string
+	tokenErr *failure
+	handle   func(s *Server, w http.ResponseWriter, r *http.Request) *failure
+}
+
+var routes = map[string]route{
+	"/oauth/v1/generate":               {http.MethodGet, nil, (*Server).handleOAuth},
+	"/mpesa/stkpush/v1/processrequest": {http.MethodPost, errTokenSTK, (*Server).handleSTKPush},
+	"/mpesa/stkpushquery/v1/query":     {http.MethodPost, errTokenSTK, (*Server).handleSTKQuery},
+	"/mpesa/c2b/v1/registerurl":        {http.MethodPost, errTokenC2B, (*Server).handleRegisterV1},
+	"/mpesa/c2b/v2/registerurl":        {http.MethodPost, errTokenC2B, (*Server).handleRegisterV2},
+	"/mpesa/c2b/v1/simulate":           {http.MethodPost, errTokenC2B, (*Server).handleSimulate},
+	"/mpesa/c2b/v2/simulate":           {http.MethodPost, errTokenC2B, (*Server).handleSimulate},
+}
+
+// ServeHTTP answers one Daraja API request. It checks, in order: the path
+// (unknown → 404 "404.001.01 Resource not found"), the method (→ 405
+// "405.001 <METHOD> Method Not Allowed"), the bearer token where the endpoint
+// needs one, then the endpoint's own rules (see the handlers' docs).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt, ok := routes[r.URL.Path]
+	var f *failure
+	switch {
+	case !ok:
+		f = &failure{status: http.StatusNotFound, code: "404.001.01", message: "Resource not found"}
+	case r.Method != rt.method:
+		w.Header().Set("Allow", rt.method)
+		f = &failure{status: http.StatusMethodNotAllowed, code: "405.001", message: r.Method + " Method Not Allowed"}
+	case rt.tokenErr != nil && !s.validToken(r):
+		f = rt.tokenErr
+	default:
+		f = rt.handle(s, w, r)
+	}
+	if f == nil {
+		return
+	}
+	id := f.requestID
+	if id == "" {
+		id = newHexID()
+	}
+	s.log.Info("daraja request refused", "method", r.Method, "path", r.URL.Path,
+		"status", f.status, "error_code", f.code, "error_message", f.message)
+	writeJSON(w, f.status, envelope{RequestID: id, ErrorCode: f.code, ErrorMessage: f.message})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only the package's own wire types reach here; they always marshal.
+		panic("darajasim: marshal answer: " + err.Error())
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// maxBody bounds request bodies; Daraja's are a few hundred bytes.
+const maxBody = 1 << 20
+
+// decodeBody reads a JSON object from r into v; anything that is not one
+// (empty, malformed, trailing data, an array, too large) is 400.002.05.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) *failure {
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, maxBody)); err != nil {
+		return errPayload
+	}
+	if err := json.Unmarshal(buf.Bytes(), v); err != nil {
+		return errPayload
+	}
+	return nil
+}
+
+// handleOAuth issues an access token (§2): grant_type must be
+// client_credentials (else 400 "400.008.02 Invalid grant type passed"), the
+// request must carry Basic credentials (else 400 "400.008.01 Invalid
+// Authentication passed") that the Config accepts (else the same 400.008.01).
+// The answer is {"access_token": <28 chars>, "expires_in": "3599"}.
+func (s *Server) handleOAuth(w http.ResponseWriter, r *http.Request) *failure {
+	if r.URL.Query().Get("grant_type") != "client_credentials" {
+		return &failure{status: http.StatusBadRequest, code: "400.008.02", message: "Invalid grant type passed"}
+	}
+	key, secret, ok := r.BasicAuth()
+	if !ok || !s.credentialsOK(key, secret) {
+		return &failure{status: http.StatusBadRequest, code: "400.008.01", message: "Invalid Authentication passed"}
+	}
+	token := newToken()
+	now := s.now()
+	s.mu.Lock()
+	for t, exp := range s.tokens {
+		if !now.Before(exp) {
+			delete(s.tokens, t)
+		}
+	}
+	s.tokens[token] = now.Add(TokenLifetime)
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   string `json:"expires_in"`
+	}{token, "3599"})
+	return nil
+}
+
+func (s *Server) credentialsOK(key, secret string) bool {
+	if s.key == "" && s.secret == "" {
+		return key != "" && secret != ""
+	}
+	k := subtle.ConstantTimeCompare([]byte(key), []byte(s.key))
+	v := subtle.ConstantTimeCompare([]byte(secret), []byte(s.secret.Reveal()))
+	return k&v == 1
+}
+
+// validToken reports whether r carries "Authorization: Bearer <token>" with
+// a token this Server issued that has not expired.
+func (s *Server) validToken(r *http.Request) bool {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	token = strings.TrimSpace(token)
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	exp, ok := s.tokens[token]
+	return ok && now.Before(exp)
+}

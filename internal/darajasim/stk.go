@@ -1,0 +1,379 @@
+package darajasim
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The magic customer phone numbers (STK push PhoneNumber) that script an
+// outcome; see the package comment and Outcomes. Any other valid number pays.
+const (
+	PhoneSuccess           = "254708374149" // Safaricom's public test MSISDN; like any unlisted number, pays
+	PhoneCancelled         = "254700000001" // callback 1032
+	PhoneInsufficientFunds = "254700000002" // callback 1
+	PhoneWrongPIN          = "254700000003" // callback 2001
+	PhoneUnreachable       = "254700000004" // callback 1037
+	PhoneNoCallback        = "254700000005" // no callback; query says "0"
+	PhoneDuplicateCallback = "254700000006" // success callback delivered twice
+	PhoneSubscriberLocked  = "254700000007" // push refused with HTTP 500 500.001.1001
+)
+
+// Result descriptions the simulator sends, in Daraja's wording (§5.3).
+const (
+	ResultDescSuccess           = "The service request is processed successfully."
+	ResultDescCancelled         = "Request cancelled by user"
+	ResultDescInsufficientFunds = "The balance is insufficient for the transaction."
+	ResultDescWrongPIN          = "The initiator information is invalid."
+	ResultDescUnreachable       = "DS timeout user cannot be reached"
+	// MessageSubscriberLocked is the errorMessage of the synchronous refusal
+	// for PhoneSubscriberLocked (errorCode "500.001.1001", HTTP 500).
+	MessageSubscriberLocked = "Unable to lock subscriber, a transaction is already in process for the current subscriber"
+)
+
+// Outcome is what the simulator does with an STK push to Phone that passed
+// validation and the credential checks (§5, §14).
+type Outcome struct {
+	Phone string // 12-digit MSISDN, 2547XXXXXXXX
+
+	// Refused means the push is refused synchronously with HTTP 500
+	// "500.001.1001" MessageSubscriberLocked; nothing else happens and the
+	// remaining fields are zero.
+	Refused bool
+
+	// ResultCode and ResultDesc are sent as the callback's ResultCode (a
+	// JSON number) and ResultDesc, and as the query's ResultCode (a string)
+	// and ResultDesc. 0 is success, with CallbackMetadata in the callback.
+	ResultCode int
+	ResultDesc string
+
+	// Deliveries is how many times the callback is POSTed: 0, 1 or 2.
+	Deliveries int
+}
+
+var outcomes = []Outcome{
+	{Phone: PhoneCancelled, ResultCode: 1032, ResultDesc: ResultDescCancelled, Deliveries: 1},
+	{Phone: PhoneInsufficientFunds, ResultCode: 1, ResultDesc: ResultDescInsufficientFunds, Deliveries: 1},
+	{Phone: PhoneWrongPIN, ResultCode: 2001, ResultDesc: ResultDescWrongPIN, Deliveries: 1},
+	{Phone: PhoneUnreachable, ResultCode: 1037, ResultDesc: ResultDescUnreachable, Deliveries: 1},
+	{Phone: PhoneNoCallback, ResultCode: 0, ResultDesc: ResultDescSuccess, Deliveries: 0},
+	{Phone: PhoneDuplicateCallback, ResultCode: 0, ResultDesc: ResultDescSuccess, Deliveries: 2},
+	{Phone: PhoneSubscriberLocked, Refused: true},
+}
+
+// Outcomes returns the scripted outcomes, one per magic phone number, in
+// phone order. Numbers not listed pay (see OutcomeFor). The slice is a copy.
+func Outcomes() []Outcome {
+	return append([]Outcome(nil), outcomes...)
+}
+
+// OutcomeFor returns the outcome of an STK push to phone: the scripted one for
+// a magic number, otherwise success delivered once.
+func OutcomeFor(phone string) Outcome {
+	for _, o := range outcomes {
+		if o.Phone == phone {
+			return o
+		}
+	}
+	return Outcome{Phone: phone, ResultCode: 0, ResultDesc: ResultDescSuccess, Deliveries: 1}
+}
+
+// stkTxn is one accepted STK push.
+type stkTxn struct {
+	merchantRequestID string
+	checkoutRequestID string
+	shortCode         string
+	amount            int64 // whole shillings
+	phone             string
+	callbackURL       string
+	outcome           Outcome
+	final             bool // settled: the query reports the result
+}
+
+type stkPushRequest struct {
+	BusinessShortCode value
+	Password          value
+	Timestamp         value
+	TransactionType   value
+	Amount            value
+	PartyA            value
+	PartyB            value
+	PhoneNumber       value
+	CallBackURL       value
+	AccountReference  value
+	TransactionDesc   value
+}
+
+type stkPushResponse struct {
+	MerchantRequestID   string
+	CheckoutRequestID   string
+	ResponseCode        string
+	ResponseDescription string
+	CustomerMessage     string
+}
+
+// handleSTKPush is M-Pesa Express (§4), validated in the order of §14: token
+// (in ServeHTTP), JSON (400.002.05), fields in request order (400.002.02
+// Invalid <Field>), Password (500.001.1001 Wrong credentials), shortcode
+// (500.001.1001 Merchant does not exist), the phone's scripted refusal, then
+// 200 with new IDs; the push settles after the callback delay.
+func (s *Server) handleSTKPush(w http.ResponseWriter, r *http.Request) *failure {
+	var req stkPushRequest
+	if f := decodeBody(w, r, &req); f != nil {
+		return f
+	}
+	if f := firstInvalid(
+		check{"BusinessShortCode", req.BusinessShortCode, validShortCode},
+		check{"Password", req.Password, nonEmpty},
+		check{"Timestamp", req.Timestamp, validTimestamp},
+		check{"TransactionType", req.TransactionType, oneOf("CustomerPayBillOnline", "CustomerBuyGoodsOnline")},
+		check{"Amount", req.Amount, validAmount},
+		check{"PartyA", req.PartyA, validMSISDN},
+		check{"PartyB", req.PartyB, validDigits},
+		check{"PhoneNumber", req.PhoneNumber, validMSISDN},
+		check{"CallBackURL", req.CallBackURL, validURL},
+		check{"AccountReference", req.AccountReference, lengthBetween(1, 12)},
+		check{"TransactionDesc", req.TransactionDesc, lengthBetween(1, 13)},
+	); f != nil {
+		return f
+	}
+	shortCode := req.BusinessShortCode.text
+	if f := s.checkPassword(shortCode, req.Password.text, req.Timestamp.text); f != nil {
+		return f
+	}
+	phone := req.PhoneNumber.text
+	outcome := OutcomeFor(phone)
+	if outcome.Refused {
+		return &failure{status: http.StatusInternalServerError, code: "500.001.1001", message: MessageSubscriberLocked}
+	}
+	amount, _ := parseAmount(req.Amount.text)
+
+	now := s.now()
+	s.mu.Lock()
+	t := &stkTxn{
+		merchantRequestID: newHexID(),
+		checkoutRequestID: checkoutRequestID(now, phone, func(id string) bool { _, ok := s.stk[id]; return ok }),
+		shortCode:         shortCode,
+		amount:            amount,
+		phone:             phone,
+		callbackURL:       req.CallBackURL.text,
+		outcome:           outcome,
+	}
+	s.stk[t.checkoutRequestID] = t
+	if !s.closed {
+		s.wg.Add(1)
+		s.timers[t.checkoutRequestID] = time.AfterFunc(s.delay, func() {
+			defer s.wg.Done()
+			s.settle(t.checkoutRequestID)
+		})
+	}
+	s.mu.Unlock()
+
+	s.log.Info("stk push accepted", "checkout_request_id", t.checkoutRequestID,
+		"short_code", shortCode, "amount", amount, "result_code", outcome.ResultCode,
+		"deliveries", outcome.Deliveries)
+	const accepted = "Success. Request accepted for processing"
+	writeJSON(w, http.StatusOK, stkPushResponse{
+		MerchantRequestID:   t.merchantRequestID,
+		CheckoutRequestID:   t.checkoutRequestID,
+		ResponseCode:        "0",
+		ResponseDescription: accepted,
+		CustomerMessage:     accepted,
+	})
+	return nil
+}
+
+// checkPassword checks Password == base64(shortCode + passkey + timestamp)
+// (§4.1). For a shortcode the Server does not know, a Password of the right
+// shape (shortcode + something + timestamp) is "Merchant does not exist";
+// anything else is "Wrong credentials".
+func (s *Server) checkPassword(shortCode, password, timestamp string) *failure {
+	wrong := &failure{status: http.StatusInternalServerError, code: "500.001.1001", message: "Wrong credentials"}
+	decoded, err := base64.StdEncoding.DecodeString(password)
+	if err != nil {
+		return wrong
+	}
+	passkey, known := s.shortCodes[shortCode] // never written after New
+	if !known {
+		d := string(decoded)
+		if len(d) > len(shortCode)+len(timestamp) && strings.HasPrefix(d, shortCode) && strings.HasSuffix(d, timestamp) {
+			return &failure{status: http.StatusInternalServerError, code: "500.001.1001", message: "Merchant does not exist"}
+		}
+		return wrong
+	}
+	want := shortCode + passkey.Reveal() + timestamp
+	if subtle.ConstantTimeCompare(decoded, []byte(want)) != 1 {
+		return wrong
+	}
+	return nil
+}
+
+// settle runs when a push's delay has passed: it marks the push final and
+// POSTs its callback Outcome.Deliveries times, one after another, unless the
+// Server has been closed.
+func (s *Server) settle(checkoutRequestID string) {
+	now := s.now()
+	s.mu.Lock()
+	delete(s.timers, checkoutRequestID)
+	t := s.stk[checkoutRequestID]
+	t.final = true
+	closed := s.closed
+	body := t.callbackBody(now)
+	callbackURL, shortCode, n := t.callbackURL, t.shortCode, t.outcome.Deliveries
+	s.mu.Unlock()
+	if closed {
+		return
+	}
+	for range n {
+		s.postCallback(callbackURL, shortCode, checkoutRequestID, body)
+	}
+}
+
+type stkCallback struct {
+	Body struct {
+		STKCallback struct {
+			MerchantRequestID string
+			CheckoutRequestID string
+			ResultCode        int
+			ResultDesc        string
+			CallbackMetadata  *callbackMetadata `json:",omitempty"`
+		} `json:"stkCallback"`
+	}
+}
+
+type callbackMetadata struct {
+	Item []metadataItem
+}
+
+type metadataItem struct {
+	Name  string
+	Value any `json:",omitempty"`
+}
+
+// callbackBody returns the callback JSON (§5.2) for t settled at now: the
+// success body carries Amount (integer), MpesaReceiptNumber (a new receipt),
+// Balance (no Value, as Daraja sends it), TransactionDate (EAT yyyyMMddHHmmss
+// as a number) and PhoneNumber (a number); failures carry no metadata.
+func (t *stkTxn) callbackBody(now time.Time) []byte {
+	var cb stkCallback
+	c := &cb.Body.STKCallback
+	c.MerchantRequestID = t.merchantRequestID
+	c.CheckoutRequestID = t.checkoutRequestID
+	c.ResultCode = t.outcome.ResultCode
+	c.ResultDesc = t.outcome.ResultDesc
+	if t.outcome.ResultCode == 0 {
+		date, _ := strconv.ParseInt(now.In(eat).Format(timestampLayout), 10, 64)
+		phone, _ := strconv.ParseInt(t.phone, 10, 64)
+		c.CallbackMetadata = &callbackMetadata{Item: []metadataItem{
+			{Name: "Amount", Value: t.amount},
+			{Name: "MpesaReceiptNumber", Value: NewReceipt(now)},
+			{Name: "Balance"},
+			{Name: "TransactionDate", Value: date},
+			{Name: "PhoneNumber", Value: phone},
+		}}
+	}
+	b, err := json.Marshal(cb)
+	if err != nil {
+		panic("darajasim: marshal callback: " + err.Error())
+	}
+	return b
+}
+
+// postCallback delivers one STK callback as Daraja does (§5.1): a POST with
+// Content-Type application/json;charset=UTF-8 and a BusinessShortCode header,
+// no retries. The reply's status is logged; its body is ignored.
+func (s *Server) postCallback(callbackURL, shortCode, checkoutRequestID string, body []byte) {
+	host := callbackURL
+	if u, err := url.Parse(callbackURL); err == nil {
+		host = u.Host // the path may hold a secret token; keep it out of logs
+	}
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, callbackURL, bytes.NewReader(body))
+	if err != nil {
+		s.log.Warn("stk callback not sent", "checkout_request_id", checkoutRequestID, "host", host, "err", err)
+		return
+	}
+	req.Header.Set("Content-Type", "application/json;charset=UTF-8")
+	req.Header.Set("BusinessShortCode", shortCode)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		s.log.Warn("stk callback failed", "checkout_request_id", checkoutRequestID, "host", host, "err", err)
+		return
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	s.log.Info("stk callback delivered", "checkout_request_id", checkoutRequestID, "host", host, "status", resp.StatusCode)
+}
+
+type stkQueryRequest struct {
+	BusinessShortCode value
+	Password          value
+	Timestamp         value
+	CheckoutRequestID value
+}
+
+type stkQueryResponse struct {
+	ResponseCode        string
+	ResponseDescription string
+	MerchantRequestID   string
+	CheckoutRequestID   string
+	ResultCode          string
+	ResultDesc          string
+}
+
+// handleSTKQuery is M-Pesa Express Query (§6): token, JSON, fields
+// (400.002.02), Password and shortcode as for the push; then an unknown
+// CheckoutRequestID (or one pushed under another shortcode) is HTTP 500
+// "500.001.1001 The transaction does not Exist", an unsettled one HTTP 500
+// "500.001.1001 The transaction is being processed" with the
+// CheckoutRequestID as requestId, and a settled one HTTP 200 with ResultCode
+// as a string.
+func (s *Server) handleSTKQuery(w http.ResponseWriter, r *http.Request) *failure {
+	var req stkQueryRequest
+	if f := decodeBody(w, r, &req); f != nil {
+		return f
+	}
+	if f := firstInvalid(
+		check{"BusinessShortCode", req.BusinessShortCode, validShortCode},
+		check{"Password", req.Password, nonEmpty},
+		check{"Timestamp", req.Timestamp, validTimestamp},
+		check{"CheckoutRequestID", req.CheckoutRequestID, nonEmpty},
+	); f != nil {
+		return f
+	}
+	shortCode, id := req.BusinessShortCode.text, req.CheckoutRequestID.text
+	if f := s.checkPassword(shortCode, req.Password.text, req.Timestamp.text); f != nil {
+		return f
+	}
+	s.mu.Lock()
+	t, ok := s.stk[id]
+	var resp stkQueryResponse
+	final := ok && t.final
+	if ok {
+		ok = t.shortCode == shortCode
+		resp = stkQueryResponse{
+			ResponseCode:        "0",
+			ResponseDescription: "The service request has been accepted successfully",
+			MerchantRequestID:   t.merchantRequestID,
+			CheckoutRequestID:   t.checkoutRequestID,
+			ResultCode:          strconv.Itoa(t.outcome.ResultCode),
+			ResultDesc:          t.outcome.ResultDesc,
+		}
+	}
+	s.mu.Unlock()
+	switch {
+	case !ok:
+		return &failure{status: http.StatusInternalServerError, code: "500.001.1001", message: "The transaction does not Exist"}
+	case !final:
+		return &failure{status: http.StatusInternalServerError, code: "500.001.1001", message: "The transaction is being processed", requestID: id}
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
