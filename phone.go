@@ -54,8 +54,10 @@ func ParsePhone(s string) (MSISDN, error) {
 }
 
 func invalidPhone(s string) error {
+	// The input is not echoed: it may be a real phone number, and error
+	// messages are logged.
 	return InvalidField("invalid_phone_number", "phone_number",
-		"phone_number %q is not a Kenyan mobile number; use a form such as 0712345678, +254712345678 or 254712345678", truncate(s, 40))
+		"phone_number is not a Kenyan mobile number; use a form such as 0712345678, +254712345678 or 254712345678")
 }
 
 // Masked returns the number with its middle hidden ("2547****4149"), the only

@@ -31,7 +31,7 @@ func readFields(w http.ResponseWriter, r *http.Request, names ...string) (map[st
 	if err := dec.Decode(&obj); err != nil || obj == nil {
 		return nil, lipa.Errorf(lipa.Invalid, "invalid_json", "the request body must be a JSON object, e.g. {\"phone_number\": \"0712345678\", \"amount\": 10, \"reference\": \"ORDER1\"}")
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, lipa.Errorf(lipa.Invalid, "invalid_json", "the request body has data after its JSON object")
 	}
 	out := make(map[string]string, len(names))

@@ -431,12 +431,7 @@ func TestBadResponses(t *testing.T) {
 }
 
 func TestTimeout(t *testing.T) {
-	f := newFake(t, map[string]http.HandlerFunc{pushRoute: func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done(): // the client gave up
-		case <-time.After(2 * time.Second):
-		}
-	}})
+	f := newFake(t, map[string]http.HandlerFunc{pushRoute: hang})
 	c := newClient(t, f.URL, func(cfg *daraja.Config) { cfg.Timeout = 100 * time.Millisecond })
 	start := time.Now()
 	_, err := c.STKPush(context.Background(), pushRequest())
@@ -480,7 +475,7 @@ func TestCallerCancel(t *testing.T) {
 	started := make(chan struct{})
 	f := newFake(t, map[string]http.HandlerFunc{pushRoute: func(w http.ResponseWriter, r *http.Request) {
 		close(started)
-		<-r.Context().Done()
+		hang(w, r)
 	}})
 	c := newClient(t, f.URL)
 	ctx, cancel := context.WithCancel(context.Background())

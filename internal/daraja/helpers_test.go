@@ -2,6 +2,7 @@ package daraja_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -132,6 +133,16 @@ func serveType(status int, contentType string, body []byte) http.HandlerFunc {
 		}
 		w.WriteHeader(status)
 		w.Write(body)
+	}
+}
+
+// hang answers nothing until the client goes away (or 2 s pass). It drains
+// the body first: the server notices a closed connection only after that.
+func hang(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	select {
+	case <-r.Context().Done():
+	case <-time.After(2 * time.Second):
 	}
 }
 

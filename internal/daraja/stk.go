@@ -22,15 +22,12 @@ const (
 	BuyGoodsOnline = "CustomerBuyGoodsOnline" // till: PartyB is the till number
 )
 
-// eat is East Africa Time, Daraja's clock (UTC+3, no daylight saving). A
-// fixed zone does not depend on the tzdata file being present.
-var eat = time.FixedZone("EAT", 3*60*60)
-
 // Timestamp formats t as Daraja's STK Timestamp, yyyyMMddHHmmss in Nairobi
 // time (UTC+3), whatever t's location and time.Local are (Daraja reference
 // §4.1, BR-32, BR-33). Example: 2024-01-01T22:30:00Z gives "20240102013000".
+// It uses lipa.NairobiTime, a fixed zone, so it needs no tzdata file.
 func Timestamp(t time.Time) string {
-	return t.In(eat).Format("20060102150405")
+	return t.In(lipa.NairobiTime).Format("20060102150405")
 }
 
 // Password returns the STK Password: base64 (standard encoding, padded) of
