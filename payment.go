@@ -113,6 +113,10 @@ type Payment struct {
 	ResultCode         string // Daraja's ResultCode as text ("0", "1032"); empty until a verdict
 	ResultDesc         string
 	FailureReason      FailureReason
+	// ResolvedBy says what settled the payment: ResolvedByCallback,
+	// ResolvedByQuery, ResolvedByExpiry, ResolvedByPush (Daraja refused the
+	// push), ResolvedByConfirmation (C2B); empty while PENDING.
+	ResolvedBy string
 
 	Claimed   bool
 	ClaimedAt time.Time
@@ -122,6 +126,15 @@ type Payment struct {
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
 }
+
+// What settled a payment (Payment.ResolvedBy).
+const (
+	ResolvedByCallback     = "callback"     // Safaricom's STK callback
+	ResolvedByQuery        = "query"        // an STK push query (no receipt number until a late callback brings one)
+	ResolvedByExpiry       = "expiry"       // no verdict within the pending expiry
+	ResolvedByPush         = "push"         // the STK push itself was refused or never sent
+	ResolvedByConfirmation = "confirmation" // a C2B confirmation
+)
 
 // Outcome is what one report from Safaricom (an STK callback, an STK push
 // query answer, a C2B confirmation) says about a payment.
@@ -134,6 +147,7 @@ type Outcome struct {
 	Amount          Amount        // for SUCCESS, when the report carries one (0 when it does not)
 	PhoneNumber     string        // when the report carries one
 	TransactionDate time.Time     // zero when the report carries none
+	Source          string        // what reported it: a ResolvedBy value
 }
 
 // Decision is what Settle did with an Outcome.
@@ -177,6 +191,7 @@ func (p *Payment) Settle(o Outcome, now time.Time) Decision {
 		return DecisionDuplicate
 	}
 	p.Status = o.Status
+	p.ResolvedBy = o.Source
 	p.ResultCode = o.ResultCode
 	p.ResultDesc = o.ResultDesc
 	if o.Status == StatusFailed {

@@ -44,6 +44,10 @@ type Config struct {
 	ListenAddr      string        // LISTEN_ADDR: host:port to serve on; default 127.0.0.1:8000
 	LogFile         string        // LOG_FILE: JSON log lines are appended here; default payments.log
 	SimulatorDelay  time.Duration // LIPA_SIMULATOR_CALLBACK_DELAY: simulator STK callback delay; default 2s
+	ReconcileAfter  time.Duration // LIPA_RECONCILE_AFTER: a PENDING push without callback is queried after this; default 60s
+	PendingExpiry   time.Duration // LIPA_PENDING_EXPIRY: a payment PENDING this long becomes FAILED "expired"; default 24h
+	PromptLifetime  time.Duration // LIPA_PROMPT_LIFETIME: a PENDING push this young keeps its phone busy; default 60s
+	AdminKey        lipa.Secret   // LIPA_ADMIN_KEY: enables the operators' API (/api/admin/) for this X-ADMIN-KEY; default off
 }
 
 // loadConfig builds the Config from lookup (the process environment in
@@ -100,6 +104,19 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 	if c.SimulatorDelay, err = duration(get, "LIPA_SIMULATOR_CALLBACK_DELAY", darajasim.DefaultCallbackDelay.String()); err != nil {
 		return c, err
 	}
+	if c.ReconcileAfter, err = duration(get, "LIPA_RECONCILE_AFTER", "60s"); err != nil {
+		return c, err
+	}
+	if c.PendingExpiry, err = duration(get, "LIPA_PENDING_EXPIRY", "24h"); err != nil {
+		return c, err
+	}
+	if c.PromptLifetime, err = duration(get, "LIPA_PROMPT_LIFETIME", "60s"); err != nil {
+		return c, err
+	}
+	if c.ReconcileAfter <= 0 || c.PendingExpiry <= 0 {
+		return c, fmt.Errorf("LIPA_RECONCILE_AFTER and LIPA_PENDING_EXPIRY must be longer than 0s")
+	}
+	c.AdminKey = lipa.Secret(get("LIPA_ADMIN_KEY", ""))
 	n, err := strconv.Atoi(get("DATABASE_MAX_CONNS", "10"))
 	if err != nil || n < 1 || n > 1000 {
 		return c, fmt.Errorf("DATABASE_MAX_CONNS %q is not a whole number from 1 to 1000", get("DATABASE_MAX_CONNS", ""))

@@ -12,6 +12,9 @@
 //	lipa simulate c2b --amount 100 --account ORDER1 --phone 254708374149 [--url URL]
 //	                                send a simulated C2B payment to a running Lipa
 //	lipa c2b register               register Lipa's C2B URLs with Daraja
+//	lipa reconcile                  run one reconciliation pass
+//	lipa callbacks unmatched        list stored STK callbacks that found no payment
+//	lipa callbacks match ID PAYMENT apply one of them to a payment whose push answer was lost
 //
 // Configuration comes from environment variables and a .env file; see the
 // README.
@@ -46,6 +49,9 @@ commands:
   simulate c2b --amount N --account REF --phone MSISDN [--url URL] [--shortcode N]
                                 send a simulated C2B payment to a running Lipa
   c2b register                  register Lipa's C2B URLs with Daraja
+  reconcile                     resolve PENDING payments now (STK push query, expiry)
+  callbacks unmatched [--json]  list stored STK callbacks that found no payment
+  callbacks match ID PAYMENT_ID apply an unmatched callback to a payment whose push answer was lost
 `
 
 // run executes one command and returns the process exit code: 0 on
@@ -77,6 +83,10 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		cmdErr = cmdSimulate(ctx, cfg, args[1:], stdout)
 	case "c2b":
 		cmdErr = cmdC2B(ctx, cfg, args[1:], stdout)
+	case "reconcile":
+		cmdErr = cmdReconcile(ctx, cfg, args[1:], stdout)
+	case "callbacks":
+		cmdErr = cmdCallbacks(ctx, cfg, args[1:], stdout)
 	default:
 		fmt.Fprintf(stderr, "lipa: unknown command %q\n\n%s", args[0], usage)
 		return 2

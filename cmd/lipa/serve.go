@@ -54,8 +54,41 @@ type service struct {
 	sim  *darajasim.Server
 	simS *loopbackServer
 	db   *sqlstore.DB
+	gw   *gateway.Gateway
 	log  *slog.Logger
 	done chan error
+
+	stopReconciler context.CancelFunc
+	reconcilerDone chan struct{}
+}
+
+// gatewayConfig is the gateway's part of the configuration.
+func gatewayConfig(cfg Config, callbackURL string, log *slog.Logger) gateway.Config {
+	return gateway.Config{
+		ShortCode: cfg.ShortCode, Passkey: cfg.Passkey, TransactionType: cfg.TransactionType,
+		PartyB: cfg.PartyB, CallbackURL: callbackURL, Logger: log,
+		PromptLifetime: cfg.PromptLifetime, ReconcileAfter: cfg.ReconcileAfter, PendingExpiry: cfg.PendingExpiry,
+		IdempotencyWait: cfg.DarajaTimeout + 15*time.Second,
+	}
+}
+
+// reconcileLoop runs a reconciliation pass every interval until ctx ends.
+// Passes on several replicas at once are safe: each payment is leased by
+// one of them.
+func (s *service) reconcileLoop(ctx context.Context, interval time.Duration) {
+	defer close(s.reconcilerDone)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.gw.Reconcile(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("reconciliation pass failed", "err", err)
+			}
+		}
+	}
 }
 
 // startService starts Lipa as configured and returns once it is listening.
@@ -101,10 +134,8 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 	if err != nil {
 		return fail(err)
 	}
-	gw := gateway.New(s.db, client, gateway.Config{
-		ShortCode: cfg.ShortCode, Passkey: cfg.Passkey, TransactionType: cfg.TransactionType,
-		PartyB: cfg.PartyB, CallbackURL: callbackURL, Logger: log,
-	})
+	gw := gateway.New(s.db, client, gatewayConfig(cfg, callbackURL, log))
+	s.gw = gw
 	if cfg.Environment == envSimulator {
 		key, created, err := gw.EnsureDemoApp(ctx)
 		if err != nil {
@@ -126,7 +157,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 		}
 	}
 	s.http = &http.Server{
-		Handler:           api.New(gw, log),
+		Handler:           api.New(gw, api.Config{Logger: log, AdminKey: cfg.AdminKey}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      cfg.DarajaTimeout + 30*time.Second,
@@ -134,6 +165,10 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	go func() { s.done <- s.http.Serve(ln) }()
+	rctx, stopReconciler := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopReconciler = stopReconciler
+	s.reconcilerDone = make(chan struct{})
+	go s.reconcileLoop(rctx, gateway.ReconcileInterval(cfg.ReconcileAfter))
 	log.Info("lipa listening", "url", s.URL, "environment", cfg.Environment, "database", string(s.db.Backend()),
 		"shortcode", cfg.ShortCode, "callback_url", callbackURL, "daraja", cfg.darajaBaseURL(simURL))
 	return s, nil
@@ -143,6 +178,8 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 // context's deadline), then closes the simulator and the database.
 func (s *service) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
+	s.stopReconciler()
+	<-s.reconcilerDone
 	s.closeBackends()
 	return err
 }
@@ -176,6 +213,8 @@ func cmdServe(ctx context.Context, cfg Config, args []string, stderr io.Writer) 
 	}
 	select {
 	case err := <-s.done:
+		s.stopReconciler()
+		<-s.reconcilerDone
 		s.closeBackends()
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():

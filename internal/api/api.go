@@ -6,6 +6,7 @@
 package api
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -22,20 +23,35 @@ const (
 	MaxInboundBody = 1 << 20  // bytes of a callback or C2B notification from Safaricom
 )
 
+// Config configures the HTTP layer.
+type Config struct {
+	// Logger receives one line per refused or failed request (default
+	// slog.Default()).
+	Logger *slog.Logger
+	// AdminKey, when set, enables the operators' endpoints under /api/admin/
+	// for requests carrying it in X-ADMIN-KEY (LIPA_ADMIN_KEY). Unset, they
+	// answer 404.
+	AdminKey lipa.Secret
+}
+
 // Server routes Lipa's HTTP requests. It is an http.Handler, safe for
 // concurrent use.
 type Server struct {
-	gw  *gateway.Gateway
-	log *slog.Logger
-	mux *http.ServeMux
+	gw       *gateway.Gateway
+	log      *slog.Logger
+	mux      *http.ServeMux
+	adminKey [32]byte // SHA-256 of the admin key; zero when disabled
 }
 
 // New returns the HTTP handler for gw.
-func New(gw *gateway.Gateway, logger *slog.Logger) *Server {
-	if logger == nil {
-		logger = slog.Default()
+func New(gw *gateway.Gateway, cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
-	s := &Server{gw: gw, log: logger, mux: http.NewServeMux()}
+	s := &Server{gw: gw, log: cfg.Logger, mux: http.NewServeMux()}
+	if cfg.AdminKey != "" {
+		s.adminKey = sha256.Sum256([]byte(cfg.AdminKey.Reveal()))
+	}
 	s.routes()
 	return s
 }
@@ -55,6 +71,10 @@ func (s *Server) routes() {
 		s.route("POST "+prefix+"validation/", s.c2bValidation)
 		s.route("POST "+prefix+"confirmation/", s.c2bConfirmation)
 	}
+
+	// Operators (X-ADMIN-KEY).
+	s.route("GET /api/admin/callbacks/unmatched/", s.admin(s.unmatchedCallbacks))
+	s.route("POST /api/admin/callbacks/{id}/match/", s.admin(s.matchCallback))
 
 	s.route("GET /healthz", func(w http.ResponseWriter, r *http.Request) error {
 		return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -165,6 +185,13 @@ type errorBody struct {
 // level with their cause, the rest at info. The cause is never sent to the
 // client.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, body := s.errorResponse(r, err)
+	writeJSON(w, status, body)
+}
+
+// errorResponse returns the status and body that answer err, and logs it
+// (see writeError).
+func (s *Server) errorResponse(r *http.Request, err error) (int, errorBody) {
 	var le *lipa.Error
 	if !errors.As(err, &le) {
 		le = lipa.Errorf(lipa.Internal, "internal_error", "internal error").Wrap(err)
@@ -190,7 +217,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	} else {
 		s.log.Info("request refused", append(attrs, "message", le.Message)...)
 	}
-	writeJSON(w, status, body)
+	return status, body
 }
 
 // writeJSON writes v as the JSON body with the given status.

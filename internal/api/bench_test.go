@@ -49,7 +49,7 @@ func benchService(b *testing.B, backend sqlstore.Backend, n int) (url, key strin
 			b.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer(api.New(gw, slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(api.New(gw, api.Config{Logger: slog.New(slog.DiscardHandler)}))
 	b.Cleanup(srv.Close)
 	return srv.URL, k.Reveal()
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/lipa-gateway/lipa"
@@ -30,6 +31,7 @@ type paymentJSON struct {
 	ResultCode         *string          `json:"result_code"`
 	ResultDesc         *string          `json:"result_desc"`
 	FailureReason      *string          `json:"failure_reason"`
+	ResolvedBy         *string          `json:"resolved_by"`
 	Claimed            bool             `json:"claimed"`
 	ClaimedAt          *string          `json:"claimed_at"`
 	TransactionDate    *string          `json:"transaction_date"`
@@ -60,35 +62,80 @@ func toJSON(p *lipa.Payment) paymentJSON {
 		Reference: p.Reference, AccountReference: p.AccountReference, Description: p.Description, ShortCode: p.ShortCode,
 		MpesaReceiptNumber: optional(p.MpesaReceiptNumber), CheckoutRequestID: optional(p.CheckoutRequestID),
 		MerchantRequestID: optional(p.MerchantRequestID), ResultCode: optional(p.ResultCode), ResultDesc: optional(p.ResultDesc),
-		FailureReason: optional(p.FailureReason), Claimed: p.Claimed, ClaimedAt: optionalTime(p.ClaimedAt),
+		FailureReason: optional(p.FailureReason), ResolvedBy: optional(p.ResolvedBy), Claimed: p.Claimed, ClaimedAt: optionalTime(p.ClaimedAt),
 		TransactionDate: optionalTime(p.TransactionDate),
 		CreatedAt:       p.CreatedAt.UTC().Format(time.RFC3339Nano), UpdatedAt: p.UpdatedAt.UTC().Format(time.RFC3339Nano),
 	}
 }
 
-// stkPush serves POST /api/stk-push/.
+// stkPush serves POST /api/stk-push/. With an Idempotency-Key header the
+// answer is stored, and a repeat of the request gets it again (with the
+// header Idempotent-Replayed: true) instead of a second prompt.
 func (s *Server) stkPush(w http.ResponseWriter, r *http.Request, app *lipa.App) error {
+	key := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
+	if len(key) > 255 || hasControl(key) {
+		return lipa.InvalidField("invalid_idempotency_key", "Idempotency-Key", "the Idempotency-Key header must be at most 255 printable characters")
+	}
 	f, err := readFields(w, r, "phone_number", "amount", "reference", "account_reference", "description")
 	if err != nil {
 		return err
 	}
 	res, err := s.gw.InitiateSTKPush(r.Context(), app, gateway.STKPushRequest{
 		PhoneNumber: f["phone_number"], Amount: f["amount"], Reference: f["reference"],
-		AccountReference: f["account_reference"], Description: f["description"],
+		AccountReference: f["account_reference"], Description: f["description"], IdempotencyKey: key,
 	})
-	if err != nil {
+	if err != nil && (key == "" || lipa.ErrorCode(err) == "idempotency_key_reused") {
 		return err
 	}
-	p := res.Payment
-	return writeJSON(w, http.StatusOK, map[string]any{
-		"message":             "STK initiated",
-		"payment_id":          p.ID,
-		"status":              p.Status,
-		"checkout_request_id": p.CheckoutRequestID,
-		"merchant_request_id": p.MerchantRequestID,
-		"customer_message":    p.CustomerMessage,
-		"daraja_response":     json.RawMessage(res.DarajaResponse),
-	})
+	if err == nil && res.Replay != nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Idempotent-Replayed", "true")
+		w.WriteHeader(res.Replay.Status)
+		_, err := w.Write(res.Replay.Body)
+		return err
+	}
+	var status int
+	var body any
+	if err != nil {
+		status, body = s.errorResponse(r, err)
+	} else {
+		p := res.Payment
+		status, body = http.StatusOK, map[string]any{
+			"message":             "STK initiated",
+			"payment_id":          p.ID,
+			"status":              p.Status,
+			"checkout_request_id": p.CheckoutRequestID,
+			"merchant_request_id": p.MerchantRequestID,
+			"customer_message":    p.CustomerMessage,
+			"daraja_response":     json.RawMessage(res.DarajaResponse),
+		}
+		if res.DarajaResponse == nil {
+			body.(map[string]any)["daraja_response"] = nil
+		}
+	}
+	raw, merr := json.Marshal(body)
+	if merr != nil {
+		return merr
+	}
+	raw = append(raw, '\n')
+	if key != "" {
+		if serr := s.gw.SaveIdempotentResponse(r.Context(), app, key, status, raw); serr != nil {
+			s.log.Error("save idempotent response", "app", app.Name, "err", serr)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, werr := w.Write(raw)
+	return werr
+}
+
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // getPayment serves GET /api/payments/{id}/.

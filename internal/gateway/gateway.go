@@ -14,6 +14,7 @@ import (
 	"encoding/base32"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/lipa-gateway/lipa"
@@ -37,6 +38,21 @@ type Config struct {
 	// CallbackURL is the absolute URL Safaricom POSTs STK results to
 	// (Lipa's POST /api/mpesa/stk-callback/). Required.
 	CallbackURL string
+	// PromptLifetime is how long a PENDING STK push keeps its customer's
+	// phone busy: another push to that phone within it is refused with
+	// subscriber_busy without calling Daraja, which would refuse it anyway
+	// (Daraja reference §4.5). Default 60s.
+	PromptLifetime time.Duration
+	// ReconcileAfter is how long a PENDING STK payment waits for its
+	// callback before the reconciler asks Daraja (STK push query). Default 60s.
+	ReconcileAfter time.Duration
+	// PendingExpiry is how long a payment may stay PENDING at all; then it
+	// becomes FAILED with failure_reason "expired". Default 24h.
+	PendingExpiry time.Duration
+	// IdempotencyWait bounds how long a request repeating an Idempotency-Key
+	// waits for the first request's answer. Default 45s (more than a Daraja
+	// call may take).
+	IdempotencyWait time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger receives one line per initiation, Daraja answer, callback and
@@ -51,6 +67,11 @@ type Gateway struct {
 	cfg    Config
 	log    *slog.Logger
 	now    func() time.Time
+
+	// configErr holds the last Daraja answer that blamed Lipa's own
+	// configuration (credentials, shortcode, passkey, callback URL), until a
+	// Daraja call succeeds again; /readyz reports it.
+	configErr atomic.Pointer[string]
 }
 
 // New returns a Gateway over the store db that talks to Daraja through
@@ -62,6 +83,18 @@ func New(db *sqlstore.DB, client *daraja.Client, cfg Config) *Gateway {
 	if cfg.PartyB == "" {
 		cfg.PartyB = cfg.ShortCode
 	}
+	if cfg.PromptLifetime <= 0 {
+		cfg.PromptLifetime = 60 * time.Second
+	}
+	if cfg.ReconcileAfter <= 0 {
+		cfg.ReconcileAfter = 60 * time.Second
+	}
+	if cfg.PendingExpiry <= 0 {
+		cfg.PendingExpiry = 24 * time.Hour
+	}
+	if cfg.IdempotencyWait <= 0 {
+		cfg.IdempotencyWait = 45 * time.Second
+	}
 	g := &Gateway{db: db, daraja: client, cfg: cfg, log: cfg.Logger, now: cfg.Now}
 	if g.log == nil {
 		g.log = slog.Default()
@@ -72,12 +105,27 @@ func New(db *sqlstore.DB, client *daraja.Client, cfg Config) *Gateway {
 	return g
 }
 
-// Ready returns nil while the database answers.
+// Ready returns nil while the database answers and Daraja has not refused
+// Lipa's configuration since its last successful call: Unavailable
+// "database_unavailable" or "daraja_misconfigured" otherwise.
 func (g *Gateway) Ready(ctx context.Context) error {
 	if err := g.db.Ping(ctx); err != nil {
 		return lipa.Errorf(lipa.Unavailable, "database_unavailable", "the database does not answer").Wrap(err)
 	}
+	if msg := g.configErr.Load(); msg != nil {
+		return lipa.Errorf(lipa.Unavailable, "daraja_misconfigured", "Daraja refuses Lipa's configuration: %s", *msg)
+	}
 	return nil
+}
+
+// noteDaraja records whether a Daraja call showed Lipa's configuration to
+// be wrong (msg not empty) or working (msg empty).
+func (g *Gateway) noteDaraja(msg string) {
+	if msg == "" {
+		g.configErr.Store(nil)
+		return
+	}
+	g.configErr.Store(&msg)
 }
 
 // clock returns the current time in UTC at microsecond precision (what both

@@ -77,10 +77,10 @@ func (g *Gateway) ReceiveSTKCallback(ctx context.Context, in Inbound) error {
 func (g *Gateway) applyCallbackTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.Payment, cb *daraja.STKCallback, inboundID int64) error {
 	log := g.log.With("app", p.AppName, "payment_id", p.ID, "checkout_request_id", cb.CheckoutRequestID, "result_code", cb.ResultCode)
 	o := lipa.Outcome{Status: lipa.StatusFailed, ResultCode: cb.ResultCode, ResultDesc: cb.ResultDesc,
-		FailureReason: lipa.ReasonForResultCode(cb.ResultCode)}
+		FailureReason: lipa.ReasonForResultCode(cb.ResultCode), Source: lipa.ResolvedByCallback}
 	if cb.ResultCode == "0" {
 		o = lipa.Outcome{Status: lipa.StatusSuccess, ResultCode: "0", ResultDesc: cb.ResultDesc, Receipt: cb.MpesaReceiptNumber,
-			Amount: cb.Amount, PhoneNumber: cb.PhoneNumber, TransactionDate: cb.TransactionDate}
+			Amount: cb.Amount, PhoneNumber: cb.PhoneNumber, TransactionDate: cb.TransactionDate, Source: lipa.ResolvedByCallback}
 		if cb.Amount != 0 && cb.Amount != p.Amount {
 			note := fmt.Sprintf("callback amount %s differs from the payment's %s; not applied", cb.Amount, p.Amount)
 			log.Warn("stk callback flagged", "reason", note)
@@ -193,7 +193,7 @@ func (g *Gateway) ReceiveC2BConfirmation(ctx context.Context, in Inbound) error 
 			PhoneNumber: n.MSISDN, Amount: amount, Currency: "KES",
 			Reference: n.BillRefNumber, AccountReference: n.BillRefNumber, Description: "C2B payment",
 			ShortCode: n.BusinessShortCode, TransactionType: n.TransactionType,
-			MpesaReceiptNumber: n.TransID, ResultCode: "0", ResultDesc: "C2B confirmation",
+			MpesaReceiptNumber: n.TransID, ResultCode: "0", ResultDesc: "C2B confirmation", ResolvedBy: lipa.ResolvedByConfirmation,
 			TransactionDate: txDate, CreatedAt: now, UpdatedAt: now,
 		}
 		if err := tx.InsertPayment(ctx, p); err != nil {

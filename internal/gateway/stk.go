@@ -2,9 +2,13 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/lipa-gateway/lipa"
@@ -30,13 +34,35 @@ type STKPushRequest struct {
 	Reference        string // required, 1–100 characters
 	AccountReference string // optional, 1–12 characters; default Reference when it fits
 	Description      string // optional; default "Payment"
+	// IdempotencyKey, when not empty, makes the request safe to repeat: a
+	// later request of the same app with the same key and the same fields
+	// gets the first answer and sends no second prompt.
+	IdempotencyKey string
+}
+
+// hash identifies the request's fields, to tell a true repeat of an
+// Idempotency-Key from a different request reusing it.
+func (r STKPushRequest) hash() string {
+	h := sha256.New()
+	for _, f := range []string{r.PhoneNumber, r.Amount, r.Reference, r.AccountReference, r.Description} {
+		fmt.Fprintf(h, "%d:%s;", len(f), f)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // STKPushResult is what InitiateSTKPush reports: the stored payment and
-// Daraja's answer as received.
+// Daraja's answer as received; or, for a repeated Idempotency-Key, the first
+// request's answer as it was sent (Replay).
 type STKPushResult struct {
 	Payment        *lipa.Payment
 	DarajaResponse json.RawMessage
+	Replay         *Replay
+}
+
+// Replay is the answer first given to a request with an Idempotency-Key.
+type Replay struct {
+	Status int
+	Body   []byte
 }
 
 // InitiateSTKPush validates the request, stores the payment as PENDING, and
@@ -62,8 +88,38 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 	if err != nil {
 		return nil, err
 	}
-	if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.InsertPayment(ctx, p) }); err != nil {
+	var earlier *sqlstore.IdempotencyRecord
+	err = g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+		// One prompt per phone at a time: serialise pushes to one phone.
+		if err := tx.Lock(ctx, "phone:"+p.PhoneNumber); err != nil {
+			return err
+		}
+		if r.IdempotencyKey != "" {
+			rec, reserved, err := tx.ReserveIdempotencyKey(ctx, app.ID, r.IdempotencyKey, r.hash(), p.ID, p.CreatedAt)
+			if err != nil {
+				return err
+			}
+			if !reserved {
+				earlier = rec
+				return nil
+			}
+		}
+		busy, err := tx.PendingPushSince(ctx, p.PhoneNumber, p.CreatedAt.Add(-g.cfg.PromptLifetime))
+		if err == nil {
+			return lipa.Errorf(lipa.Conflict, "subscriber_busy",
+				"the customer already has an M-Pesa prompt open (payment %s); wait for it to finish, or up to %s, before pushing again", busy.ID, g.cfg.PromptLifetime).
+				With("pending_payment_id", string(busy.ID))
+		}
+		if lipa.ErrorKind(err) != lipa.NotFound {
+			return err
+		}
+		return tx.InsertPayment(ctx, p)
+	})
+	if err != nil {
 		return nil, err
+	}
+	if earlier != nil {
+		return g.replay(ctx, app, r, earlier)
 	}
 	log := g.log.With("app", app.Name, "payment_id", p.ID)
 	log.Info("stk push initiated", "phone", lipa.MaskPhone(p.PhoneNumber), "amount", p.Amount.String(), "reference", p.Reference)
@@ -85,6 +141,7 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 	if err != nil {
 		return nil, g.pushFailed(ctx, p, err)
 	}
+	g.noteDaraja("")
 	err = g.db.InTx(context.WithoutCancel(ctx), func(tx *sqlstore.Tx) error {
 		if err := tx.Lock(ctx, resp.CheckoutRequestID); err != nil {
 			return err
@@ -221,6 +278,7 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 		final   = true // the push provably did not go through
 	)
 	p.Status = lipa.StatusFailed
+	p.ResolvedBy = lipa.ResolvedByPush
 	p.FailureReason = lipa.ReasonDarajaRejected
 	switch {
 	case errors.As(callErr, &apiErr):
@@ -236,11 +294,13 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 			appErr = lipa.InvalidField("invalid_amount", "amount", "M-Pesa refused the amount: %s", apiErr.ErrorMessage)
 		}
 		if apiErr.Class() == daraja.ClassConfiguration {
+			g.noteDaraja(apiErr.Error())
 			log.Error("Daraja refused Lipa's merchant configuration; check MPESA_SHORTCODE, MPESA_PASSKEY and MPESA_CALLBACK_URL", "err", callErr)
 		}
 	case errors.As(callErr, &authErr):
 		p.ResultDesc = authErr.Error()
 		appErr = lipa.Errorf(lipa.Upstream, "daraja_error", "M-Pesa refused Lipa's credentials; the operator must check MPESA_CONSUMER_KEY and MPESA_CONSUMER_SECRET")
+		g.noteDaraja(authErr.Error())
 		log.Error("Daraja refused the consumer key and secret", "err", callErr)
 	case errors.Is(callErr, daraja.ErrUnreachable):
 		p.FailureReason = lipa.ReasonDarajaUnreachable
@@ -259,7 +319,7 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 		appErr = lipa.Errorf(lipa.Upstream, "daraja_error", "M-Pesa gave an answer Lipa could not read; the customer may still get the prompt, so watch this payment instead of pushing again")
 	}
 	if !final {
-		p.Status, p.FailureReason = lipa.StatusPending, ""
+		p.Status, p.FailureReason, p.ResolvedBy = lipa.StatusPending, "", ""
 	}
 	p.UpdatedAt = g.clock()
 	err := g.db.InTx(context.WithoutCancel(ctx), func(tx *sqlstore.Tx) error { return tx.UpdatePayment(ctx, p) })
@@ -268,4 +328,50 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 	}
 	log.Warn("stk push failed", "status", p.Status, "failure_reason", p.FailureReason, "err", callErr)
 	return appErr.With("payment_id", string(p.ID)).Wrap(callErr)
+}
+
+// replay answers a request that repeats an Idempotency-Key: a different
+// request under the same key is Unprocessable "idempotency_key_reused";
+// the same request gets the first answer, waiting for it while the first
+// request is still in flight (so two requests arriving at once send one
+// prompt). If no answer was recorded (the first request's process died), it
+// gets the payment as it stands now.
+func (g *Gateway) replay(ctx context.Context, app *lipa.App, r STKPushRequest, rec *sqlstore.IdempotencyRecord) (*STKPushResult, error) {
+	if rec.RequestHash != r.hash() {
+		return nil, lipa.Errorf(lipa.Unprocessable, "idempotency_key_reused",
+			"Idempotency-Key %q was used for a different request; use a new key for a new payment", r.IdempotencyKey).
+			With("payment_id", string(rec.PaymentID))
+	}
+	deadline := g.now().Add(g.cfg.IdempotencyWait)
+	for rec.ResponseStatus == 0 && g.now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+		err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) {
+			rec, err = tx.IdempotencyKey(ctx, app.ID, r.IdempotencyKey)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	g.log.Info("idempotent stk push replayed", "app", app.Name, "payment_id", rec.PaymentID)
+	if rec.ResponseStatus != 0 {
+		return &STKPushResult{Replay: &Replay{Status: rec.ResponseStatus, Body: rec.ResponseBody}}, nil
+	}
+	p, err := g.Payment(ctx, app, rec.PaymentID)
+	if err != nil {
+		return nil, err
+	}
+	return &STKPushResult{Payment: p}, nil
+}
+
+// SaveIdempotentResponse records the answer given to the first request with
+// the app's Idempotency-Key, for later repeats.
+func (g *Gateway) SaveIdempotentResponse(ctx context.Context, app *lipa.App, key string, status int, body []byte) error {
+	return g.db.InTx(context.WithoutCancel(ctx), func(tx *sqlstore.Tx) error {
+		return tx.SaveIdempotentResponse(ctx, app.ID, key, status, body)
+	})
 }

@@ -16,6 +16,7 @@ const (
 	InboundSTKCallback     InboundKind = "stk_callback"
 	InboundC2BValidation   InboundKind = "c2b_validation"
 	InboundC2BConfirmation InboundKind = "c2b_confirmation"
+	InboundSTKQuery        InboundKind = "stk_query" // Daraja's answer to an STK push query made by the reconciler
 )
 
 // InboundOutcome says what Lipa did with an inbound message.

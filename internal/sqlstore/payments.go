@@ -13,7 +13,7 @@ import (
 const paymentColumns = `p.id, COALESCE(p.app_id, ''), COALESCE(a.name, ''), p.payment_type, p.status, p.phone_number,
 	p.amount_cents, p.currency, p.reference, p.account_reference, p.description, p.shortcode, p.transaction_type,
 	COALESCE(p.mpesa_receipt_number, ''), COALESCE(p.checkout_request_id, ''), p.merchant_request_id, p.customer_message,
-	p.result_code, p.result_desc, p.failure_reason, p.claimed, p.claimed_at, COALESCE(p.claimed_by, ''),
+	p.result_code, p.result_desc, p.failure_reason, p.resolved_by, p.claimed, p.claimed_at, COALESCE(p.claimed_by, ''),
 	p.transaction_date, p.created_at, p.updated_at`
 
 const paymentFrom = " FROM payments p LEFT JOIN apps a ON a.id = p.app_id "
@@ -28,7 +28,7 @@ func scanPayment(row interface{ Scan(...any) error }) (*lipa.Payment, error) {
 	err := row.Scan(&p.ID, &p.AppID, &p.AppName, &p.Type, &p.Status, &p.PhoneNumber,
 		&p.Amount, &p.Currency, &p.Reference, &p.AccountReference, &p.Description, &p.ShortCode, &p.TransactionType,
 		&p.MpesaReceiptNumber, &p.CheckoutRequestID, &p.MerchantRequestID, &p.CustomerMessage,
-		&p.ResultCode, &p.ResultDesc, &p.FailureReason, &p.Claimed, &claimedAt, &p.ClaimedBy,
+		&p.ResultCode, &p.ResultDesc, &p.FailureReason, &p.ResolvedBy, &p.Claimed, &claimedAt, &p.ClaimedBy,
 		&txDate, &p.CreatedAt, &p.UpdatedAt)
 	if err != nil {
 		return nil, err
@@ -51,12 +51,12 @@ func nullIfEmpty[T ~string](s T) any {
 func (t *Tx) InsertPayment(ctx context.Context, p *lipa.Payment) error {
 	res, err := t.exec(ctx, `INSERT INTO payments (id, app_id, payment_type, status, phone_number, amount_cents, currency,
 		reference, account_reference, description, shortcode, transaction_type, mpesa_receipt_number, checkout_request_id,
-		merchant_request_id, customer_message, result_code, result_desc, failure_reason, transaction_date, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		merchant_request_id, customer_message, result_code, result_desc, failure_reason, resolved_by, transaction_date, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		p.ID, nullIfEmpty(p.AppID), p.Type, p.Status, p.PhoneNumber, int64(p.Amount), p.Currency,
 		p.Reference, p.AccountReference, p.Description, p.ShortCode, p.TransactionType,
 		nullIfEmpty(p.MpesaReceiptNumber), nullIfEmpty(p.CheckoutRequestID),
-		p.MerchantRequestID, p.CustomerMessage, p.ResultCode, p.ResultDesc, p.FailureReason,
+		p.MerchantRequestID, p.CustomerMessage, p.ResultCode, p.ResultDesc, p.FailureReason, p.ResolvedBy,
 		dbTime(p.TransactionDate), dbTime(p.CreatedAt), dbTime(p.UpdatedAt))
 	if err != nil {
 		return fmt.Errorf("insert payment: %w", err)
@@ -84,10 +84,10 @@ func (t *Tx) UpdatePayment(ctx context.Context, p *lipa.Payment) error {
 		}
 	}
 	_, err := t.exec(ctx, `UPDATE payments SET status = ?, phone_number = ?, mpesa_receipt_number = ?, checkout_request_id = ?,
-		merchant_request_id = ?, customer_message = ?, result_code = ?, result_desc = ?, failure_reason = ?,
+		merchant_request_id = ?, customer_message = ?, result_code = ?, result_desc = ?, failure_reason = ?, resolved_by = ?,
 		transaction_date = ?, updated_at = ? WHERE id = ?`,
 		p.Status, p.PhoneNumber, nullIfEmpty(p.MpesaReceiptNumber), nullIfEmpty(p.CheckoutRequestID),
-		p.MerchantRequestID, p.CustomerMessage, p.ResultCode, p.ResultDesc, p.FailureReason,
+		p.MerchantRequestID, p.CustomerMessage, p.ResultCode, p.ResultDesc, p.FailureReason, p.ResolvedBy,
 		dbTime(p.TransactionDate), dbTime(p.UpdatedAt), p.ID)
 	if err != nil {
 		return fmt.Errorf("update payment %s: %w", p.ID, err)

@@ -1,0 +1,73 @@
+package api
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/lipa-gateway/lipa"
+)
+
+// admin guards an operators' endpoint: 404 when no admin key is configured,
+// 401 unless X-ADMIN-KEY matches it (compared in constant time).
+func (s *Server) admin(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if s.adminKey == [32]byte{} {
+			return lipa.Errorf(lipa.NotFound, "not_found", "the operators' API is disabled; set LIPA_ADMIN_KEY to enable it")
+		}
+		got := sha256.Sum256([]byte(r.Header.Get("X-ADMIN-KEY")))
+		if subtle.ConstantTimeCompare(got[:], s.adminKey[:]) != 1 {
+			return lipa.Errorf(lipa.Unauthorized, "invalid_admin_key", "send the operators' key (LIPA_ADMIN_KEY) in the X-ADMIN-KEY header")
+		}
+		return h(w, r)
+	}
+}
+
+// unmatchedCallbacks serves GET /api/admin/callbacks/unmatched/?limit=: the
+// stored STK callbacks that found no payment, newest first.
+func (s *Server) unmatchedCallbacks(w http.ResponseWriter, r *http.Request) error {
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return lipa.InvalidField("invalid_limit", "limit", "limit must be a whole number from 1 to 1000")
+		}
+		limit = n
+	}
+	msgs, err := s.gw.UnmatchedCallbacks(r.Context(), limit)
+	if err != nil {
+		return err
+	}
+	out := []map[string]any{}
+	for _, m := range msgs {
+		body := json.RawMessage(m.Body)
+		if !json.Valid(m.Body) {
+			body, _ = json.Marshal(string(m.Body))
+		}
+		out = append(out, map[string]any{"id": m.ID, "checkout_request_id": m.CheckoutRequestID, "received_at": m.ReceivedAt.Format(time.RFC3339),
+			"source": m.SourceAddr, "path": m.Path, "note": m.Note, "body": body})
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"callbacks": out})
+}
+
+// matchCallback serves POST /api/admin/callbacks/{id}/match/ with body
+// {"payment_id"}: applies a stored unmatched callback to a PENDING payment
+// whose push answer was lost.
+func (s *Server) matchCallback(w http.ResponseWriter, r *http.Request) error {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		return lipa.Errorf(lipa.NotFound, "inbound_not_found", "no stored message %q", r.PathValue("id"))
+	}
+	f, err := readFields(w, r, "payment_id")
+	if err != nil {
+		return err
+	}
+	p, err := s.gw.MatchCallback(r.Context(), id, lipa.PaymentID(f["payment_id"]))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, toJSON(p))
+}
