@@ -14,11 +14,13 @@ type Kind string
 const (
 	Invalid          Kind = "invalid"            // bad input: 400
 	Unauthorized     Kind = "unauthorized"       // missing, unknown or disabled API key: 401
+	Forbidden        Kind = "forbidden"          // the caller may not use this endpoint from where it is (callback source): 403
 	NotFound         Kind = "not_found"          // no such object, or one the app may not see: 404
 	MethodNotAllowed Kind = "method_not_allowed" // the endpoint exists for other methods: 405
 	Conflict         Kind = "conflict"           // the object's state forbids the request: 409
 	TooLarge         Kind = "too_large"          // the request body is over the limit: 413
 	Unprocessable    Kind = "unprocessable"      // well-formed but contradicts stored data (amount mismatch): 422
+	TooManyRequests  Kind = "too_many_requests"  // a rate limit was hit: 429
 	Upstream         Kind = "upstream"           // Daraja refused or failed: 502
 	Timeout          Kind = "timeout"            // Daraja did not answer in time: 504
 	Unavailable      Kind = "unavailable"        // a dependency (database, Daraja) cannot be reached: 503

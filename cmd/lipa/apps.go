@@ -38,7 +38,7 @@ func cmdApps(ctx context.Context, cfg Config, args []string, stdout io.Writer) e
 		return err
 	}
 	defer db.Close()
-	gw := gateway.New(db, nil, gateway.Config{Logger: slog.New(slog.DiscardHandler)})
+	gw := gateway.New(db, nil, gateway.Config{Logger: slog.New(slog.DiscardHandler), KeyRotationGrace: cfg.KeyRotationGrace})
 	switch sub {
 	case "create":
 		name, err := needName()
@@ -58,14 +58,14 @@ func cmdApps(ctx context.Context, cfg Config, args []string, stdout io.Writer) e
 		if err != nil {
 			return err
 		}
-		key, err := gw.RotateKey(ctx, name)
+		key, graceUntil, err := gw.RotateKey(ctx, name)
 		if err != nil {
 			return err
 		}
 		if asJSON {
-			return json.NewEncoder(stdout).Encode(map[string]string{"name": name, "api_key": key.Reveal()})
+			return json.NewEncoder(stdout).Encode(map[string]string{"name": name, "api_key": key.Reveal(), "old_key_valid_until": graceUntil.Format(time.RFC3339)})
 		}
-		fmt.Fprintf(stdout, "New API key for %q, shown only this once (the old key no longer works):\n\n    %s\n", name, key.Reveal())
+		fmt.Fprintf(stdout, "New API key for %q, shown only this once:\n\n    %s\n\nThe old key keeps working until %s.\n", name, key.Reveal(), graceUntil.Format(time.RFC3339))
 	case "disable", "enable":
 		name, err := needName()
 		if err != nil {
@@ -86,18 +86,26 @@ func cmdApps(ctx context.Context, cfg Config, args []string, stdout io.Writer) e
 		if asJSON {
 			out := []map[string]any{}
 			for _, a := range apps {
-				out = append(out, map[string]any{"name": a.Name, "id": a.ID, "disabled": a.Disabled, "key_hint": a.KeyHint, "created_at": a.CreatedAt.Format(time.RFC3339)})
+				m := map[string]any{"name": a.Name, "id": a.ID, "disabled": a.Disabled, "key_hint": a.KeyHint, "created_at": a.CreatedAt.Format(time.RFC3339), "last_used_at": nil}
+				if !a.LastUsedAt.IsZero() {
+					m["last_used_at"] = a.LastUsedAt.Format(time.RFC3339)
+				}
+				out = append(out, m)
 			}
 			return json.NewEncoder(stdout).Encode(out)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tSTATUS\tKEY\tCREATED")
+		fmt.Fprintln(tw, "NAME\tSTATUS\tKEY\tLAST USED\tCREATED")
 		for _, a := range apps {
 			status := "enabled"
 			if a.Disabled {
 				status = "disabled"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Name, status, a.KeyHint, a.CreatedAt.Format(time.RFC3339))
+			used := "never"
+			if !a.LastUsedAt.IsZero() {
+				used = a.LastUsedAt.Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Name, status, a.KeyHint, used, a.CreatedAt.Format(time.RFC3339))
 		}
 		return tw.Flush()
 	default:

@@ -27,27 +27,28 @@ const (
 // over the file). Each field names its variable and default; Validate names
 // the variable that is wrong.
 type Config struct {
-	Environment     string        // MPESA_ENVIRONMENT: simulator, sandbox or production ("live" means production); default simulator without MPESA_CONSUMER_KEY, else sandbox
-	ConsumerKey     string        // MPESA_CONSUMER_KEY: Daraja app key; required outside simulator mode
-	ConsumerSecret  lipa.Secret   // MPESA_CONSUMER_SECRET: Daraja app secret; required outside simulator mode
-	ShortCode       string        // MPESA_SHORTCODE: BusinessShortCode, 5-7 digits; simulator default 174379
-	Passkey         lipa.Secret   // MPESA_PASSKEY: Lipa na M-Pesa Online passkey; simulator default the public sandbox passkey
-	CallbackURL     string        // MPESA_CALLBACK_URL: public URL of POST /api/mpesa/stk-callback/; simulator default Lipa's own listen address
-	TransactionType string        // MPESA_TRANSACTION_TYPE: CustomerPayBillOnline (default) or CustomerBuyGoodsOnline
-	PartyB          string        // MPESA_PARTY_B: the till number, required for CustomerBuyGoodsOnline
-	BaseURL         string        // MPESA_BASE_URL: overrides Daraja's base URL (a proxy, or a simulator elsewhere)
-	C2BResponseType string        // MPESA_C2B_RESPONSE_TYPE: Completed (default) or Cancelled, for `lipa c2b register`
-	C2BVersion      string        // MPESA_C2B_VERSION: v2 (default) or v1, the register URL API version
-	DarajaTimeout   time.Duration // MPESA_TIMEOUT: bound on each Daraja call; default 30s
-	DatabaseURL     string        // DATABASE_URL: sqlite:PATH or postgres://…; default sqlite:lipa.db
-	DatabaseMaxConn int           // DATABASE_MAX_CONNS: PostgreSQL pool size; default 10
-	ListenAddr      string        // LISTEN_ADDR: host:port to serve on; default 127.0.0.1:8000
-	LogFile         string        // LOG_FILE: JSON log lines are appended here; default payments.log
-	SimulatorDelay  time.Duration // LIPA_SIMULATOR_CALLBACK_DELAY: simulator STK callback delay; default 2s
-	ReconcileAfter  time.Duration // LIPA_RECONCILE_AFTER: a PENDING push without callback is queried after this; default 60s
-	PendingExpiry   time.Duration // LIPA_PENDING_EXPIRY: a payment PENDING this long becomes FAILED "expired"; default 24h
-	PromptLifetime  time.Duration // LIPA_PROMPT_LIFETIME: a PENDING push this young keeps its phone busy; default 60s
-	AdminKey        lipa.Secret   // LIPA_ADMIN_KEY: enables the operators' API (/api/admin/) for this X-ADMIN-KEY; default off
+	Environment      string        // MPESA_ENVIRONMENT: simulator, sandbox or production ("live" means production); default simulator without MPESA_CONSUMER_KEY, else sandbox
+	ConsumerKey      string        // MPESA_CONSUMER_KEY: Daraja app key; required outside simulator mode
+	ConsumerSecret   lipa.Secret   // MPESA_CONSUMER_SECRET: Daraja app secret; required outside simulator mode
+	ShortCode        string        // MPESA_SHORTCODE: BusinessShortCode, 5-7 digits; simulator default 174379
+	Passkey          lipa.Secret   // MPESA_PASSKEY: Lipa na M-Pesa Online passkey; simulator default the public sandbox passkey
+	CallbackURL      string        // MPESA_CALLBACK_URL: public URL of POST /api/mpesa/stk-callback/; simulator default Lipa's own listen address
+	TransactionType  string        // MPESA_TRANSACTION_TYPE: CustomerPayBillOnline (default) or CustomerBuyGoodsOnline
+	PartyB           string        // MPESA_PARTY_B: the till number, required for CustomerBuyGoodsOnline
+	BaseURL          string        // MPESA_BASE_URL: overrides Daraja's base URL (a proxy, or a simulator elsewhere)
+	C2BResponseType  string        // MPESA_C2B_RESPONSE_TYPE: Completed (default) or Cancelled, for `lipa c2b register`
+	C2BVersion       string        // MPESA_C2B_VERSION: v2 (default) or v1, the register URL API version
+	DarajaTimeout    time.Duration // MPESA_TIMEOUT: bound on each Daraja call; default 30s
+	DatabaseURL      string        // DATABASE_URL: sqlite:PATH or postgres://…; default sqlite:lipa.db
+	DatabaseMaxConn  int           // DATABASE_MAX_CONNS: PostgreSQL pool size; default 10
+	ListenAddr       string        // LISTEN_ADDR: host:port to serve on; default 127.0.0.1:8000
+	LogFile          string        // LOG_FILE: JSON log lines are appended here; default payments.log
+	SimulatorDelay   time.Duration // LIPA_SIMULATOR_CALLBACK_DELAY: simulator STK callback delay; default 2s
+	ReconcileAfter   time.Duration // LIPA_RECONCILE_AFTER: a PENDING push without callback is queried after this; default 60s
+	PendingExpiry    time.Duration // LIPA_PENDING_EXPIRY: a payment PENDING this long becomes FAILED "expired"; default 24h
+	PromptLifetime   time.Duration // LIPA_PROMPT_LIFETIME: a PENDING push this young keeps its phone busy; default 60s
+	AdminKey         lipa.Secret   // LIPA_ADMIN_KEY: enables the operators' API (/api/admin/) for this X-ADMIN-KEY; default off
+	KeyRotationGrace time.Duration // LIPA_KEY_ROTATION_GRACE: an old API key keeps working this long after rotation; default 24h
 }
 
 // loadConfig builds the Config from lookup (the process environment in
@@ -117,6 +118,9 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 		return c, fmt.Errorf("LIPA_RECONCILE_AFTER and LIPA_PENDING_EXPIRY must be longer than 0s")
 	}
 	c.AdminKey = lipa.Secret(get("LIPA_ADMIN_KEY", ""))
+	if c.KeyRotationGrace, err = duration(get, "LIPA_KEY_ROTATION_GRACE", "24h"); err != nil {
+		return c, err
+	}
 	n, err := strconv.Atoi(get("DATABASE_MAX_CONNS", "10"))
 	if err != nil || n < 1 || n > 1000 {
 		return c, fmt.Errorf("DATABASE_MAX_CONNS %q is not a whole number from 1 to 1000", get("DATABASE_MAX_CONNS", ""))

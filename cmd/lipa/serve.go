@@ -68,7 +68,7 @@ func gatewayConfig(cfg Config, callbackURL string, log *slog.Logger) gateway.Con
 		ShortCode: cfg.ShortCode, Passkey: cfg.Passkey, TransactionType: cfg.TransactionType,
 		PartyB: cfg.PartyB, CallbackURL: callbackURL, Logger: log,
 		PromptLifetime: cfg.PromptLifetime, ReconcileAfter: cfg.ReconcileAfter, PendingExpiry: cfg.PendingExpiry,
-		IdempotencyWait: cfg.DarajaTimeout + 15*time.Second,
+		IdempotencyWait: cfg.DarajaTimeout + 15*time.Second, KeyRotationGrace: cfg.KeyRotationGrace,
 	}
 }
 

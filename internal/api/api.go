@@ -160,6 +160,8 @@ func (r *statusRecorder) WriteHeader(code int)        { r.status = code }
 var statusOf = map[lipa.Kind]int{
 	lipa.Invalid:          http.StatusBadRequest,
 	lipa.Unauthorized:     http.StatusUnauthorized,
+	lipa.Forbidden:        http.StatusForbidden,
+	lipa.TooManyRequests:  http.StatusTooManyRequests,
 	lipa.NotFound:         http.StatusNotFound,
 	lipa.MethodNotAllowed: http.StatusMethodNotAllowed,
 	lipa.Conflict:         http.StatusConflict,

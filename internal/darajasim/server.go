@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/subtle"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -62,6 +63,49 @@ type Config struct {
 	// Now is the clock for token expiry, IDs, receipts and wire timestamps.
 	// Default: time.Now. Callback timing uses real timers regardless.
 	Now func() time.Time
+
+	// HangFor is how long an STK push with FaultNoAnswer (PhoneNoAnswer) is
+	// held open, at most, before its connection is dropped; it ends sooner
+	// when the client gives up or Close is called. Zero (or negative) means
+	// DefaultHangFor, 2 minutes. Real time, not Now.
+	HangFor time.Duration
+
+	// QueryPendingStyle picks how STK query answers for a push that has not
+	// settled yet, one of the three shapes recorded from Daraja (§6):
+	//
+	//	"" or QueryPendingError  HTTP 500 {"requestId": <CheckoutRequestID>,
+	//	                         "errorCode": "500.001.1001", "errorMessage":
+	//	                         "The transaction is being processed"} (default)
+	//	QueryPending4999         HTTP 200, the settled answer's fields
+	//	                         (ResponseCode "0", ResponseDescription,
+	//	                         MerchantRequestID, CheckoutRequestID) with
+	//	                         ResultCode "4999" and ResultDesc
+	//	                         ResultDescStillProcessing
+	//	QueryPendingEmpty        HTTP 200 {"requestId": <CheckoutRequestID>,
+	//	                         "errorCode": "500.001.1001", "errorMessage": ""}
+	//
+	// Any other value is invalid (see Validate). Settled pushes and unknown
+	// CheckoutRequestIDs answer the same in every style.
+	QueryPendingStyle string
+}
+
+// Values of Config.QueryPendingStyle (§6).
+const (
+	QueryPendingError = "error"
+	QueryPending4999  = "4999"
+	QueryPendingEmpty = "empty"
+)
+
+// Validate reports the first invalid setting, naming it: today only a
+// QueryPendingStyle other than "", QueryPendingError, QueryPending4999 or
+// QueryPendingEmpty. Every other field accepts any value.
+func (c Config) Validate() error {
+	switch c.QueryPendingStyle {
+	case "", QueryPendingError, QueryPending4999, QueryPendingEmpty:
+		return nil
+	}
+	return fmt.Errorf("darajasim: invalid QueryPendingStyle %q: want %q, %q, %q or empty",
+		c.QueryPendingStyle, QueryPendingError, QueryPending4999, QueryPendingEmpty)
 }
 
 // Server is the simulator: an http.Handler speaking Daraja's protocol (see the
@@ -75,21 +119,31 @@ type Server struct {
 	client     *http.Client
 	log        *slog.Logger
 	now        func() time.Time
+	hangFor    time.Duration
+	pending    string        // Config.QueryPendingStyle
+	done       chan struct{} // closed by Close; releases FaultNoAnswer holds
 
 	wg sync.WaitGroup // pending timers and in-flight deliveries
 
-	mu       sync.Mutex
-	closed   bool
-	tokens   map[string]time.Time // access token → expiry
-	stk      map[string]*stkTxn   // by CheckoutRequestID
-	timers   map[string]*time.Timer
-	c2b      map[string]c2bRegistration // by shortcode
-	balances map[string]int64           // shortcode → C2B balance, whole shillings
+	mu              sync.Mutex
+	closed          bool
+	tokens          map[string]time.Time // access token → expiry
+	stk             map[string]*stkTxn   // by CheckoutRequestID
+	timers          map[string]*time.Timer
+	c2b             map[string]c2bRegistration // by shortcode
+	balances        map[string]int64           // shortcode → C2B balance, whole shillings
+	pushes          map[string]int             // PhoneNumber text → push requests counted (PushCount)
+	tokenFaultFired map[string]bool            // phones whose FaultTokenExpired has fired
 }
 
 // New returns a Server configured by cfg, with the defaults documented on
-// Config. It starts no goroutines until a request schedules a delivery.
+// Config. It starts no goroutines until a request schedules a delivery. New
+// panics when cfg.Validate fails; callers taking settings from users should
+// call Validate first.
 func New(cfg Config) *Server {
+	if err := cfg.Validate(); err != nil {
+		panic(err.Error())
+	}
 	s := &Server{
 		key:        cfg.ConsumerKey,
 		secret:     cfg.ConsumerSecret,
@@ -98,11 +152,20 @@ func New(cfg Config) *Server {
 		client:     cfg.HTTPClient,
 		log:        cfg.Logger,
 		now:        cfg.Now,
-		tokens:     make(map[string]time.Time),
-		stk:        make(map[string]*stkTxn),
-		timers:     make(map[string]*time.Timer),
-		c2b:        make(map[string]c2bRegistration),
-		balances:   make(map[string]int64),
+		hangFor:    cfg.HangFor,
+		pending:    cfg.QueryPendingStyle,
+		done:       make(chan struct{}),
+
+		tokens:          make(map[string]time.Time),
+		stk:             make(map[string]*stkTxn),
+		timers:          make(map[string]*time.Timer),
+		c2b:             make(map[string]c2bRegistration),
+		balances:        make(map[string]int64),
+		pushes:          make(map[string]int),
+		tokenFaultFired: make(map[string]bool),
+	}
+	if s.hangFor <= 0 {
+		s.hangFor = DefaultHangFor
 	}
 	if cfg.ShortCodes != nil {
 		s.shortCodes = make(map[string]lipa.Secret, len(cfg.ShortCodes))
@@ -122,13 +185,18 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// Close stops pending STK callback timers (those payments then never settle)
-// and waits for deliveries already in flight to finish; in-flight requests are
+// Close stops pending STK callback timers (those payments then never settle),
+// drops at once the connections of STK pushes held open by FaultNoAnswer, and
+// waits for deliveries already in flight to finish; in-flight deliveries are
 // not cancelled, so Close may wait up to the HTTP client's timeout (and C2B
 // validation's 8 s). After Close the Server still answers requests but sends
-// nothing. Close is safe to call more than once and concurrently.
+// nothing (a FaultNoAnswer push is dropped without being held). Close is safe
+// to call more than once and concurrently.
 func (s *Server) Close() {
 	s.mu.Lock()
+	if !s.closed {
+		close(s.done)
+	}
 	s.closed = true
 	for id, t := range s.timers {
 		if t.Stop() {
@@ -231,14 +299,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeRaw(w, status, "application/json", append(marshal(v), '\n'))
+}
+
+// marshal encodes one of the package's own wire types, which always marshal.
+func marshal(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
-		// Only the package's own wire types reach here; they always marshal.
 		panic("darajasim: marshal answer: " + err.Error())
 	}
-	w.Header().Set("Content-Type", "application/json")
+	return b
+}
+
+// writeRaw writes an answer with the given status, Content-Type and body.
+func writeRaw(w http.ResponseWriter, status int, contentType string, body []byte) {
+	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(body)
 }
 
 // maxBody bounds request bodies; Daraja's are a few hundred bytes.
@@ -299,14 +376,23 @@ func (s *Server) credentialsOK(key, secret string) bool {
 // validToken reports whether r carries "Authorization: Bearer <token>" with
 // a token this Server issued that has not expired.
 func (s *Server) validToken(r *http.Request) bool {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
+	token := bearer(r)
+	if token == "" {
 		return false
 	}
-	token = strings.TrimSpace(token)
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	exp, ok := s.tokens[token]
 	return ok && now.Before(exp)
+}
+
+// bearer returns the token of r's "Authorization: Bearer <token>" header, or
+// "" when there is none.
+func bearer(r *http.Request) string {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
 }

@@ -25,6 +25,15 @@ const (
 	PhoneNoCallback        = "254700000005" // no callback; query says "0"
 	PhoneDuplicateCallback = "254700000006" // success callback delivered twice
 	PhoneSubscriberLocked  = "254700000007" // push refused with HTTP 500 500.001.1001
+
+	// Faults on the push request itself (see Fault).
+	PhoneNoAnswer        = "254700000010" // FaultNoAnswer: held open, then dropped unanswered
+	PhoneUnavailable     = "254700000011" // FaultUnavailable: HTTP 503, HTML page
+	PhoneServerError     = "254700000012" // FaultServerError: HTTP 500, HTML page
+	PhoneTooManyRequests = "254700000013" // FaultTooManyRequests: HTTP 429, text/plain
+	PhoneMalformedAnswer = "254700000014" // FaultMalformedAnswer: accepted and paid, answer body truncated
+	PhoneSpikeArrest     = "254700000015" // FaultSpikeArrest: HTTP 500 500.003.02
+	PhoneTokenExpired    = "254700000016" // FaultTokenExpired: first push 404.001.03 and token revoked
 )
 
 // Result descriptions the simulator sends, in Daraja's wording (§5.3).
@@ -34,6 +43,9 @@ const (
 	ResultDescInsufficientFunds = "The balance is insufficient for the transaction."
 	ResultDescWrongPIN          = "The initiator information is invalid."
 	ResultDescUnreachable       = "DS timeout user cannot be reached"
+	// ResultDescStillProcessing is STK query's ResultDesc, with ResultCode
+	// "4999", for an unsettled push under QueryPending4999 (§6).
+	ResultDescStillProcessing = "The transaction is still under processing"
 	// MessageSubscriberLocked is the errorMessage of the synchronous refusal
 	// for PhoneSubscriberLocked (errorCode "500.001.1001", HTTP 500).
 	MessageSubscriberLocked = "Unable to lock subscriber, a transaction is already in process for the current subscriber"
@@ -48,6 +60,12 @@ type Outcome struct {
 	// "500.001.1001" MessageSubscriberLocked; nothing else happens and the
 	// remaining fields are zero.
 	Refused bool
+
+	// Fault, unless FaultNone, is the failure injected into the push request
+	// itself (see Fault). For the faults that record no push, the fields
+	// below are zero; for FaultMalformedAnswer and FaultTokenExpired they
+	// describe the push that is accepted (a success delivered once).
+	Fault Fault
 
 	// ResultCode and ResultDesc are sent as the callback's ResultCode (a
 	// JSON number) and ResultDesc, and as the query's ResultCode (a string)
@@ -67,6 +85,13 @@ var outcomes = []Outcome{
 	{Phone: PhoneNoCallback, ResultCode: 0, ResultDesc: ResultDescSuccess, Deliveries: 0},
 	{Phone: PhoneDuplicateCallback, ResultCode: 0, ResultDesc: ResultDescSuccess, Deliveries: 2},
 	{Phone: PhoneSubscriberLocked, Refused: true},
+	{Phone: PhoneNoAnswer, Fault: FaultNoAnswer},
+	{Phone: PhoneUnavailable, Fault: FaultUnavailable},
+	{Phone: PhoneServerError, Fault: FaultServerError},
+	{Phone: PhoneTooManyRequests, Fault: FaultTooManyRequests},
+	{Phone: PhoneMalformedAnswer, Fault: FaultMalformedAnswer, ResultCode: 0, ResultDesc: ResultDescSuccess, Deliveries: 1},
+	{Phone: PhoneSpikeArrest, Fault: FaultSpikeArrest},
+	{Phone: PhoneTokenExpired, Fault: FaultTokenExpired, ResultCode: 0, ResultDesc: ResultDescSuccess, Deliveries: 1},
 }
 
 // Outcomes returns the scripted outcomes, one per magic phone number, in
@@ -123,13 +148,15 @@ type stkPushResponse struct {
 // handleSTKPush is M-Pesa Express (§4), validated in the order of §14: token
 // (in ServeHTTP), JSON (400.002.05), fields in request order (400.002.02
 // Invalid <Field>), Password (500.001.1001 Wrong credentials), shortcode
-// (500.001.1001 Merchant does not exist), the phone's scripted refusal, then
-// 200 with new IDs; the push settles after the callback delay.
+// (500.001.1001 Merchant does not exist), the phone's scripted refusal or
+// Fault, then 200 with new IDs; the push settles after the callback delay.
+// Every request whose body is a JSON object is counted for PushCount first.
 func (s *Server) handleSTKPush(w http.ResponseWriter, r *http.Request) *failure {
 	var req stkPushRequest
 	if f := decodeBody(w, r, &req); f != nil {
 		return f
 	}
+	s.countPush(req.PhoneNumber.str())
 	if f := firstInvalid(
 		check{"BusinessShortCode", req.BusinessShortCode, validShortCode},
 		check{"Password", req.Password, nonEmpty},
@@ -153,6 +180,9 @@ func (s *Server) handleSTKPush(w http.ResponseWriter, r *http.Request) *failure 
 	outcome := OutcomeFor(phone)
 	if outcome.Refused {
 		return &failure{status: http.StatusInternalServerError, code: "500.001.1001", message: MessageSubscriberLocked}
+	}
+	if f, answered := s.pushFault(w, r, outcome); answered {
+		return f
 	}
 	amount, _ := parseAmount(req.Amount.text)
 
@@ -181,13 +211,18 @@ func (s *Server) handleSTKPush(w http.ResponseWriter, r *http.Request) *failure 
 		"short_code", shortCode, "amount", amount, "result_code", outcome.ResultCode,
 		"deliveries", outcome.Deliveries)
 	const accepted = "Success. Request accepted for processing"
-	writeJSON(w, http.StatusOK, stkPushResponse{
+	body := append(marshal(stkPushResponse{
 		MerchantRequestID:   t.merchantRequestID,
 		CheckoutRequestID:   t.checkoutRequestID,
 		ResponseCode:        "0",
 		ResponseDescription: accepted,
 		CustomerMessage:     accepted,
-	})
+	}), '\n')
+	if outcome.Fault == FaultMalformedAnswer {
+		s.log.Info("stk push fault injected", "fault", string(outcome.Fault), "checkout_request_id", t.checkoutRequestID)
+		body = truncateAnswer(body)
+	}
+	writeRaw(w, http.StatusOK, "application/json", body)
 	return nil
 }
 
@@ -331,10 +366,10 @@ type stkQueryResponse struct {
 // handleSTKQuery is M-Pesa Express Query (§6): token, JSON, fields
 // (400.002.02), Password and shortcode as for the push; then an unknown
 // CheckoutRequestID (or one pushed under another shortcode) is HTTP 500
-// "500.001.1001 The transaction does not Exist", an unsettled one HTTP 500
-// "500.001.1001 The transaction is being processed" with the
-// CheckoutRequestID as requestId, and a settled one HTTP 200 with ResultCode
-// as a string.
+// "500.001.1001 The transaction does not Exist", an unsettled one is
+// answered in Config.QueryPendingStyle (by default HTTP 500 "500.001.1001
+// The transaction is being processed" with the CheckoutRequestID as
+// requestId), and a settled one HTTP 200 with ResultCode as a string.
 func (s *Server) handleSTKQuery(w http.ResponseWriter, r *http.Request) *failure {
 	var req stkQueryRequest
 	if f := decodeBody(w, r, &req); f != nil {
@@ -371,6 +406,10 @@ func (s *Server) handleSTKQuery(w http.ResponseWriter, r *http.Request) *failure
 	switch {
 	case !ok:
 		return &failure{status: http.StatusInternalServerError, code: "500.001.1001", message: "The transaction does not Exist"}
+	case !final && s.pending == QueryPending4999:
+		resp.ResultCode, resp.ResultDesc = "4999", ResultDescStillProcessing
+	case !final && s.pending == QueryPendingEmpty:
+		return &failure{status: http.StatusOK, code: "500.001.1001", message: "", requestID: id}
 	case !final:
 		return &failure{status: http.StatusInternalServerError, code: "500.001.1001", message: "The transaction is being processed", requestID: id}
 	}

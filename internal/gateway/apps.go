@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/lipa-gateway/lipa"
 	"github.com/lipa-gateway/lipa/internal/sqlstore"
@@ -81,7 +82,8 @@ func (g *Gateway) Authenticate(ctx context.Context, key string) (*lipa.App, erro
 		return nil, lipa.Errorf(lipa.Unauthorized, "missing_api_key", "send your app's API key in the X-API-KEY header")
 	}
 	var app *lipa.App
-	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) { app, err = tx.AppByKeyHash(ctx, hashKey(key)); return err })
+	now := g.clock()
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) { app, err = tx.AppByKeyHash(ctx, hashKey(key), now); return err })
 	if lipa.ErrorKind(err) == lipa.NotFound {
 		return nil, lipa.Errorf(lipa.Unauthorized, "invalid_api_key", "the API key in X-API-KEY is not valid")
 	}
@@ -91,25 +93,42 @@ func (g *Gateway) Authenticate(ctx context.Context, key string) (*lipa.App, erro
 	if app.Disabled {
 		return nil, lipa.Errorf(lipa.Unauthorized, "app_disabled", "this app is disabled; ask the operator to enable it")
 	}
+	g.touch(ctx, app.ID, now)
 	return app, nil
 }
 
-// RotateKey gives the named app a new API key, returned this once; the old
-// key stops working at once. An unknown name is NotFound ("app_not_found").
-func (g *Gateway) RotateKey(ctx context.Context, name string) (lipa.Secret, error) {
+// touch records the app's last use, at most once a minute per app and
+// process, so authentication stays read-only on most requests.
+func (g *Gateway) touch(ctx context.Context, id lipa.AppID, now time.Time) {
+	if last, ok := g.touched.Load(id); ok && now.Sub(last.(time.Time)) < time.Minute {
+		return
+	}
+	g.touched.Store(id, now)
+	if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.TouchApp(ctx, id, now) }); err != nil {
+		g.log.Warn("record app key use", "app_id", id, "err", err)
+	}
+}
+
+// RotateKey gives the named app a new API key, returned this once. The old
+// key keeps working for KeyRotationGrace (so the app can switch without
+// downtime), then stops; `SetAppDisabled` revokes every key at once. An
+// unknown name is NotFound ("app_not_found").
+func (g *Gateway) RotateKey(ctx context.Context, name string) (lipa.Secret, time.Time, error) {
 	key, hash, hint := newAPIKey()
+	now := g.clock()
+	graceUntil := now.Add(g.cfg.KeyRotationGrace)
 	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
 		app, err := tx.AppByName(ctx, name)
 		if err != nil {
 			return err
 		}
-		return tx.SetAppKey(ctx, app.ID, hash, hint, g.clock())
+		return tx.SetAppKey(ctx, app.ID, hash, hint, graceUntil, now)
 	})
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
-	g.log.Info("app key rotated", "app", name)
-	return key, nil
+	g.log.Info("app key rotated", "app", name, "old_key_valid_until", graceUntil.Format(time.RFC3339))
+	return key, graceUntil, nil
 }
 
 // SetAppDisabled disables (true) or enables (false) the named app; a
@@ -131,7 +150,8 @@ func (g *Gateway) SetAppDisabled(ctx context.Context, name string, disabled bool
 // AppInfo is an app as operators list it.
 type AppInfo struct {
 	lipa.App
-	KeyHint string // the start of the current API key, e.g. "lipa_abcdef…"
+	KeyHint    string    // the start of the current API key, e.g. "lipa_abcdef…"
+	LastUsedAt time.Time // when a key of the app was last used (to the minute); zero if never
 }
 
 // Apps lists every app by name.
@@ -143,11 +163,11 @@ func (g *Gateway) Apps(ctx context.Context) ([]AppInfo, error) {
 			return err
 		}
 		for _, a := range apps {
-			hint, err := tx.AppKeyHint(ctx, a.ID)
+			hint, used, err := tx.AppKeyUsage(ctx, a.ID)
 			if err != nil {
 				return err
 			}
-			out = append(out, AppInfo{App: a, KeyHint: hint})
+			out = append(out, AppInfo{App: a, KeyHint: hint, LastUsedAt: used})
 		}
 		return nil
 	})

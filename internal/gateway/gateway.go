@@ -13,9 +13,13 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"log/slog"
+	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/lipa-gateway/lipa"
 	"github.com/lipa-gateway/lipa/internal/daraja"
@@ -53,6 +57,25 @@ type Config struct {
 	// waits for the first request's answer. Default 45s (more than a Daraja
 	// call may take).
 	IdempotencyWait time.Duration
+	// ConfirmByQuery makes a SUCCESS callback wait for Daraja's STK push query
+	// to confirm it before the payment is marked SUCCESS
+	// (LIPA_CONFIRM_BY_QUERY). The callback is stored as "unconfirmed" and
+	// confirmed in the background; the reconciler retries.
+	ConfirmByQuery bool
+	// PhonePushesPerHour caps STK pushes to one phone number per hour, per
+	// process, against prompt spam (LIPA_PHONE_PUSHES_PER_HOUR). Default 10.
+	PhonePushesPerHour int
+	// C2BAccountPattern, when set, is what a C2B payment's account number
+	// (BillRefNumber) must match in full for validation to accept it
+	// (LIPA_C2B_ACCOUNT_PATTERN); others are rejected with C2B00012.
+	C2BAccountPattern *regexp.Regexp
+	// C2BMinAmount and C2BMaxAmount, when not zero, bound the amounts C2B
+	// validation accepts (LIPA_C2B_MIN_AMOUNT, LIPA_C2B_MAX_AMOUNT, in
+	// shillings); others are rejected with C2B00013.
+	C2BMinAmount, C2BMaxAmount lipa.Amount
+	// KeyRotationGrace is how long an app's old API key keeps working after
+	// RotateKey (LIPA_KEY_ROTATION_GRACE). Zero means not at all.
+	KeyRotationGrace time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger receives one line per initiation, Daraja answer, callback and
@@ -72,6 +95,35 @@ type Gateway struct {
 	// configuration (credentials, shortcode, passkey, callback URL), until a
 	// Daraja call succeeds again; /readyz reports it.
 	configErr atomic.Pointer[string]
+
+	touched sync.Map // lipa.AppID → time.Time of the last recorded key use
+
+	phoneMu     sync.Mutex
+	phoneLimits map[string]*rate.Limiter // MSISDN → its STK push budget
+
+	bg sync.WaitGroup // background confirmations
+}
+
+// Wait blocks until background work started by the gateway (callback
+// confirmations) has finished.
+func (g *Gateway) Wait() { g.bg.Wait() }
+
+// allowPush spends one of the phone's STK push budget, and reports whether
+// there was one. The budget is per process; the map is reset when it holds
+// more than 100 000 phones, which bounds its memory.
+func (g *Gateway) allowPush(phone string) bool {
+	g.phoneMu.Lock()
+	defer g.phoneMu.Unlock()
+	if g.phoneLimits == nil || len(g.phoneLimits) > 100_000 {
+		g.phoneLimits = map[string]*rate.Limiter{}
+	}
+	l, ok := g.phoneLimits[phone]
+	if !ok {
+		n := g.cfg.PhonePushesPerHour
+		l = rate.NewLimiter(rate.Every(time.Hour/time.Duration(n)), n)
+		g.phoneLimits[phone] = l
+	}
+	return l.AllowN(g.now(), 1)
 }
 
 // New returns a Gateway over the store db that talks to Daraja through
@@ -91,6 +143,9 @@ func New(db *sqlstore.DB, client *daraja.Client, cfg Config) *Gateway {
 	}
 	if cfg.PendingExpiry <= 0 {
 		cfg.PendingExpiry = 24 * time.Hour
+	}
+	if cfg.PhonePushesPerHour <= 0 {
+		cfg.PhonePushesPerHour = 10
 	}
 	if cfg.IdempotencyWait <= 0 {
 		cfg.IdempotencyWait = 45 * time.Second

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/lipa-gateway/lipa"
 	"github.com/lipa-gateway/lipa/internal/daraja"
@@ -42,6 +43,7 @@ func (g *Gateway) ReceiveSTKCallback(ctx context.Context, in Inbound) error {
 		return lipa.Errorf(lipa.Invalid, "malformed_callback", "the body is not an STK callback: %v", perr)
 	}
 	msg.CheckoutRequestID = cb.CheckoutRequestID
+	confirm := false
 	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
 		if err := tx.Lock(ctx, cb.CheckoutRequestID); err != nil {
 			return err
@@ -58,7 +60,8 @@ func (g *Gateway) ReceiveSTKCallback(ctx context.Context, in Inbound) error {
 		if err != nil {
 			return err
 		}
-		return g.applyCallbackTx(ctx, tx, p, cb, msg.ID)
+		confirm, err = g.applyCallbackTx(ctx, tx, p, cb, msg.ID, false)
+		return err
 	})
 	if err != nil {
 		// Keep the payload even when applying it failed.
@@ -69,12 +72,34 @@ func (g *Gateway) ReceiveSTKCallback(ctx context.Context, in Inbound) error {
 		}
 		return err
 	}
+	if confirm {
+		g.confirmLater(msg.ID)
+	}
 	return nil
 }
 
+// RejectInbound stores a payload from an unauthenticated caller that failed
+// a callback check (path token, source address) with the reason, and logs
+// it; it changes no payment.
+func (g *Gateway) RejectInbound(ctx context.Context, kind sqlstore.InboundKind, in Inbound, reason string) {
+	msg := &sqlstore.Inbound{Kind: kind, Path: in.Path, SourceAddr: in.SourceAddr, ReceivedAt: g.clock(), Body: in.Body,
+		Outcome: sqlstore.OutcomeRejected, Note: reason}
+	if kind == sqlstore.InboundSTKCallback {
+		if cb, err := daraja.ParseSTKCallback(in.Body); err == nil {
+			msg.CheckoutRequestID = cb.CheckoutRequestID
+		}
+	}
+	err := g.db.InTx(context.WithoutCancel(ctx), func(tx *sqlstore.Tx) error { return tx.InsertInbound(ctx, msg) })
+	g.log.Warn("rejected a Safaricom-facing request", "kind", kind, "source", in.SourceAddr, "reason", reason,
+		"checkout_request_id", msg.CheckoutRequestID, "inbound_id", msg.ID, "store_err", err)
+}
+
 // applyCallbackTx applies a parsed callback, stored as inbound message
-// inboundID, to payment p inside tx, and records the outcome.
-func (g *Gateway) applyCallbackTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.Payment, cb *daraja.STKCallback, inboundID int64) error {
+// inboundID, to payment p inside tx, and records the outcome. In
+// confirm-by-query mode a SUCCESS callback that is not yet confirmed is only
+// marked "unconfirmed", and applyCallbackTx returns true: the caller starts
+// its confirmation once the transaction commits.
+func (g *Gateway) applyCallbackTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.Payment, cb *daraja.STKCallback, inboundID int64, confirmed bool) (bool, error) {
 	log := g.log.With("app", p.AppName, "payment_id", p.ID, "checkout_request_id", cb.CheckoutRequestID, "result_code", cb.ResultCode)
 	o := lipa.Outcome{Status: lipa.StatusFailed, ResultCode: cb.ResultCode, ResultDesc: cb.ResultDesc,
 		FailureReason: lipa.ReasonForResultCode(cb.ResultCode), Source: lipa.ResolvedByCallback}
@@ -84,30 +109,39 @@ func (g *Gateway) applyCallbackTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.
 		if cb.Amount != 0 && cb.Amount != p.Amount {
 			note := fmt.Sprintf("callback amount %s differs from the payment's %s; not applied", cb.Amount, p.Amount)
 			log.Warn("stk callback flagged", "reason", note)
-			return tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeConflict, p.ID, note)
+			return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeConflict, p.ID, note)
+		}
+		if isMSISDN(cb.PhoneNumber) && isMSISDN(p.PhoneNumber) && cb.PhoneNumber != p.PhoneNumber {
+			note := fmt.Sprintf("callback phone %s differs from the payment's %s; not applied", lipa.MaskPhone(cb.PhoneNumber), lipa.MaskPhone(p.PhoneNumber))
+			log.Warn("stk callback flagged", "reason", note)
+			return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeConflict, p.ID, note)
+		}
+		if g.cfg.ConfirmByQuery && !confirmed && p.Status == lipa.StatusPending {
+			log.Info("stk success callback stored; confirming it with an STK push query before applying it")
+			return true, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeUnconfirmed, p.ID, "awaiting STK push query")
 		}
 	}
 	before := *p
 	switch p.Settle(o, g.clock()) {
 	case lipa.DecisionDuplicate:
 		log.Info("repeated stk callback ignored")
-		return tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeDuplicate, p.ID, "")
+		return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeDuplicate, p.ID, "")
 	case lipa.DecisionConflict:
 		note := fmt.Sprintf("callback says %s (ResultCode %s) but the payment is already %s", o.Status, cb.ResultCode, before.Status)
 		log.Warn("stk callback contradicts a settled payment; stored, not applied", "status", before.Status)
-		return tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeConflict, p.ID, note)
+		return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeConflict, p.ID, note)
 	}
 	if err := tx.UpdatePayment(ctx, p); err != nil {
 		var le *lipa.Error
 		if errors.As(err, &le) && le.Code == "duplicate_receipt" {
 			*p = before
 			log.Warn("stk callback receipt belongs to another payment; stored, not applied", "receipt", cb.MpesaReceiptNumber)
-			return tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeConflict, p.ID, le.Message)
+			return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeConflict, p.ID, le.Message)
 		}
-		return err
+		return false, err
 	}
 	log.Info("stk callback applied", "status", p.Status, "failure_reason", p.FailureReason, "receipt", p.MpesaReceiptNumber)
-	return tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeApplied, p.ID, "")
+	return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeApplied, p.ID, "")
 }
 
 // C2BAnswer is Lipa's reply to a C2B validation request (Daraja reference
@@ -131,11 +165,50 @@ func (g *Gateway) ReceiveC2BValidation(ctx context.Context, in Inbound) (C2BAnsw
 	} else {
 		msg.TransID = n.TransID
 	}
+	ans := C2BAnswer{ResultCode: "0", ResultDesc: "Accepted"}
+	if n != nil {
+		ans = g.validateC2B(n)
+	}
+	if ans.ResultCode != "0" {
+		msg.Note = "rejected: " + ans.ResultCode
+	}
 	if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.InsertInbound(ctx, msg) }); err != nil {
 		return C2BAnswer{}, err
 	}
-	g.log.Info("c2b validation accepted", "trans_id", msg.TransID, "inbound_id", msg.ID)
-	return C2BAnswer{ResultCode: "0", ResultDesc: "Accepted"}, nil
+	g.log.Info("c2b validation answered", "trans_id", msg.TransID, "result_code", ans.ResultCode, "inbound_id", msg.ID)
+	return ans, nil
+}
+
+// validateC2B applies the configured C2B validation rules (Daraja
+// reference §7.5 codes): the account number must match C2BAccountPattern
+// (C2B00012), the amount must lie within C2BMinAmount–C2BMaxAmount
+// (C2B00013).
+func (g *Gateway) validateC2B(n *daraja.C2BNotification) C2BAnswer {
+	reject := func(code string) C2BAnswer { return C2BAnswer{ResultCode: code, ResultDesc: "Rejected"} }
+	if re := g.cfg.C2BAccountPattern; re != nil && !re.MatchString(n.BillRefNumber) {
+		return reject("C2B00012")
+	}
+	if g.cfg.C2BMinAmount != 0 || g.cfg.C2BMaxAmount != 0 {
+		a, err := lipa.ParseAmount(n.TransAmount)
+		if err != nil || (g.cfg.C2BMinAmount != 0 && a < g.cfg.C2BMinAmount) || (g.cfg.C2BMaxAmount != 0 && a > g.cfg.C2BMaxAmount) {
+			return reject("C2B00013")
+		}
+	}
+	return C2BAnswer{ResultCode: "0", ResultDesc: "Accepted"}
+}
+
+// isMSISDN reports whether s is a plain 2547/2541 phone number (not a mask
+// or a hash), which a cross-check can compare.
+func isMSISDN(s string) bool {
+	if len(s) != 12 || !strings.HasPrefix(s, "254") {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // ReceiveC2BConfirmation stores a C2B confirmation raw and records it as a

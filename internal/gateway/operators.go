@@ -62,7 +62,8 @@ func (g *Gateway) MatchCallback(ctx context.Context, inboundID int64, paymentID 
 		if err := tx.UpdatePayment(ctx, p); err != nil {
 			return err
 		}
-		return g.applyCallbackTx(ctx, tx, p, cb, m.ID)
+		_, err = g.applyCallbackTx(ctx, tx, p, cb, m.ID, true)
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -169,6 +169,20 @@ func (g *Gateway) settle(ctx context.Context, p *lipa.Payment, o lipa.Outcome, r
 			if err := tx.UpdatePayment(ctx, cur); err != nil {
 				return err
 			}
+			if cur.Status == lipa.StatusSuccess && cur.CheckoutRequestID != "" {
+				// Callbacks held for confirmation bring the receipt.
+				msgs, err := tx.CallbacksWithOutcome(ctx, cur.CheckoutRequestID, sqlstore.OutcomeUnconfirmed)
+				if err != nil {
+					return err
+				}
+				for _, m := range msgs {
+					if cb, err := daraja.ParseSTKCallback(m.Body); err == nil {
+						if _, err := g.applyCallbackTx(ctx, tx, cur, cb, m.ID, true); err != nil {
+							return err
+						}
+					}
+				}
+			}
 			g.log.Info("pending payment settled", "app", cur.AppName, "payment_id", cur.ID, "status", cur.Status,
 				"failure_reason", cur.FailureReason, "resolved_by", cur.ResolvedBy)
 		case lipa.DecisionDuplicate:

@@ -88,6 +88,10 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 	if err != nil {
 		return nil, err
 	}
+	if r.IdempotencyKey == "" && !g.allowPush(p.PhoneNumber) {
+		return nil, lipa.Errorf(lipa.TooManyRequests, "phone_rate_limited",
+			"too many STK pushes to this phone number; at most %d an hour are sent", g.cfg.PhonePushesPerHour)
+	}
 	var earlier *sqlstore.IdempotencyRecord
 	err = g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
 		// One prompt per phone at a time: serialise pushes to one phone.
@@ -142,6 +146,7 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 		return nil, g.pushFailed(ctx, p, err)
 	}
 	g.noteDaraja("")
+	var toConfirm []int64
 	err = g.db.InTx(context.WithoutCancel(ctx), func(tx *sqlstore.Tx) error {
 		if err := tx.Lock(ctx, resp.CheckoutRequestID); err != nil {
 			return err
@@ -168,12 +173,19 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 			if err != nil {
 				continue
 			}
-			if err := g.applyCallbackTx(ctx, tx, p, cb, m.ID); err != nil {
+			confirm, err := g.applyCallbackTx(ctx, tx, p, cb, m.ID, false)
+			if err != nil {
 				return err
+			}
+			if confirm {
+				toConfirm = append(toConfirm, m.ID)
 			}
 		}
 		return nil
 	})
+	for _, id := range toConfirm {
+		g.confirmLater(id)
+	}
 	if err != nil {
 		log.Error("stk push accepted by Daraja but not saved", "checkout_request_id", resp.CheckoutRequestID, "err", err)
 		return nil, lipa.Errorf(lipa.Internal, "internal_error", "the STK push was sent but Lipa could not save Daraja's answer; the payment will be settled by its callback").

@@ -37,11 +37,44 @@ func (t *Tx) CreateApp(ctx context.Context, a *lipa.App, keyHash, keyHint string
 	return nil
 }
 
-// AppByKeyHash returns the app whose current API key hashes to keyHash, or a
-// NotFound error.
-func (t *Tx) AppByKeyHash(ctx context.Context, keyHash string) (*lipa.App, error) {
-	a, err := scanApp(t.queryRow(ctx, "SELECT "+appColumns+" FROM apps WHERE key_hash = ?", keyHash))
+// AppByKeyHash returns the app whose current API key hashes to keyHash, or
+// whose previous key does and is still within its rotation grace period at
+// now; otherwise a NotFound error.
+func (t *Tx) AppByKeyHash(ctx context.Context, keyHash string, now time.Time) (*lipa.App, error) {
+	a, err := scanApp(t.queryRow(ctx, "SELECT "+appColumns+` FROM apps
+		WHERE key_hash = ? OR (prev_key_hash = ? AND prev_key_expires_at > ?) LIMIT 1`, keyHash, keyHash, dbTime(now)))
 	return a, notFound(err, "app_not_found", "no app has this API key")
+}
+
+// TouchApp records that the app's key was used at now.
+func (t *Tx) TouchApp(ctx context.Context, id lipa.AppID, now time.Time) error {
+	_, err := t.exec(ctx, "UPDATE apps SET last_used_at = ? WHERE id = ?", dbTime(now), id)
+	if err != nil {
+		return fmt.Errorf("touch app: %w", err)
+	}
+	return nil
+}
+
+// Setting returns a stored setting's value, or "" when it is not set.
+func (t *Tx) Setting(ctx context.Context, name string) (string, error) {
+	var v string
+	err := t.queryRow(ctx, "SELECT value FROM settings WHERE name = ?", name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read setting %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// EnsureSetting stores value under name unless a value is there already,
+// and returns the value that is stored.
+func (t *Tx) EnsureSetting(ctx context.Context, name, value string) (string, error) {
+	if _, err := t.exec(ctx, "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", name, value); err != nil {
+		return "", fmt.Errorf("store setting %s: %w", name, err)
+	}
+	return t.Setting(ctx, name)
 }
 
 // AppByName returns the app with that name, or a NotFound error.
@@ -50,11 +83,13 @@ func (t *Tx) AppByName(ctx context.Context, name string) (*lipa.App, error) {
 	return a, notFound(err, "app_not_found", fmt.Sprintf("no app is named %q", name))
 }
 
-// AppKeyHint returns the stored hint (prefix) of the app's API key.
-func (t *Tx) AppKeyHint(ctx context.Context, id lipa.AppID) (string, error) {
+// AppKeyUsage returns the stored hint (prefix) of the app's API key and
+// when a key of the app was last used (zero if never).
+func (t *Tx) AppKeyUsage(ctx context.Context, id lipa.AppID) (string, time.Time, error) {
 	var hint string
-	err := t.queryRow(ctx, "SELECT key_hint FROM apps WHERE id = ?", id).Scan(&hint)
-	return hint, notFound(err, "app_not_found", "no such app")
+	var used sql.NullTime
+	err := t.queryRow(ctx, "SELECT key_hint, last_used_at FROM apps WHERE id = ?", id).Scan(&hint, &used)
+	return hint, fromNull(used), notFound(err, "app_not_found", "no such app")
 }
 
 // Apps returns every app, by name.
@@ -75,9 +110,12 @@ func (t *Tx) Apps(ctx context.Context) ([]lipa.App, error) {
 	return apps, rows.Err()
 }
 
-// SetAppKey replaces the app's API key hash and hint.
-func (t *Tx) SetAppKey(ctx context.Context, id lipa.AppID, keyHash, keyHint string, now time.Time) error {
-	_, err := t.exec(ctx, "UPDATE apps SET key_hash = ?, key_hint = ?, updated_at = ? WHERE id = ?", keyHash, keyHint, dbTime(now), id)
+// SetAppKey replaces the app's API key hash and hint. The key it replaces
+// stays valid until graceUntil (not at all when graceUntil is not after now).
+func (t *Tx) SetAppKey(ctx context.Context, id lipa.AppID, keyHash, keyHint string, graceUntil, now time.Time) error {
+	_, err := t.exec(ctx, `UPDATE apps SET prev_key_hash = CASE WHEN ? THEN key_hash ELSE NULL END, prev_key_expires_at = ?,
+		key_hash = ?, key_hint = ?, updated_at = ? WHERE id = ?`,
+		graceUntil.After(now), dbTime(graceUntil), keyHash, keyHint, dbTime(now), id)
 	if err != nil {
 		return fmt.Errorf("update app key: %w", err)
 	}

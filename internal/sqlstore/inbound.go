@@ -24,13 +24,15 @@ type InboundOutcome string
 
 // The outcomes of an inbound message.
 const (
-	OutcomeReceived  InboundOutcome = "received"  // stored, not interpreted yet (or interpretation failed)
-	OutcomeApplied   InboundOutcome = "applied"   // changed a payment, or created one (C2B)
-	OutcomeDuplicate InboundOutcome = "duplicate" // repeated what a payment already says
-	OutcomeConflict  InboundOutcome = "conflict"  // contradicted a final payment; flagged, not applied
-	OutcomeUnmatched InboundOutcome = "unmatched" // no payment has its CheckoutRequestID (yet)
-	OutcomeMalformed InboundOutcome = "malformed" // not a body Lipa can read
-	OutcomeAnswered  InboundOutcome = "answered"  // a C2B validation request that was answered
+	OutcomeReceived    InboundOutcome = "received"    // stored, not interpreted yet (or interpretation failed)
+	OutcomeApplied     InboundOutcome = "applied"     // changed a payment, or created one (C2B)
+	OutcomeDuplicate   InboundOutcome = "duplicate"   // repeated what a payment already says
+	OutcomeConflict    InboundOutcome = "conflict"    // contradicted a final payment; flagged, not applied
+	OutcomeUnmatched   InboundOutcome = "unmatched"   // no payment has its CheckoutRequestID (yet)
+	OutcomeMalformed   InboundOutcome = "malformed"   // not a body Lipa can read
+	OutcomeAnswered    InboundOutcome = "answered"    // a C2B validation request that was answered
+	OutcomeRejected    InboundOutcome = "rejected"    // failed a callback check (path token, source address); never interpreted
+	OutcomeUnconfirmed InboundOutcome = "unconfirmed" // a SUCCESS callback waiting for an STK push query to confirm it
 )
 
 // Inbound is one payload Safaricom sent to Lipa, stored raw before it is
@@ -73,8 +75,14 @@ func (t *Tx) SetInboundOutcome(ctx context.Context, id int64, outcome InboundOut
 // UnmatchedCallbacks returns the stored STK callbacks for that
 // CheckoutRequestID that found no payment, oldest first.
 func (t *Tx) UnmatchedCallbacks(ctx context.Context, checkoutRequestID string) ([]Inbound, error) {
+	return t.CallbacksWithOutcome(ctx, checkoutRequestID, OutcomeUnmatched)
+}
+
+// CallbacksWithOutcome returns the stored STK callbacks for that
+// CheckoutRequestID with that outcome, oldest first.
+func (t *Tx) CallbacksWithOutcome(ctx context.Context, checkoutRequestID string, outcome InboundOutcome) ([]Inbound, error) {
 	rows, err := t.query(ctx, `SELECT id, kind, path, source_addr, received_at, body, checkout_request_id, trans_id, payment_id, outcome, note
-		FROM inbound_messages WHERE checkout_request_id = ? AND outcome = 'unmatched' ORDER BY id`, checkoutRequestID)
+		FROM inbound_messages WHERE checkout_request_id = ? AND kind = 'stk_callback' AND outcome = ? ORDER BY id`, checkoutRequestID, outcome)
 	if err != nil {
 		return nil, fmt.Errorf("unmatched callbacks: %w", err)
 	}
