@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -10,7 +11,9 @@ import (
 	"time"
 
 	"github.com/joho/godotenv"
+
 	"github.com/lipa-gateway/lipa"
+	"github.com/lipa-gateway/lipa/internal/api"
 	"github.com/lipa-gateway/lipa/internal/daraja"
 	"github.com/lipa-gateway/lipa/internal/darajasim"
 )
@@ -49,6 +52,18 @@ type Config struct {
 	PromptLifetime   time.Duration // LIPA_PROMPT_LIFETIME: a PENDING push this young keeps its phone busy; default 60s
 	AdminKey         lipa.Secret   // LIPA_ADMIN_KEY: enables the operators' API (/api/admin/) for this X-ADMIN-KEY; default off
 	KeyRotationGrace time.Duration // LIPA_KEY_ROTATION_GRACE: an old API key keeps working this long after rotation; default 24h
+
+	CallbackToken      lipa.Secret    // LIPA_CALLBACK_TOKEN: secret last path segment of the callback URLs; required outside simulator mode unless tokenless callbacks are allowed (simulator: generated and kept in the database)
+	AllowTokenless     bool           // MPESA_ALLOW_TOKENLESS_CALLBACKS: also accept callbacks on the bare paths; default false
+	CallbackAllowedIPs []netip.Prefix // LIPA_CALLBACK_ALLOWED_IPS: comma-separated IPs/CIDRs callbacks may come from, or "any"; default Safaricom's published IPs (simulator: loopback)
+	TrustedProxies     []netip.Prefix // LIPA_TRUSTED_PROXIES: comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is believed; default none
+	ConfirmByQuery     bool           // LIPA_CONFIRM_BY_QUERY: confirm each SUCCESS callback with an STK push query before applying it; default false
+	AppRateLimit       float64        // LIPA_APP_RATE_LIMIT: requests per second per app (bursts of twice that); 0 disables; default 50
+	AuthFailureLimit   int            // LIPA_AUTH_FAILURES_PER_MINUTE: failed authentications per source address per minute; 0 disables; default 20
+	PhonePushesPerHour int            // LIPA_PHONE_PUSHES_PER_HOUR: STK pushes to one phone per hour; default 10
+	C2BAccountPattern  *regexp.Regexp // LIPA_C2B_ACCOUNT_PATTERN: C2B validation accepts only account numbers matching this regular expression in full; default any
+	C2BMinAmount       lipa.Amount    // LIPA_C2B_MIN_AMOUNT: C2B validation rejects smaller amounts (shillings); default none
+	C2BMaxAmount       lipa.Amount    // LIPA_C2B_MAX_AMOUNT: C2B validation rejects larger amounts (shillings); default none
 }
 
 // loadConfig builds the Config from lookup (the process environment in
@@ -121,6 +136,52 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 	if c.KeyRotationGrace, err = duration(get, "LIPA_KEY_ROTATION_GRACE", "24h"); err != nil {
 		return c, err
 	}
+	if c.AllowTokenless, err = boolean(get, "MPESA_ALLOW_TOKENLESS_CALLBACKS"); err != nil {
+		return c, err
+	}
+	if c.ConfirmByQuery, err = boolean(get, "LIPA_CONFIRM_BY_QUERY"); err != nil {
+		return c, err
+	}
+	c.CallbackToken = lipa.Secret(get("LIPA_CALLBACK_TOKEN", ""))
+	if t := c.CallbackToken.Reveal(); t != "" && !callbackTokenRE.MatchString(t) {
+		return c, fmt.Errorf("LIPA_CALLBACK_TOKEN must be 16 to 128 letters, digits, '-' or '_' (generate one with `lipa callback-token`)")
+	}
+	defaultIPs := strings.Join(api.SafaricomCallbackIPs, ",")
+	if env == envSimulator {
+		defaultIPs = "127.0.0.0/8,::1"
+	}
+	if v := get("LIPA_CALLBACK_ALLOWED_IPS", defaultIPs); v != "any" {
+		if c.CallbackAllowedIPs, err = api.ParsePrefixes(v); err != nil {
+			return c, fmt.Errorf("LIPA_CALLBACK_ALLOWED_IPS %q: %v", v, err)
+		}
+	}
+	if c.TrustedProxies, err = api.ParsePrefixes(get("LIPA_TRUSTED_PROXIES", "")); err != nil {
+		return c, fmt.Errorf("LIPA_TRUSTED_PROXIES: %v", err)
+	}
+	if c.AppRateLimit, err = strconv.ParseFloat(get("LIPA_APP_RATE_LIMIT", "50"), 64); err != nil || c.AppRateLimit < 0 {
+		return c, fmt.Errorf("LIPA_APP_RATE_LIMIT %q is not a number of requests per second (0 disables the limit)", get("LIPA_APP_RATE_LIMIT", ""))
+	}
+	if c.AuthFailureLimit, err = strconv.Atoi(get("LIPA_AUTH_FAILURES_PER_MINUTE", "20")); err != nil || c.AuthFailureLimit < 0 {
+		return c, fmt.Errorf("LIPA_AUTH_FAILURES_PER_MINUTE %q is not a whole number (0 disables the limit)", get("LIPA_AUTH_FAILURES_PER_MINUTE", ""))
+	}
+	if c.PhonePushesPerHour, err = strconv.Atoi(get("LIPA_PHONE_PUSHES_PER_HOUR", "10")); err != nil || c.PhonePushesPerHour < 1 {
+		return c, fmt.Errorf("LIPA_PHONE_PUSHES_PER_HOUR %q is not a whole number of at least 1", get("LIPA_PHONE_PUSHES_PER_HOUR", ""))
+	}
+	if v := get("LIPA_C2B_ACCOUNT_PATTERN", ""); v != "" {
+		if c.C2BAccountPattern, err = regexp.Compile("^(?:" + v + ")$"); err != nil {
+			return c, fmt.Errorf("LIPA_C2B_ACCOUNT_PATTERN %q is not a regular expression: %v", v, err)
+		}
+	}
+	for _, b := range []struct {
+		name string
+		dst  *lipa.Amount
+	}{{"LIPA_C2B_MIN_AMOUNT", &c.C2BMinAmount}, {"LIPA_C2B_MAX_AMOUNT", &c.C2BMaxAmount}} {
+		if v := get(b.name, ""); v != "" {
+			if *b.dst, err = lipa.ParseAmount(v); err != nil {
+				return c, fmt.Errorf("%s %q is not an amount in shillings", b.name, v)
+			}
+		}
+	}
 	n, err := strconv.Atoi(get("DATABASE_MAX_CONNS", "10"))
 	if err != nil || n < 1 || n > 1000 {
 		return c, fmt.Errorf("DATABASE_MAX_CONNS %q is not a whole number from 1 to 1000", get("DATABASE_MAX_CONNS", ""))
@@ -141,6 +202,17 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 		}
 	}
 	return c, nil
+}
+
+var callbackTokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]{16,128}$`)
+
+func boolean(get func(string, string) string, name string) (bool, error) {
+	v := get(name, "false")
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s %q must be true or false", name, v)
+	}
+	return b, nil
 }
 
 func duration(get func(string, string) string, name, def string) (time.Duration, error) {
@@ -166,6 +238,9 @@ func (c Config) Validate() error {
 				return fmt.Errorf("%s is required when MPESA_ENVIRONMENT is %s", v.name, c.Environment)
 			}
 		}
+	}
+	if c.Environment != envSimulator && c.CallbackToken == "" && !c.AllowTokenless {
+		return fmt.Errorf("LIPA_CALLBACK_TOKEN is required when MPESA_ENVIRONMENT is %s (generate one with `lipa callback-token`), unless MPESA_ALLOW_TOKENLESS_CALLBACKS=true", c.Environment)
 	}
 	if !shortCodeRE.MatchString(c.ShortCode) {
 		return fmt.Errorf("MPESA_SHORTCODE %q must be 5 to 7 digits", c.ShortCode)

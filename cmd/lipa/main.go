@@ -12,6 +12,7 @@
 //	lipa simulate c2b --amount 100 --account ORDER1 --phone 254708374149 [--url URL]
 //	                                send a simulated C2B payment to a running Lipa
 //	lipa c2b register               register Lipa's C2B URLs with Daraja
+//	lipa callback-token             print a new random LIPA_CALLBACK_TOKEN
 //	lipa reconcile                  run one reconciliation pass
 //	lipa callbacks unmatched        list stored STK callbacks that found no payment
 //	lipa callbacks match ID PAYMENT apply one of them to a payment whose push answer was lost
@@ -49,6 +50,7 @@ commands:
   simulate c2b --amount N --account REF --phone MSISDN [--url URL] [--shortcode N]
                                 send a simulated C2B payment to a running Lipa
   c2b register                  register Lipa's C2B URLs with Daraja
+  callback-token                print a new random LIPA_CALLBACK_TOKEN
   reconcile                     resolve PENDING payments now (STK push query, expiry)
   callbacks unmatched [--json]  list stored STK callbacks that found no payment
   callbacks match ID PAYMENT_ID apply an unmatched callback to a payment whose push answer was lost
@@ -83,6 +85,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		cmdErr = cmdSimulate(ctx, cfg, args[1:], stdout)
 	case "c2b":
 		cmdErr = cmdC2B(ctx, cfg, args[1:], stdout)
+	case "callback-token":
+		cmdErr = cmdCallbackToken(args[1:], stdout)
 	case "reconcile":
 		cmdErr = cmdReconcile(ctx, cfg, args[1:], stdout)
 	case "callbacks":

@@ -69,7 +69,8 @@ func startReplicas(t *testing.T, bin, databaseURL, darajaURL string, n int) []*r
 		r.cmd.Dir = dir
 		r.cmd.Env = append(os.Environ(),
 			"DATABASE_URL="+databaseURL, "LISTEN_ADDR="+addr, "MPESA_ENVIRONMENT=simulator",
-			"MPESA_BASE_URL="+darajaURL, fmt.Sprintf("LOG_FILE=%s/replica%d.log", dir, i))
+			"MPESA_BASE_URL="+darajaURL, fmt.Sprintf("LOG_FILE=%s/replica%d.log", dir, i),
+			"MPESA_ALLOW_TOKENLESS_CALLBACKS=true", "LIPA_APP_RATE_LIMIT=0")
 		r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
 		if err := r.cmd.Start(); err != nil {
 			t.Fatal(err)

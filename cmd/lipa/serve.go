@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/lipa-gateway/lipa"
@@ -69,6 +72,8 @@ func gatewayConfig(cfg Config, callbackURL string, log *slog.Logger) gateway.Con
 		PartyB: cfg.PartyB, CallbackURL: callbackURL, Logger: log,
 		PromptLifetime: cfg.PromptLifetime, ReconcileAfter: cfg.ReconcileAfter, PendingExpiry: cfg.PendingExpiry,
 		IdempotencyWait: cfg.DarajaTimeout + 15*time.Second, KeyRotationGrace: cfg.KeyRotationGrace,
+		ConfirmByQuery: cfg.ConfirmByQuery, PhonePushesPerHour: cfg.PhonePushesPerHour,
+		C2BAccountPattern: cfg.C2BAccountPattern, C2BMinAmount: cfg.C2BMinAmount, C2BMaxAmount: cfg.C2BMaxAmount,
 	}
 }
 
@@ -109,12 +114,20 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 	if s.db, err = openDB(ctx, cfg); err != nil {
 		return fail(err)
 	}
+	token, err := callbackToken(ctx, cfg, s.db)
+	if err != nil {
+		return fail(err)
+	}
+	if cfg.AllowTokenless {
+		log.Warn("MPESA_ALLOW_TOKENLESS_CALLBACKS=true: callbacks are also accepted on the bare paths, without the secret token; turn it off once Safaricom has the new URLs")
+	}
 	callbackURL := cfg.CallbackURL
 	simURL := ""
+	if cfg.Environment == envSimulator && callbackURL == "" {
+		callbackURL = s.URL + "/api/mpesa/stk-callback/"
+	}
+	callbackURL = withToken(callbackURL, token)
 	if cfg.Environment == envSimulator {
-		if callbackURL == "" {
-			callbackURL = s.URL + "/api/mpesa/stk-callback/"
-		}
 		if cfg.BaseURL == "" {
 			s.sim = darajasim.New(darajasim.Config{
 				ShortCodes:    map[string]lipa.Secret{cfg.ShortCode: cfg.Passkey},
@@ -149,7 +162,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 			// C2B simulate endpoint reaches this service.
 			_, err := client.RegisterC2BURLs(ctx, "v2", daraja.RegisterURLRequest{
 				ShortCode: cfg.ShortCode, ResponseType: cfg.C2BResponseType,
-				ConfirmationURL: s.URL + "/api/c2b/confirmation/", ValidationURL: s.URL + "/api/c2b/validation/",
+				ConfirmationURL: withToken(s.URL+"/api/c2b/confirmation/", token), ValidationURL: withToken(s.URL+"/api/c2b/validation/", token),
 			})
 			if err != nil {
 				log.Warn("could not register C2B URLs with the built-in simulator", "err", err)
@@ -157,7 +170,10 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 		}
 	}
 	s.http = &http.Server{
-		Handler:           api.New(gw, api.Config{Logger: log, AdminKey: cfg.AdminKey}),
+		Handler: api.New(gw, api.Config{Logger: log, AdminKey: cfg.AdminKey, AppRateLimit: cfg.AppRateLimit,
+			AuthFailuresPerMinute: cfg.AuthFailureLimit,
+			Callbacks: api.CallbackGuard{Token: token, AllowTokenless: cfg.AllowTokenless,
+				Allowed: cfg.CallbackAllowedIPs, TrustedProxies: cfg.TrustedProxies}}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      cfg.DarajaTimeout + 30*time.Second,
@@ -180,6 +196,7 @@ func (s *service) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
 	s.stopReconciler()
 	<-s.reconcilerDone
+	s.gw.Wait()
 	s.closeBackends()
 	return err
 }
@@ -258,3 +275,37 @@ func newLoopbackServer(h http.Handler) (*loopbackServer, error) {
 
 // Close stops the server at once.
 func (s *loopbackServer) Close() { s.srv.Close() }
+
+// callbackToken returns the secret path token of Lipa's callback URLs:
+// LIPA_CALLBACK_TOKEN, or in simulator mode one generated once and kept in
+// the database (so `lipa simulate c2b` finds it), or "" (tokenless only).
+func callbackToken(ctx context.Context, cfg Config, db *sqlstore.DB) (lipa.Secret, error) {
+	if cfg.CallbackToken != "" || cfg.Environment != envSimulator {
+		return cfg.CallbackToken, nil
+	}
+	var v string
+	err := db.InTx(ctx, func(tx *sqlstore.Tx) (err error) {
+		v, err = tx.EnsureSetting(ctx, "simulator_callback_token", newCallbackToken())
+		return err
+	})
+	return lipa.Secret(v), err
+}
+
+// newCallbackToken returns 32 random URL-safe characters (192 bits).
+func newCallbackToken() string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// withToken appends the token as the last path segment of a callback URL
+// ending in "/" (or adds "/token/"); an empty token leaves it as it is.
+func withToken(u string, token lipa.Secret) string {
+	if token == "" || u == "" {
+		return u
+	}
+	if !strings.HasSuffix(u, "/") {
+		u += "/"
+	}
+	return u + token.Reveal() + "/"
+}

@@ -80,10 +80,21 @@ func cmdSimulate(ctx context.Context, cfg Config, args []string, stdout io.Write
 		command = darajasim.CommandBuyGoods
 	}
 	base := strings.TrimRight(*target, "/")
+	token := cfg.CallbackToken
+	if token == "" {
+		// simulator mode keeps its token in the database
+		if db, err := openDB(ctx, cfg); err == nil {
+			token, err = callbackToken(ctx, cfg, db)
+			db.Close()
+			if err != nil {
+				return err
+			}
+		}
+	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	transID, err := darajasim.SendC2B(cctx, &http.Client{Timeout: 15 * time.Second},
-		base+"/api/c2b/validation/", base+"/api/c2b/confirmation/",
+		withToken(base+"/api/c2b/validation/", token), withToken(base+"/api/c2b/confirmation/", token),
 		darajasim.C2BPayment{ShortCode: *shortCode, CommandID: command, Amount: *amount, MSISDN: string(msisdn), BillRefNumber: *account},
 		time.Now())
 	if err != nil {
@@ -127,7 +138,8 @@ func cmdC2B(ctx context.Context, cfg Config, args []string, stdout io.Writer) er
 	}
 	req := daraja.RegisterURLRequest{
 		ShortCode: cfg.ShortCode, ResponseType: cfg.C2BResponseType,
-		ConfirmationURL: origin + "/api/c2b/confirmation/", ValidationURL: origin + "/api/c2b/validation/",
+		ConfirmationURL: withToken(origin+"/api/c2b/confirmation/", cfg.CallbackToken),
+		ValidationURL:   withToken(origin+"/api/c2b/validation/", cfg.CallbackToken),
 	}
 	client, err := daraja.New(daraja.Config{BaseURL: cfg.darajaBaseURL(""), ConsumerKey: cfg.ConsumerKey, ConsumerSecret: cfg.ConsumerSecret, Timeout: cfg.DarajaTimeout})
 	if err != nil {
@@ -142,6 +154,25 @@ func cmdC2B(ctx context.Context, cfg Config, args []string, stdout io.Writer) er
 		return err
 	}
 	fmt.Fprintf(stdout, "registered C2B URLs for shortcode %s (%s, ResponseType %s):\n  validation:   %s\n  confirmation: %s\nDaraja: %s %s\n",
-		cfg.ShortCode, cfg.C2BVersion, cfg.C2BResponseType, req.ValidationURL, req.ConfirmationURL, resp.ResponseCode, resp.ResponseDescription)
+		cfg.ShortCode, cfg.C2BVersion, cfg.C2BResponseType, redactToken(req.ValidationURL, cfg.CallbackToken),
+		redactToken(req.ConfirmationURL, cfg.CallbackToken), resp.ResponseCode, resp.ResponseDescription)
+	return nil
+}
+
+// redactToken hides the callback token in a URL that is printed.
+func redactToken(u string, token lipa.Secret) string {
+	if token == "" {
+		return u
+	}
+	return strings.Replace(u, token.Reveal(), "{LIPA_CALLBACK_TOKEN}", 1)
+}
+
+// cmdCallbackToken runs `lipa callback-token`: prints a new random token for
+// LIPA_CALLBACK_TOKEN.
+func cmdCallbackToken(args []string, stdout io.Writer) error {
+	if len(args) != 0 {
+		return usageError("usage: lipa callback-token")
+	}
+	fmt.Fprintln(stdout, newCallbackToken())
 	return nil
 }

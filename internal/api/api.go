@@ -13,8 +13,11 @@ import (
 	"net/http"
 	"strings"
 
+	"golang.org/x/time/rate"
+
 	"github.com/lipa-gateway/lipa"
 	"github.com/lipa-gateway/lipa/internal/gateway"
+	"github.com/lipa-gateway/lipa/internal/sqlstore"
 )
 
 // Limits on request bodies.
@@ -32,6 +35,15 @@ type Config struct {
 	// for requests carrying it in X-ADMIN-KEY (LIPA_ADMIN_KEY). Unset, they
 	// answer 404.
 	AdminKey lipa.Secret
+	// Callbacks guards the Safaricom-facing endpoints.
+	Callbacks CallbackGuard
+	// AppRateLimit is each app's sustained request rate per second, with
+	// bursts of twice that (LIPA_APP_RATE_LIMIT); 0 means no limit.
+	AppRateLimit float64
+	// AuthFailuresPerMinute caps failed authentications per source address
+	// (LIPA_AUTH_FAILURES_PER_MINUTE); beyond it the address gets 429 before
+	// its key is even looked at. 0 means no limit.
+	AuthFailuresPerMinute int
 }
 
 // Server routes Lipa's HTTP requests. It is an http.Handler, safe for
@@ -41,6 +53,9 @@ type Server struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	adminKey [32]byte // SHA-256 of the admin key; zero when disabled
+	guard    CallbackGuard
+	apps     *limiters // requests per app
+	failures *limiters // failed authentications per source address
 }
 
 // New returns the HTTP handler for gw.
@@ -48,7 +63,9 @@ func New(gw *gateway.Gateway, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{gw: gw, log: cfg.Logger, mux: http.NewServeMux()}
+	s := &Server{gw: gw, log: cfg.Logger, mux: http.NewServeMux(), guard: cfg.Callbacks,
+		apps:     &limiters{limit: rate.Limit(cfg.AppRateLimit), burst: max(1, int(2*cfg.AppRateLimit))},
+		failures: &limiters{limit: rate.Limit(float64(cfg.AuthFailuresPerMinute) / 60), burst: cfg.AuthFailuresPerMinute}}
 	if cfg.AdminKey != "" {
 		s.adminKey = sha256.Sum256([]byte(cfg.AdminKey.Reveal()))
 	}
@@ -65,11 +82,15 @@ func (s *Server) routes() {
 	s.route("POST /api/payments/claim/", s.authed(s.claim))
 	s.route("GET /api/payments/{id}/", s.authed(s.getPayment))
 
-	// Safaricom-facing: no API key (Safaricom sends none).
-	s.route("POST /api/mpesa/stk-callback/", s.stkCallback)
-	for _, prefix := range []string{"/api/c2b/", "/api/mpesa/c2b/"} {
-		s.route("POST "+prefix+"validation/", s.c2bValidation)
-		s.route("POST "+prefix+"confirmation/", s.c2bConfirmation)
+	// Safaricom-facing: no API key (Safaricom sends none); a secret token
+	// ends the path, and the bare paths work only when tokenless callbacks
+	// are allowed.
+	for _, suffix := range []string{"", "{token}/"} {
+		s.route("POST /api/mpesa/stk-callback/"+suffix, s.fromSafaricom(sqlstore.InboundSTKCallback, s.stkCallback))
+		for _, prefix := range []string{"/api/c2b/", "/api/mpesa/c2b/"} {
+			s.route("POST "+prefix+"validation/"+suffix, s.fromSafaricom(sqlstore.InboundC2BValidation, s.c2bValidation))
+			s.route("POST "+prefix+"confirmation/"+suffix, s.fromSafaricom(sqlstore.InboundC2BConfirmation, s.c2bConfirmation))
+		}
 	}
 
 	// Operators (X-ADMIN-KEY).
@@ -117,12 +138,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			s.log.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v)
+			s.log.Error("panic serving request", "method", r.Method, "path", redactedPath(r), "panic", v)
 			s.writeError(w, r, lipa.Errorf(lipa.Internal, "internal_error", "internal error"))
 		}
 	}()
@@ -207,7 +229,7 @@ func (s *Server) errorResponse(r *http.Request, err error) (int, errorBody) {
 	if body.Error.Details == nil {
 		body.Error.Details = map[string]any{}
 	}
-	attrs := []any{"method", r.Method, "path", r.URL.Path, "status", status, "code", le.Code}
+	attrs := []any{"method", r.Method, "path", redactedPath(r), "status", status, "code", le.Code}
 	if app := appFrom(r); app != nil {
 		attrs = append(attrs, "app", app.Name)
 	}

@@ -22,8 +22,19 @@ type appHandler func(w http.ResponseWriter, r *http.Request, app *lipa.App) erro
 // unknown or disabled) before calling h.
 func (s *Server) authed(h appHandler) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
+		src := s.guard.clientIP(r).String()
+		if s.failures.exhausted(w, src) {
+			return lipa.Errorf(lipa.TooManyRequests, "too_many_failed_auth", "too many requests with a missing or wrong API key from %s; wait a minute", src)
+		}
 		app, err := s.gw.Authenticate(r.Context(), r.Header.Get("X-API-KEY"))
 		if err != nil {
+			if lipa.ErrorKind(err) == lipa.Unauthorized {
+				s.failures.take(w, src, "", "")
+				w.Header().Del("Retry-After")
+			}
+			return err
+		}
+		if err := s.apps.take(w, string(app.ID), "rate_limited", "requests from this app"); err != nil {
 			return err
 		}
 		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, app))

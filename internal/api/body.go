@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/lipa-gateway/lipa"
 )
@@ -13,7 +15,8 @@ import (
 // readFields reads an app's JSON object body and returns the named fields as
 // text: a JSON string's value, or a JSON number's digits exactly as written
 // (so "10" and 10 read the same); null or absent is "". Other fields are
-// ignored. A body over MaxAppBody is TooLarge "body_too_large"; one that is
+// refused with Invalid "unknown_field" naming it (a typo must not pass
+// silently). A body over MaxAppBody is TooLarge "body_too_large"; one that is
 // not a JSON object, or a field that is an object, array or boolean, is
 // Invalid ("invalid_json", "invalid_<field>").
 func readFields(w http.ResponseWriter, r *http.Request, names ...string) (map[string]string, error) {
@@ -25,6 +28,9 @@ func readFields(w http.ResponseWriter, r *http.Request, names ...string) (map[st
 	if err != nil {
 		return nil, lipa.Errorf(lipa.Invalid, "invalid_body", "the request body could not be read")
 	}
+	if !utf8.Valid(body) {
+		return nil, lipa.Errorf(lipa.Invalid, "invalid_json", "the request body is not valid UTF-8")
+	}
 	var obj map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -33,6 +39,15 @@ func readFields(w http.ResponseWriter, r *http.Request, names ...string) (map[st
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, lipa.Errorf(lipa.Invalid, "invalid_json", "the request body has data after its JSON object")
+	}
+	known := make(map[string]bool, len(names))
+	for _, n := range names {
+		known[n] = true
+	}
+	for k := range obj {
+		if !known[k] {
+			return nil, lipa.InvalidField("unknown_field", k, "unknown field %q; this endpoint takes %s", truncate(k, 40), strings.Join(names, ", "))
+		}
 	}
 	out := make(map[string]string, len(names))
 	for _, n := range names {
@@ -66,4 +81,13 @@ func readInbound(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		return nil, lipa.Errorf(lipa.Invalid, "invalid_body", "the request body could not be read")
 	}
 	return body, nil
+}
+
+// truncate cuts s to at most n runes, for echoing input in messages.
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
 }

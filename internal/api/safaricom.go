@@ -6,20 +6,12 @@ import (
 	"github.com/lipa-gateway/lipa/internal/gateway"
 )
 
-func inbound(r *http.Request, body []byte) gateway.Inbound {
-	return gateway.Inbound{Path: r.URL.Path, SourceAddr: r.RemoteAddr, Body: body}
-}
-
 // stkCallback serves POST /api/mpesa/stk-callback/: Safaricom's STK result
 // (Daraja reference §5). Every readable callback is acknowledged with
 // {"ResultCode": 0, "ResultDesc": "Accepted"} once stored, whatever was done
 // with it; a body that is not a callback is stored and answered 400.
-func (s *Server) stkCallback(w http.ResponseWriter, r *http.Request) error {
-	body, err := readInbound(w, r)
-	if err != nil {
-		return err
-	}
-	if err := s.gw.ReceiveSTKCallback(r.Context(), inbound(r, body)); err != nil {
+func (s *Server) stkCallback(w http.ResponseWriter, r *http.Request, in gateway.Inbound) error {
+	if err := s.gw.ReceiveSTKCallback(r.Context(), in); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"ResultCode": 0, "ResultDesc": "Accepted"})
@@ -28,12 +20,8 @@ func (s *Server) stkCallback(w http.ResponseWriter, r *http.Request) error {
 // c2bValidation serves POST /api/c2b/validation/ (and the alias under
 // /api/mpesa/c2b/): answers {"ResultCode": "0", "ResultDesc": "Accepted"}
 // or a rejection code (Daraja reference §7.5).
-func (s *Server) c2bValidation(w http.ResponseWriter, r *http.Request) error {
-	body, err := readInbound(w, r)
-	if err != nil {
-		return err
-	}
-	ans, err := s.gw.ReceiveC2BValidation(r.Context(), inbound(r, body))
+func (s *Server) c2bValidation(w http.ResponseWriter, r *http.Request, in gateway.Inbound) error {
+	ans, err := s.gw.ReceiveC2BValidation(r.Context(), in)
 	if err != nil {
 		return err
 	}
@@ -43,12 +31,8 @@ func (s *Server) c2bValidation(w http.ResponseWriter, r *http.Request) error {
 // c2bConfirmation serves POST /api/c2b/confirmation/ (and the alias under
 // /api/mpesa/c2b/): acknowledges with {"ResultCode": 0, "ResultDesc":
 // "Success"} once the confirmation is stored (Daraja reference §7.5).
-func (s *Server) c2bConfirmation(w http.ResponseWriter, r *http.Request) error {
-	body, err := readInbound(w, r)
-	if err != nil {
-		return err
-	}
-	if err := s.gw.ReceiveC2BConfirmation(r.Context(), inbound(r, body)); err != nil {
+func (s *Server) c2bConfirmation(w http.ResponseWriter, r *http.Request, in gateway.Inbound) error {
+	if err := s.gw.ReceiveC2BConfirmation(r.Context(), in); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"ResultCode": 0, "ResultDesc": "Success"})
