@@ -29,13 +29,13 @@ func (a Amount) WholeShillings() (int64, bool) { return int64(a) / 100, a%100 ==
 // "0.05".
 func (a Amount) String() string {
 	neg := a < 0
-	u := int64(a)
+	u := uint64(a)
 	if neg {
-		u = -u
+		u = -u // two's complement: right for math.MinInt64 too
 	}
-	s := strconv.FormatInt(u/100, 10)
+	s := strconv.FormatUint(u/100, 10)
 	if c := u % 100; c != 0 {
-		s += strings.TrimRight("."+strconv.FormatInt(100+c, 10)[1:], "0")
+		s += strings.TrimRight("."+strconv.FormatUint(100+c, 10)[1:], "0")
 	}
 	if neg {
 		s = "-" + s
@@ -76,7 +76,7 @@ func ParseAmount(s string) (Amount, error) {
 // negative, a non-number or more than the maximum is an Invalid error with
 // code "invalid_amount" naming the field amount. Nothing is rounded.
 func ParseSTKAmount(s string) (Amount, error) {
-	a, err := ParseAmount(strings.TrimPrefix(strings.TrimSpace(s), "+"))
+	a, err := ParseAmount(s)
 	switch {
 	case strings.HasPrefix(strings.TrimSpace(s), "-"):
 		return 0, InvalidField("invalid_amount", "amount", "amount must be at least %d shilling", MinSTKShillings)

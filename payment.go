@@ -1,6 +1,10 @@
 package lipa
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
 
 // Status is where a payment stands. SUCCESS and FAILED are final: nothing
 // moves a payment out of them (see Payment.Settle and docs/ARCHITECTURE.md).
@@ -235,6 +239,9 @@ var NairobiTime = time.FixedZone("EAT", 3*60*60)
 // ParseDarajaTime reads Daraja's yyyyMMddHHmmss timestamp (TransactionDate,
 // TransTime, Timestamp), which is Kenya time, and returns it in UTC.
 func ParseDarajaTime(s string) (time.Time, error) {
+	if len(s) != 14 || strings.Trim(s, "0123456789") != "" {
+		return time.Time{}, fmt.Errorf("Daraja time %q is not 14 digits (yyyyMMddHHmmss)", s)
+	}
 	t, err := time.ParseInLocation("20060102150405", s, NairobiTime)
 	if err != nil {
 		return time.Time{}, err

@@ -69,10 +69,11 @@ func (m MSISDN) Masked() string { return MaskPhone(string(m)) }
 // four and last four characters stay, the rest becomes "****". Strings of
 // eight characters or fewer become "****".
 func MaskPhone(s string) string {
-	if len(s) <= 8 {
+	r := []rune(s)
+	if len(r) <= 8 {
 		return "****"
 	}
-	return s[:4] + "****" + s[len(s)-4:]
+	return string(r[:4]) + "****" + string(r[len(r)-4:])
 }
 
 // truncate cuts s to at most n runes, for echoing bad input in messages.

@@ -69,5 +69,5 @@ func (s *Server) matchCallback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, toJSON(p))
+	return writeJSON(w, http.StatusOK, lipa.ViewOf(p))
 }

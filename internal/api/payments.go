@@ -10,64 +10,6 @@ import (
 	"github.com/lipa-gateway/lipa/internal/gateway"
 )
 
-// paymentJSON is a payment as GET /api/payments/{id}/ shows it. Amounts are
-// JSON numbers of shillings; times are RFC 3339 in UTC; values not known yet
-// are null.
-type paymentJSON struct {
-	ID                 lipa.PaymentID   `json:"id"`
-	App                *string          `json:"app"`
-	PaymentType        lipa.PaymentType `json:"payment_type"`
-	Status             lipa.Status      `json:"status"`
-	PhoneNumber        string           `json:"phone_number"`
-	Amount             lipa.Amount      `json:"amount"`
-	Currency           string           `json:"currency"`
-	Reference          string           `json:"reference"`
-	AccountReference   string           `json:"account_reference"`
-	Description        string           `json:"description"`
-	ShortCode          string           `json:"shortcode"`
-	MpesaReceiptNumber *string          `json:"mpesa_receipt_number"`
-	CheckoutRequestID  *string          `json:"checkout_request_id"`
-	MerchantRequestID  *string          `json:"merchant_request_id"`
-	ResultCode         *string          `json:"result_code"`
-	ResultDesc         *string          `json:"result_desc"`
-	FailureReason      *string          `json:"failure_reason"`
-	ResolvedBy         *string          `json:"resolved_by"`
-	Claimed            bool             `json:"claimed"`
-	ClaimedAt          *string          `json:"claimed_at"`
-	TransactionDate    *string          `json:"transaction_date"`
-	CreatedAt          string           `json:"created_at"`
-	UpdatedAt          string           `json:"updated_at"`
-}
-
-func optional[T ~string](s T) *string {
-	if s == "" {
-		return nil
-	}
-	v := string(s)
-	return &v
-}
-
-func optionalTime(t time.Time) *string {
-	if t.IsZero() {
-		return nil
-	}
-	v := t.UTC().Format(time.RFC3339)
-	return &v
-}
-
-func toJSON(p *lipa.Payment) paymentJSON {
-	return paymentJSON{
-		ID: p.ID, App: optional(p.AppName), PaymentType: p.Type, Status: p.Status,
-		PhoneNumber: p.PhoneNumber, Amount: p.Amount, Currency: p.Currency,
-		Reference: p.Reference, AccountReference: p.AccountReference, Description: p.Description, ShortCode: p.ShortCode,
-		MpesaReceiptNumber: optional(p.MpesaReceiptNumber), CheckoutRequestID: optional(p.CheckoutRequestID),
-		MerchantRequestID: optional(p.MerchantRequestID), ResultCode: optional(p.ResultCode), ResultDesc: optional(p.ResultDesc),
-		FailureReason: optional(p.FailureReason), ResolvedBy: optional(p.ResolvedBy), Claimed: p.Claimed, ClaimedAt: optionalTime(p.ClaimedAt),
-		TransactionDate: optionalTime(p.TransactionDate),
-		CreatedAt:       p.CreatedAt.UTC().Format(time.RFC3339Nano), UpdatedAt: p.UpdatedAt.UTC().Format(time.RFC3339Nano),
-	}
-}
-
 // stkPush serves POST /api/stk-push/. With an Idempotency-Key header the
 // answer is stored, and a repeat of the request gets it again (with the
 // header Idempotent-Replayed: true) instead of a second prompt.
@@ -144,7 +86,7 @@ func (s *Server) getPayment(w http.ResponseWriter, r *http.Request, app *lipa.Ap
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, toJSON(p))
+	return writeJSON(w, http.StatusOK, lipa.ViewOf(p))
 }
 
 // listPayments serves GET /api/payments/?status=&reference=&claimed=&limit=&cursor=.
@@ -157,9 +99,9 @@ func (s *Server) listPayments(w http.ResponseWriter, r *http.Request, app *lipa.
 	if err != nil {
 		return err
 	}
-	out := make([]paymentJSON, len(page))
+	out := make([]lipa.PaymentView, len(page))
 	for i := range page {
-		out[i] = toJSON(&page[i])
+		out[i] = lipa.ViewOf(&page[i])
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"payments": out, "next_cursor": optional(next)})
 }
@@ -205,4 +147,22 @@ func (s *Server) claim(w http.ResponseWriter, r *http.Request, app *lipa.App) er
 		"claimed_at": p.ClaimedAt.UTC().Format(time.RFC3339),
 		"status":     p.Status,
 	})
+}
+
+// optional returns nil for "" (JSON null), else a pointer to s.
+func optional[T ~string](s T) *string {
+	if s == "" {
+		return nil
+	}
+	v := string(s)
+	return &v
+}
+
+// optionalTime returns nil for the zero time, else t in RFC 3339 UTC.
+func optionalTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	v := t.UTC().Format(time.RFC3339)
+	return &v
 }

@@ -64,8 +64,8 @@ func ParseSTKCallback(body []byte) (*STKCallback, error) {
 	w := wire.Body.STKCallback
 	cb := &STKCallback{
 		MerchantRequestID: scalar(w.MerchantRequestID),
-		CheckoutRequestID: scalar(w.CheckoutRequestID),
-		ResultCode:        scalar(w.ResultCode),
+		CheckoutRequestID: strings.TrimSpace(scalar(w.CheckoutRequestID)),
+		ResultCode:        strings.TrimSpace(scalar(w.ResultCode)),
 		ResultDesc:        scalar(w.ResultDesc),
 	}
 	if cb.CheckoutRequestID == "" {
@@ -174,8 +174,6 @@ func scalar(raw json.RawMessage) string {
 			return s
 		}
 	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		return string(raw)
-	case 't', 'f':
 		return string(raw)
 	}
 	return ""
