@@ -24,7 +24,7 @@ func cmdApps(ctx context.Context, cfg Config, args []string, stdout io.Writer) e
 		rest = append(rest, a)
 	}
 	if len(rest) == 0 {
-		return usageError("apps needs a subcommand: create, list, rotate-key, disable or enable")
+		return usageError("apps needs a subcommand: create, list, rotate-key, set-webhook, disable or enable")
 	}
 	sub, rest := rest[0], rest[1:]
 	needName := func() (string, error) {
@@ -66,6 +66,22 @@ func cmdApps(ctx context.Context, cfg Config, args []string, stdout io.Writer) e
 			return json.NewEncoder(stdout).Encode(map[string]string{"name": name, "api_key": key.Reveal(), "old_key_valid_until": graceUntil.Format(time.RFC3339)})
 		}
 		fmt.Fprintf(stdout, "New API key for %q, shown only this once:\n\n    %s\n\nThe old key keeps working until %s.\n", name, key.Reveal(), graceUntil.Format(time.RFC3339))
+	case "set-webhook":
+		if len(rest) != 2 {
+			return usageError("usage: lipa apps set-webhook NAME URL [--json]   (an empty URL \"\" removes the webhook)")
+		}
+		secret, err := gw.SetWebhook(ctx, rest[0], rest[1])
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return json.NewEncoder(stdout).Encode(map[string]string{"webhook_url": rest[1], "webhook_secret": secret.Reveal()})
+		}
+		if rest[1] == "" {
+			fmt.Fprintf(stdout, "webhook of %q removed; events stay in GET /api/events/\n", rest[0])
+			return nil
+		}
+		fmt.Fprintf(stdout, "Webhook of %q set to %s. Its signing secret, shown only this once:\n\n    %s\n\nVerify the Lipa-Signature header with it (see the README).\n", rest[0], rest[1], secret.Reveal())
 	case "disable", "enable":
 		name, err := needName()
 		if err != nil {
@@ -109,7 +125,7 @@ func cmdApps(ctx context.Context, cfg Config, args []string, stdout io.Writer) e
 		}
 		return tw.Flush()
 	default:
-		return usageError(fmt.Sprintf("unknown apps subcommand %q: use create, list, rotate-key, disable or enable", sub))
+		return usageError(fmt.Sprintf("unknown apps subcommand %q: use create, list, rotate-key, set-webhook, disable or enable", sub))
 	}
 	return nil
 }

@@ -64,6 +64,7 @@ type Config struct {
 	C2BAccountPattern  *regexp.Regexp // LIPA_C2B_ACCOUNT_PATTERN: C2B validation accepts only account numbers matching this regular expression in full; default any
 	C2BMinAmount       lipa.Amount    // LIPA_C2B_MIN_AMOUNT: C2B validation rejects smaller amounts (shillings); default none
 	C2BMaxAmount       lipa.Amount    // LIPA_C2B_MAX_AMOUNT: C2B validation rejects larger amounts (shillings); default none
+	WebhookRetrySpan   time.Duration  // LIPA_WEBHOOK_RETRY_SPAN: how long a webhook delivery is retried; default 24h
 }
 
 // loadConfig builds the Config from lookup (the process environment in
@@ -133,6 +134,9 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 		return c, fmt.Errorf("LIPA_RECONCILE_AFTER and LIPA_PENDING_EXPIRY must be longer than 0s")
 	}
 	c.AdminKey = lipa.Secret(get("LIPA_ADMIN_KEY", ""))
+	if c.WebhookRetrySpan, err = duration(get, "LIPA_WEBHOOK_RETRY_SPAN", "24h"); err != nil {
+		return c, err
+	}
 	if c.KeyRotationGrace, err = duration(get, "LIPA_KEY_ROTATION_GRACE", "24h"); err != nil {
 		return c, err
 	}

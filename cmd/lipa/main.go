@@ -6,12 +6,15 @@
 //	lipa apps create NAME [--json]  create an app and print its API key once
 //	lipa apps list [--json]         list apps
 //	lipa apps rotate-key NAME       give an app a new API key (printed once)
+//	lipa apps set-webhook NAME URL  set an app's webhook URL; prints its signing secret once
 //	lipa apps disable NAME          refuse an app's key
 //	lipa apps enable NAME           accept it again
 //	lipa simulator [--listen ADDR]  run the Daraja simulator on its own
 //	lipa simulate c2b --amount 100 --account ORDER1 --phone 254708374149 [--url URL]
 //	                                send a simulated C2B payment to a running Lipa
 //	lipa c2b register               register Lipa's C2B URLs with Daraja
+//	lipa webhooks list --app NAME   an app's webhook deliveries and attempts
+//	lipa webhooks redeliver …       send an event again, or every failed one
 //	lipa callback-token             print a new random LIPA_CALLBACK_TOKEN
 //	lipa reconcile                  run one reconciliation pass
 //	lipa callbacks unmatched        list stored STK callbacks that found no payment
@@ -44,12 +47,18 @@ commands:
   apps create NAME [--json]     create an app and print its API key once
   apps list [--json]            list apps
   apps rotate-key NAME [--json] give an app a new API key (printed once)
+  apps set-webhook NAME URL [--json]
+                                set an app's webhook URL; prints its signing secret once
   apps disable NAME             refuse an app's API key
   apps enable NAME              accept it again
   simulator [--listen ADDR]     run the Daraja simulator on its own
   simulate c2b --amount N --account REF --phone MSISDN [--url URL] [--shortcode N]
                                 send a simulated C2B payment to a running Lipa
   c2b register                  register Lipa's C2B URLs with Daraja
+  webhooks list --app NAME [--json]
+                                an app's webhook deliveries and every attempt
+  webhooks redeliver --app NAME (EVENT_ID | --failed)
+                                send an event again, or every failed one
   callback-token                print a new random LIPA_CALLBACK_TOKEN
   reconcile                     resolve PENDING payments now (STK push query, expiry)
   callbacks unmatched [--json]  list stored STK callbacks that found no payment
@@ -89,6 +98,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		cmdErr = cmdCallbackToken(args[1:], stdout)
 	case "reconcile":
 		cmdErr = cmdReconcile(ctx, cfg, args[1:], stdout)
+	case "webhooks":
+		cmdErr = cmdWebhooks(ctx, cfg, args[1:], stdout)
 	case "callbacks":
 		cmdErr = cmdCallbacks(ctx, cfg, args[1:], stdout)
 	default:

@@ -74,23 +74,36 @@ func gatewayConfig(cfg Config, callbackURL string, log *slog.Logger) gateway.Con
 		IdempotencyWait: cfg.DarajaTimeout + 15*time.Second, KeyRotationGrace: cfg.KeyRotationGrace,
 		ConfirmByQuery: cfg.ConfirmByQuery, PhonePushesPerHour: cfg.PhonePushesPerHour,
 		C2BAccountPattern: cfg.C2BAccountPattern, C2BMinAmount: cfg.C2BMinAmount, C2BMaxAmount: cfg.C2BMaxAmount,
+		WebhookRetrySpan: cfg.WebhookRetrySpan,
 	}
 }
 
-// reconcileLoop runs a reconciliation pass every interval until ctx ends.
-// Passes on several replicas at once are safe: each payment is leased by
-// one of them.
-func (s *service) reconcileLoop(ctx context.Context, interval time.Duration) {
+// backgroundLoop runs a reconciliation pass every interval and a webhook
+// delivery pass every second until ctx ends. Passes on several replicas at
+// once are safe: each payment and each delivery is leased by one of them.
+func (s *service) backgroundLoop(ctx context.Context, interval time.Duration) {
 	defer close(s.reconcilerDone)
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	reconcile := time.NewTicker(interval)
+	defer reconcile.Stop()
+	deliver := time.NewTicker(time.Second)
+	defer deliver.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-reconcile.C:
 			if _, err := s.gw.Reconcile(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("reconciliation pass failed", "err", err)
+			}
+		case <-deliver.C:
+			for {
+				n, err := s.gw.DeliverWebhooks(ctx)
+				if err != nil && ctx.Err() == nil {
+					s.log.Error("webhook delivery pass failed", "err", err)
+				}
+				if n == 0 || err != nil || ctx.Err() != nil {
+					break
+				}
 			}
 		}
 	}
@@ -184,7 +197,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 	rctx, stopReconciler := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopReconciler = stopReconciler
 	s.reconcilerDone = make(chan struct{})
-	go s.reconcileLoop(rctx, gateway.ReconcileInterval(cfg.ReconcileAfter))
+	go s.backgroundLoop(rctx, gateway.ReconcileInterval(cfg.ReconcileAfter))
 	log.Info("lipa listening", "url", s.URL, "environment", cfg.Environment, "database", string(s.db.Backend()),
 		"shortcode", cfg.ShortCode, "callback_url", callbackURL, "daraja", cfg.darajaBaseURL(simURL))
 	return s, nil

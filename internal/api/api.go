@@ -81,6 +81,7 @@ func (s *Server) routes() {
 	s.route("GET /api/payments/verify/", s.authed(s.verify))
 	s.route("POST /api/payments/claim/", s.authed(s.claim))
 	s.route("GET /api/payments/{id}/", s.authed(s.getPayment))
+	s.route("GET /api/events/", s.authed(s.events))
 
 	// Safaricom-facing: no API key (Safaricom sends none); a secret token
 	// ends the path, and the bare paths work only when tokenless callbacks

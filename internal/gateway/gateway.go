@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"log/slog"
+	"net/http"
 	"regexp"
 	"strings"
 	"sync"
@@ -73,6 +74,12 @@ type Config struct {
 	// validation accepts (LIPA_C2B_MIN_AMOUNT, LIPA_C2B_MAX_AMOUNT, in
 	// shillings); others are rejected with C2B00013.
 	C2BMinAmount, C2BMaxAmount lipa.Amount
+	// WebhookRetrySpan is how long a webhook delivery is retried before it
+	// fails and the app's webhook is paused (LIPA_WEBHOOK_RETRY_SPAN).
+	// Default 24h.
+	WebhookRetrySpan time.Duration
+	// WebhookClient sends webhooks (default: 10 s timeout, no redirects).
+	WebhookClient *http.Client
 	// KeyRotationGrace is how long an app's old API key keeps working after
 	// RotateKey (LIPA_KEY_ROTATION_GRACE). Zero means not at all.
 	KeyRotationGrace time.Duration
@@ -143,6 +150,9 @@ func New(db *sqlstore.DB, client *daraja.Client, cfg Config) *Gateway {
 	}
 	if cfg.PendingExpiry <= 0 {
 		cfg.PendingExpiry = 24 * time.Hour
+	}
+	if cfg.WebhookRetrySpan <= 0 {
+		cfg.WebhookRetrySpan = 24 * time.Hour
 	}
 	if cfg.PhonePushesPerHour <= 0 {
 		cfg.PhonePushesPerHour = 10

@@ -140,6 +140,11 @@ func (g *Gateway) applyCallbackTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.
 		}
 		return false, err
 	}
+	if ev := settledEvent(before.Status, p); ev != "" {
+		if err := g.emitTx(ctx, tx, p, ev); err != nil {
+			return false, err
+		}
+	}
 	log.Info("stk callback applied", "status", p.Status, "failure_reason", p.FailureReason, "receipt", p.MpesaReceiptNumber)
 	return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeApplied, p.ID, "")
 }
@@ -270,6 +275,9 @@ func (g *Gateway) ReceiveC2BConfirmation(ctx context.Context, in Inbound) error 
 			TransactionDate: txDate, CreatedAt: now, UpdatedAt: now,
 		}
 		if err := tx.InsertPayment(ctx, p); err != nil {
+			return err
+		}
+		if err := g.emitTx(ctx, tx, p, EventC2BReceived); err != nil {
 			return err
 		}
 		return tx.SetInboundOutcome(ctx, msg.ID, sqlstore.OutcomeApplied, p.ID, "")

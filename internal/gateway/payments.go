@@ -101,7 +101,7 @@ func (g *Gateway) Claim(ctx context.Context, app *lipa.App, r ClaimRequest) (*li
 			p.AppID, p.AppName = app.ID, app.Name
 		}
 		claimed = p
-		return nil
+		return g.emitTx(ctx, tx, p, EventPaymentClaimed)
 	})
 	if err != nil {
 		g.log.Info("claim refused", "app", app.Name, "code", lipa.ErrorCode(err), "payment_id", string(r.PaymentID), "receipt", r.Receipt, "reference", r.Reference)

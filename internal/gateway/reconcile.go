@@ -164,10 +164,16 @@ func (g *Gateway) settle(ctx context.Context, p *lipa.Payment, o lipa.Outcome, r
 			return err
 		}
 		outcome, note := sqlstore.OutcomeApplied, ""
+		before := cur.Status
 		switch cur.Settle(o, g.clock()) {
 		case lipa.DecisionApplied:
 			if err := tx.UpdatePayment(ctx, cur); err != nil {
 				return err
+			}
+			if ev := settledEvent(before, cur); ev != "" {
+				if err := g.emitTx(ctx, tx, cur, ev); err != nil {
+					return err
+				}
 			}
 			if cur.Status == lipa.StatusSuccess && cur.CheckoutRequestID != "" {
 				// Callbacks held for confirmation bring the receipt.

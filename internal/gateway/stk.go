@@ -334,7 +334,15 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 		p.Status, p.FailureReason, p.ResolvedBy = lipa.StatusPending, "", ""
 	}
 	p.UpdatedAt = g.clock()
-	err := g.db.InTx(context.WithoutCancel(ctx), func(tx *sqlstore.Tx) error { return tx.UpdatePayment(ctx, p) })
+	err := g.db.InTx(context.WithoutCancel(ctx), func(tx *sqlstore.Tx) error {
+		if err := tx.UpdatePayment(ctx, p); err != nil {
+			return err
+		}
+		if p.Status == lipa.StatusFailed {
+			return g.emitTx(ctx, tx, p, EventPaymentFailed)
+		}
+		return nil
+	})
 	if err != nil {
 		log.Error("record failed stk push", "err", err)
 	}

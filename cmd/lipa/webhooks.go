@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"text/tabwriter"
+	"time"
+
+	"github.com/lipa-gateway/lipa/internal/gateway"
+)
+
+// cmdWebhooks runs `lipa webhooks list --app NAME [--json]` and `lipa
+// webhooks redeliver --app NAME (EVENT_ID | --failed)`.
+func cmdWebhooks(ctx context.Context, cfg Config, args []string, stdout io.Writer) error {
+	const usage = "usage: lipa webhooks list --app NAME [--limit N] [--json] | lipa webhooks redeliver --app NAME (EVENT_ID | --failed)"
+	if len(args) == 0 || (args[0] != "list" && args[0] != "redeliver") {
+		return usageError(usage)
+	}
+	fs := flag.NewFlagSet("webhooks", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	app := fs.String("app", "", "the app")
+	asJSON := fs.Bool("json", false, "print JSON")
+	failed := fs.Bool("failed", false, "redeliver every failed delivery")
+	limit := fs.Int("limit", 50, "how many deliveries to list")
+	if err := fs.Parse(args[1:]); err != nil || *app == "" {
+		return usageError(usage)
+	}
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	gw := gateway.New(db, nil, gatewayConfig(cfg, "", slog.New(slog.DiscardHandler)))
+	if args[0] == "redeliver" {
+		eventID := fs.Arg(0)
+		if (eventID == "") == !*failed || fs.NArg() > 1 {
+			return usageError(usage)
+		}
+		n, err := gw.Redeliver(ctx, *app, eventID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%d deliveries queued for %q; a running lipa serve sends them within a second\n", n, *app)
+		return nil
+	}
+	ds, err := gw.WebhookDeliveries(ctx, *app, *limit)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		out := []map[string]any{}
+		for _, d := range ds {
+			attempts := []map[string]any{}
+			for _, a := range d.History {
+				attempts = append(attempts, map[string]any{"at": a.AttemptedAt.Format(time.RFC3339Nano), "status_code": a.StatusCode,
+					"latency_ms": a.Latency.Milliseconds(), "error": a.Error})
+			}
+			out = append(out, map[string]any{"event_id": d.ID, "type": d.Type, "payment_id": d.PaymentID, "state": d.State,
+				"attempts": attempts, "last_error": d.LastError, "created_at": d.CreatedAt.Format(time.RFC3339)})
+		}
+		return json.NewEncoder(stdout).Encode(out)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "EVENT\tTYPE\tPAYMENT\tSTATE\tATTEMPTS\tLAST ERROR")
+	for _, d := range ds {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.Type, d.PaymentID, d.State, len(d.History), d.LastError)
+	}
+	return tw.Flush()
+}

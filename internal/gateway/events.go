@@ -1,0 +1,333 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lipa-gateway/lipa"
+	"github.com/lipa-gateway/lipa/internal/sqlstore"
+	"github.com/lipa-gateway/lipa/webhook"
+)
+
+// The event types Lipa sends apps (webhook.Type… for receivers).
+const (
+	EventPaymentSucceeded = "payment.succeeded" // an app's payment became SUCCESS
+	EventPaymentFailed    = "payment.failed"    // an app's payment became FAILED
+	EventPaymentClaimed   = "payment.claimed"   // the app claimed a payment
+	EventC2BReceived      = "c2b.received"      // a C2B payment entered the intake pool (sent to every enabled app)
+)
+
+// eventBody is the JSON an event carries: its id, type, time and the
+// payment as GET /api/payments/{id}/ shows it.
+type eventBody struct {
+	ID        string           `json:"id"`
+	Type      string           `json:"type"`
+	CreatedAt string           `json:"created_at"`
+	Payment   lipa.PaymentView `json:"payment"`
+}
+
+// emitTx records an event about p in the caller's transaction (the outbox:
+// the event commits or rolls back with the change that caused it), and
+// queues its webhook delivery when the app has a webhook URL. An intake
+// payment's c2b.received goes to every enabled app.
+func (g *Gateway) emitTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.Payment, typ string) error {
+	apps := []lipa.AppID{p.AppID}
+	if p.AppID == "" {
+		all, err := tx.Apps(ctx)
+		if err != nil {
+			return err
+		}
+		apps = apps[:0]
+		for _, a := range all {
+			if !a.Disabled {
+				apps = append(apps, a.ID)
+			}
+		}
+	}
+	now := g.clock()
+	for _, app := range apps {
+		e := &sqlstore.Event{ID: newID("evt_"), AppID: app, Type: typ, PaymentID: p.ID, CreatedAt: now}
+		payload, err := json.Marshal(eventBody{ID: e.ID, Type: typ, CreatedAt: now.Format(time.RFC3339Nano), Payment: lipa.ViewOf(p)})
+		if err != nil {
+			return err
+		}
+		e.Payload = payload
+		wh, err := tx.AppWebhook(ctx, app)
+		if err != nil {
+			return err
+		}
+		if err := tx.InsertEvent(ctx, e, wh.URL != ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// settledEvent returns the event type for a payment that just became
+// final, or "" when its status did not change.
+func settledEvent(before lipa.Status, p *lipa.Payment) string {
+	switch {
+	case before == p.Status:
+		return ""
+	case p.Status == lipa.StatusSuccess:
+		return EventPaymentSucceeded
+	case p.Status == lipa.StatusFailed:
+		return EventPaymentFailed
+	}
+	return ""
+}
+
+// SetWebhook sets the named app's webhook URL (absolute http or https) and
+// returns a new signing secret, shown this once; deliveries resume. An empty
+// url removes the webhook (events stay in the feed). Errors: Invalid
+// "invalid_webhook_url"; NotFound "app_not_found".
+func (g *Gateway) SetWebhook(ctx context.Context, name, rawURL string) (lipa.Secret, error) {
+	var secret lipa.Secret
+	if rawURL != "" {
+		u, err := url.Parse(rawURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return "", lipa.InvalidField("invalid_webhook_url", "url", "webhook URL %q is not an absolute http(s) URL", rawURL)
+		}
+		b := make([]byte, 32)
+		rand.Read(b)
+		secret = lipa.Secret("whsec_" + base64.RawURLEncoding.EncodeToString(b))
+	}
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+		app, err := tx.AppByName(ctx, name)
+		if err != nil {
+			return err
+		}
+		return tx.SetAppWebhook(ctx, app.ID, rawURL, secret, g.clock())
+	})
+	if err != nil {
+		return "", err
+	}
+	g.log.Info("webhook set", "app", name, "url", rawURL)
+	return secret, nil
+}
+
+// Events returns the app's events after the event with ID after (from the
+// first when empty), in order, at most limit (1–500, default 100), and
+// whether more follow. Errors: Invalid "invalid_limit"; NotFound
+// "event_not_found" for an unknown after.
+func (g *Gateway) Events(ctx context.Context, app *lipa.App, after, limit string) ([]json.RawMessage, bool, error) {
+	n := 100
+	if limit != "" {
+		v, err := strconv.Atoi(limit)
+		if err != nil || v < 1 || v > 500 {
+			return nil, false, lipa.InvalidField("invalid_limit", "limit", "limit must be a whole number from 1 to 500")
+		}
+		n = v
+	}
+	var evs []sqlstore.Event
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+		var seq int64
+		if after != "" {
+			var err error
+			if seq, err = tx.EventSeq(ctx, app.ID, after); err != nil {
+				return err
+			}
+		}
+		var err error
+		evs, err = tx.Events(ctx, app.ID, seq, n+1)
+		return err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	more := len(evs) > n
+	if more {
+		evs = evs[:n]
+	}
+	out := make([]json.RawMessage, len(evs))
+	for i, e := range evs {
+		out[i] = e.Payload
+	}
+	return out, more, nil
+}
+
+// webhookBatch is how many deliveries one pass leases at a time, and
+// webhookParallel how many it makes at once (so one slow receiver does not
+// hold up the others).
+const (
+	webhookBatch    = 50
+	webhookParallel = 8
+	webhookTimeout  = 10 * time.Second
+)
+
+// DeliverWebhooks makes one delivery pass: it leases the due deliveries
+// (one replica per delivery), POSTs each event to its app's URL with a
+// Lipa-Signature header, and records every attempt. A 2xx answer within 10 s
+// delivers it; anything else is retried with exponential backoff and jitter
+// (first retry after about 5 s, at most an hour apart) until
+// WebhookRetrySpan has passed since the event, when the delivery fails and
+// the app's webhook is paused (flagged for an operator, resumed by
+// redelivery or by setting the webhook again). It returns how many attempts
+// it made.
+func (g *Gateway) DeliverWebhooks(ctx context.Context) (int, error) {
+	now := g.clock()
+	var due []sqlstore.Delivery
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) {
+		due, err = tx.ClaimDueDeliveries(ctx, now, now.Add(2*webhookTimeout+time.Minute), webhookBatch)
+		return err
+	})
+	if err != nil || len(due) == 0 {
+		return 0, err
+	}
+	sem := make(chan struct{}, webhookParallel)
+	var wg sync.WaitGroup
+	for _, d := range due {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := g.deliver(ctx, d); err != nil {
+				g.log.Error("record webhook attempt", "event_id", d.ID, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	return len(due), nil
+}
+
+// deliver makes one attempt at one delivery and records it.
+func (g *Gateway) deliver(ctx context.Context, d sqlstore.Delivery) error {
+	start := g.now()
+	a := sqlstore.Attempt{EventSeq: d.Seq, AttemptedAt: start.UTC(), URL: d.URL}
+	rctx, cancel := context.WithTimeout(ctx, webhookTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, d.URL, bytes.NewReader(d.Payload))
+	if err == nil {
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("User-Agent", "Lipa-Webhooks/1")
+		req.Header.Set("Lipa-Event-Id", d.ID)
+		req.Header.Set(webhook.HeaderName, webhook.Sign([]byte(d.Secret.Reveal()), start, d.Payload))
+		var resp *http.Response
+		if resp, err = g.webhookClient().Do(req); err == nil {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			a.StatusCode = resp.StatusCode
+			if resp.StatusCode < 200 || resp.StatusCode > 299 {
+				err = fmt.Errorf("HTTP %d", resp.StatusCode)
+			}
+		}
+	}
+	a.Latency = g.now().Sub(start)
+	log := g.log.With("app_id", d.AppID, "event_id", d.ID, "type", d.Type, "payment_id", d.PaymentID, "attempt", d.Attempts+1)
+	state, next := "delivered", g.clock()
+	if err != nil {
+		a.Error = truncateText(err.Error(), 300)
+		wait := 5 * time.Second
+		for i := 0; i < d.Attempts && wait < time.Hour; i++ {
+			wait *= 2
+		}
+		wait = min(wait, time.Hour)
+		wait += time.Duration(mrand.Int64N(int64(wait)/5 + 1))
+		state, next = "pending", g.clock().Add(wait)
+		if next.Sub(d.QueuedAt) > g.cfg.WebhookRetrySpan {
+			state = "failed"
+		}
+	}
+	err = g.db.InTx(context.WithoutCancel(ctx), func(tx *sqlstore.Tx) error {
+		if err := tx.RecordAttempt(ctx, a, state, next); err != nil {
+			return err
+		}
+		if state == "failed" {
+			return tx.PauseWebhook(ctx, d.AppID, g.clock())
+		}
+		return nil
+	})
+	switch state {
+	case "delivered":
+		log.Info("webhook delivered", "status", a.StatusCode, "latency_ms", a.Latency.Milliseconds())
+	case "pending":
+		log.Warn("webhook attempt failed; will retry", "status", a.StatusCode, "err", a.Error, "next_attempt_at", next.Format(time.RFC3339))
+	default:
+		log.Error("webhook failed for the whole retry span; the app's webhook is paused until redelivery", "err", a.Error)
+	}
+	return err
+}
+
+func (g *Gateway) webhookClient() *http.Client {
+	if g.cfg.WebhookClient != nil {
+		return g.cfg.WebhookClient
+	}
+	return defaultWebhookClient
+}
+
+var defaultWebhookClient = &http.Client{
+	Timeout: webhookTimeout,
+	CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse // a redirect is not a 2xx: retried, never followed
+	},
+}
+
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}
+
+// DeliveryInfo is one webhook delivery as operators list it.
+type DeliveryInfo struct {
+	sqlstore.Delivery
+	History []sqlstore.Attempt
+}
+
+// WebhookDeliveries lists the named app's latest deliveries (at most limit)
+// with every attempt of each.
+func (g *Gateway) WebhookDeliveries(ctx context.Context, name string, limit int) ([]DeliveryInfo, error) {
+	var out []DeliveryInfo
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+		app, err := tx.AppByName(ctx, name)
+		if err != nil {
+			return err
+		}
+		ds, err := tx.Deliveries(ctx, app.ID, limit)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			h, err := tx.Attempts(ctx, d.Seq)
+			if err != nil {
+				return err
+			}
+			out = append(out, DeliveryInfo{Delivery: d, History: h})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Redeliver queues the named app's event eventID again (or, with an empty
+// eventID, every failed delivery), due now with a fresh retry span, and
+// resumes a paused webhook. It returns how many deliveries were queued.
+func (g *Gateway) Redeliver(ctx context.Context, name, eventID string) (int64, error) {
+	var n int64
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+		app, err := tx.AppByName(ctx, name)
+		if err != nil {
+			return err
+		}
+		n, err = tx.Redeliver(ctx, app.ID, eventID, g.clock())
+		return err
+	})
+	if err == nil {
+		g.log.Info("webhook redelivery queued", "app", name, "event_id", eventID, "deliveries", n)
+	}
+	return n, err
+}
