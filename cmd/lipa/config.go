@@ -65,6 +65,7 @@ type Config struct {
 	C2BMinAmount       lipa.Amount    // LIPA_C2B_MIN_AMOUNT: C2B validation rejects smaller amounts (shillings); default none
 	C2BMaxAmount       lipa.Amount    // LIPA_C2B_MAX_AMOUNT: C2B validation rejects larger amounts (shillings); default none
 	WebhookRetrySpan   time.Duration  // LIPA_WEBHOOK_RETRY_SPAN: how long a webhook delivery is retried; default 24h
+	WebhookBackoff     time.Duration  // LIPA_WEBHOOK_BACKOFF: wait before a failed webhook's first retry (doubling after); default 5s
 }
 
 // loadConfig builds the Config from lookup (the process environment in
@@ -136,6 +137,12 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 	c.AdminKey = lipa.Secret(get("LIPA_ADMIN_KEY", ""))
 	if c.WebhookRetrySpan, err = duration(get, "LIPA_WEBHOOK_RETRY_SPAN", "24h"); err != nil {
 		return c, err
+	}
+	if c.WebhookBackoff, err = duration(get, "LIPA_WEBHOOK_BACKOFF", "5s"); err != nil {
+		return c, err
+	}
+	if c.WebhookBackoff > 8*time.Second {
+		return c, fmt.Errorf("LIPA_WEBHOOK_BACKOFF %s is over 8s; with its jitter the first retry must come within 10 s", c.WebhookBackoff)
 	}
 	if c.KeyRotationGrace, err = duration(get, "LIPA_KEY_ROTATION_GRACE", "24h"); err != nil {
 		return c, err

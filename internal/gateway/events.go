@@ -171,7 +171,7 @@ const (
 // (one replica per delivery), POSTs each event to its app's URL with a
 // Lipa-Signature header, and records every attempt. A 2xx answer within 10 s
 // delivers it; anything else is retried with exponential backoff and jitter
-// (first retry after about 5 s, at most an hour apart) until
+// (first retry after WebhookBackoff, at most an hour apart) until
 // WebhookRetrySpan has passed since the event, when the delivery fails and
 // the app's webhook is paused (flagged for an operator, resumed by
 // redelivery or by setting the webhook again). It returns how many attempts
@@ -230,7 +230,7 @@ func (g *Gateway) deliver(ctx context.Context, d sqlstore.Delivery) error {
 	state, next := "delivered", g.clock()
 	if err != nil {
 		a.Error = truncateText(err.Error(), 300)
-		wait := 5 * time.Second
+		wait := g.cfg.WebhookBackoff
 		for i := 0; i < d.Attempts && wait < time.Hour; i++ {
 			wait *= 2
 		}

@@ -78,6 +78,10 @@ type Config struct {
 	// fails and the app's webhook is paused (LIPA_WEBHOOK_RETRY_SPAN).
 	// Default 24h.
 	WebhookRetrySpan time.Duration
+	// WebhookBackoff is the wait before a failed webhook's first retry; each
+	// later retry waits twice as long, at most an hour, plus up to 20%
+	// jitter (LIPA_WEBHOOK_BACKOFF). Default 5s.
+	WebhookBackoff time.Duration
 	// WebhookClient sends webhooks (default: 10 s timeout, no redirects).
 	WebhookClient *http.Client
 	// KeyRotationGrace is how long an app's old API key keeps working after
@@ -150,6 +154,9 @@ func New(db *sqlstore.DB, client *daraja.Client, cfg Config) *Gateway {
 	}
 	if cfg.PendingExpiry <= 0 {
 		cfg.PendingExpiry = 24 * time.Hour
+	}
+	if cfg.WebhookBackoff <= 0 {
+		cfg.WebhookBackoff = 5 * time.Second
 	}
 	if cfg.WebhookRetrySpan <= 0 {
 		cfg.WebhookRetrySpan = 24 * time.Hour
