@@ -81,31 +81,33 @@ func (t *Tx) UnmatchedCallbacks(ctx context.Context, checkoutRequestID string) (
 // CallbacksWithOutcome returns the stored STK callbacks for that
 // CheckoutRequestID with that outcome, oldest first.
 func (t *Tx) CallbacksWithOutcome(ctx context.Context, checkoutRequestID string, outcome InboundOutcome) ([]Inbound, error) {
-	rows, err := t.query(ctx, `SELECT id, kind, path, source_addr, received_at, body, checkout_request_id, trans_id, payment_id, outcome, note
-		FROM inbound_messages WHERE checkout_request_id = ? AND kind = 'stk_callback' AND outcome = ? ORDER BY id`, checkoutRequestID, outcome)
-	if err != nil {
-		return nil, fmt.Errorf("unmatched callbacks: %w", err)
-	}
-	defer rows.Close()
-	var out []Inbound
-	for rows.Next() {
-		var m Inbound
-		if err := rows.Scan(&m.ID, &m.Kind, &m.Path, &m.SourceAddr, &m.ReceivedAt, &m.Body, &m.CheckoutRequestID,
-			&m.TransID, &m.PaymentID, &m.Outcome, &m.Note); err != nil {
-			return nil, fmt.Errorf("scan inbound message: %w", err)
-		}
-		m.ReceivedAt = m.ReceivedAt.UTC()
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	return t.inbound(ctx, "WHERE checkout_request_id = ? AND kind = 'stk_callback' AND outcome = ? ORDER BY id", checkoutRequestID, outcome)
 }
 
 // InboundMessages returns the most recent inbound messages of one kind
-// (all kinds when kind is empty), newest first, at most limit.
+// (all kinds when kind is empty) with one outcome (any when empty), newest
+// first, at most limit.
 func (t *Tx) InboundMessages(ctx context.Context, kind InboundKind, outcome InboundOutcome, limit int) ([]Inbound, error) {
-	rows, err := t.query(ctx, `SELECT id, kind, path, source_addr, received_at, body, checkout_request_id, trans_id, payment_id, outcome, note
-		FROM inbound_messages WHERE (? = '' OR kind = ?) AND (? = '' OR outcome = ?) ORDER BY id DESC LIMIT ?`,
+	return t.inbound(ctx, "WHERE (? = '' OR kind = ?) AND (? = '' OR outcome = ?) ORDER BY id DESC LIMIT ?",
 		kind, kind, outcome, outcome, limit)
+}
+
+// InboundByID returns one stored inbound message, or a NotFound error.
+func (t *Tx) InboundByID(ctx context.Context, id int64) (*Inbound, error) {
+	ms, err := t.inbound(ctx, "WHERE id = ?", id)
+	if err != nil {
+		return nil, err
+	}
+	if len(ms) == 0 {
+		return nil, lipa.Errorf(lipa.NotFound, "inbound_not_found", "no stored message %d", id)
+	}
+	return &ms[0], nil
+}
+
+// inbound runs a query over inbound_messages with the given conditions.
+func (t *Tx) inbound(ctx context.Context, where string, args ...any) ([]Inbound, error) {
+	rows, err := t.query(ctx, `SELECT id, kind, path, source_addr, received_at, body, checkout_request_id, trans_id, payment_id, outcome, note
+		FROM inbound_messages `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("inbound messages: %w", err)
 	}

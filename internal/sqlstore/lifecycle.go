@@ -131,16 +131,3 @@ func (t *Tx) DeleteIdempotencyKeysBefore(ctx context.Context, before time.Time) 
 	}
 	return res.RowsAffected()
 }
-
-// InboundByID returns one stored inbound message, or a NotFound error.
-func (t *Tx) InboundByID(ctx context.Context, id int64) (*Inbound, error) {
-	var m Inbound
-	err := t.queryRow(ctx, `SELECT id, kind, path, source_addr, received_at, body, checkout_request_id, trans_id, payment_id, outcome, note
-		FROM inbound_messages WHERE id = ?`, id).Scan(&m.ID, &m.Kind, &m.Path, &m.SourceAddr, &m.ReceivedAt, &m.Body,
-		&m.CheckoutRequestID, &m.TransID, &m.PaymentID, &m.Outcome, &m.Note)
-	if err != nil {
-		return nil, notFound(err, "inbound_not_found", fmt.Sprintf("no stored message %d", id))
-	}
-	m.ReceivedAt = m.ReceivedAt.UTC()
-	return &m, nil
-}
