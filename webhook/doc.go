@@ -22,10 +22,10 @@
 //	// secret is the app's webhook signing secret.
 //	var secret = []byte(os.Getenv("LIPA_WEBHOOK_SECRET"))
 //
-//	// saveEvent stores ev keyed by ev.ID and reports whether it was new;
-//	// an ID already stored is left alone (for example INSERT ... ON CONFLICT
-//	// (id) DO NOTHING). A worker handles stored events later. Yours to write.
-//	var saveEvent func(ctx context.Context, ev webhook.Event) (isNew bool, err error)
+//	// saveEvent stores ev under its ID for a worker to handle later, and
+//	// does nothing if that ID is already stored (for example INSERT ... ON
+//	// CONFLICT (id) DO NOTHING). Yours to write.
+//	var saveEvent func(ctx context.Context, ev webhook.Event) error
 //
 //	func handleLipa(w http.ResponseWriter, r *http.Request) {
 //		body, err := webhook.VerifyRequest(r, secret, 0)
@@ -44,12 +44,13 @@
 //			http.Error(w, "invalid event", http.StatusBadRequest)
 //			return
 //		}
-//		if _, err := saveEvent(r.Context(), ev); err != nil {
+//		// Deduplicate: an ID already stored is a retry or a redelivery,
+//		// acknowledged again but not handled twice.
+//		if err := saveEvent(r.Context(), ev); err != nil {
 //			// Not a 2xx: Lipa retries later.
 //			http.Error(w, "try again", http.StatusServiceUnavailable)
 //			return
 //		}
-//		// New or seen before, the event is stored: acknowledge it.
 //		w.WriteHeader(http.StatusNoContent)
 //	}
 //
