@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/lipa-gateway/lipa"
 	"github.com/lipa-gateway/lipa/internal/daraja"
@@ -53,6 +54,9 @@ func (g *Gateway) ReceiveSTKCallback(ctx context.Context, in Inbound) error {
 		}
 		p, err := tx.PaymentByCheckoutRequestID(ctx, cb.CheckoutRequestID)
 		if lipa.ErrorKind(err) == lipa.NotFound {
+			p, err = g.adoptOrphanTx(ctx, tx, cb)
+		}
+		if lipa.ErrorKind(err) == lipa.NotFound {
 			g.log.Warn("stk callback for an unknown CheckoutRequestID stored as unmatched",
 				"checkout_request_id", cb.CheckoutRequestID, "result_code", cb.ResultCode, "inbound_id", msg.ID)
 			return tx.SetInboundOutcome(ctx, msg.ID, sqlstore.OutcomeUnmatched, "", "no payment has this CheckoutRequestID yet")
@@ -76,6 +80,41 @@ func (g *Gateway) ReceiveSTKCallback(ctx context.Context, in Inbound) error {
 		g.confirmLater(msg.ID)
 	}
 	return nil
+}
+
+// orphanWindow is how far back a callback looks for the push whose answer
+// was lost: longer than any prompt lives.
+const orphanWindow = 10 * time.Minute
+
+// adoptOrphanTx finds the payment of a SUCCESS callback whose
+// CheckoutRequestID Lipa never saved because Daraja's answer to the push was
+// lost (a timeout, a garbled body): the one PENDING STK payment without a
+// CheckoutRequestID, to the callback's phone, for its amount, created within
+// orphanWindow. One prompt per phone at a time makes it unique; when it is
+// not (or the callback carries no phone and amount: failures do not), it
+// returns NotFound and the callback stays unmatched for an operator. The
+// payment takes the callback's IDs, so the callback then applies to it as
+// usual.
+func (g *Gateway) adoptOrphanTx(ctx context.Context, tx *sqlstore.Tx, cb *daraja.STKCallback) (*lipa.Payment, error) {
+	none := lipa.Errorf(lipa.NotFound, "payment_not_found", "no payment for this callback")
+	if cb.ResultCode != "0" || !isMSISDN(cb.PhoneNumber) || cb.Amount == 0 {
+		return nil, none
+	}
+	cands, err := tx.OrphanPushes(ctx, cb.PhoneNumber, cb.Amount, g.clock().Add(-orphanWindow))
+	if err != nil {
+		return nil, err
+	}
+	if len(cands) != 1 {
+		return nil, none
+	}
+	p := &cands[0]
+	p.CheckoutRequestID, p.MerchantRequestID, p.UpdatedAt = cb.CheckoutRequestID, cb.MerchantRequestID, g.clock()
+	if err := tx.UpdatePayment(ctx, p); err != nil {
+		return nil, err
+	}
+	g.log.Warn("callback matched to a push whose Daraja answer was lost (same phone and amount)",
+		"payment_id", p.ID, "checkout_request_id", cb.CheckoutRequestID, "app", p.AppName)
+	return p, nil
 }
 
 // RejectInbound stores a payload from an unauthenticated caller that failed

@@ -335,6 +335,16 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 	}
 	p.UpdatedAt = g.clock()
 	err := g.db.InTx(context.WithoutCancel(ctx), func(tx *sqlstore.Tx) error {
+		cur, err := tx.PaymentByID(ctx, p.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Status != lipa.StatusPending || cur.CheckoutRequestID != "" {
+			// A callback found this payment while Daraja's answer was lost
+			// (adoptOrphanTx): what it says wins over our guess.
+			*p = *cur
+			return nil
+		}
 		if err := tx.UpdatePayment(ctx, p); err != nil {
 			return err
 		}

@@ -131,3 +131,25 @@ func (t *Tx) DeleteIdempotencyKeysBefore(ctx context.Context, before time.Time) 
 	}
 	return res.RowsAffected()
 }
+
+// OrphanPushes returns (at most two) PENDING STK payments to phone for
+// amount, created at or after since, that have no CheckoutRequestID: pushes
+// whose answer from Daraja was lost.
+func (t *Tx) OrphanPushes(ctx context.Context, phone string, amount lipa.Amount, since time.Time) ([]lipa.Payment, error) {
+	rows, err := t.query(ctx, "SELECT "+paymentColumns+paymentFrom+`WHERE p.status = 'PENDING' AND p.phone_number = ?
+		AND p.payment_type = 'STK' AND p.checkout_request_id IS NULL AND p.amount_cents = ? AND p.created_at >= ?
+		ORDER BY p.created_at LIMIT 2`, phone, int64(amount), dbTime(since))
+	if err != nil {
+		return nil, fmt.Errorf("orphan pushes: %w", err)
+	}
+	defer rows.Close()
+	var out []lipa.Payment
+	for rows.Next() {
+		p, err := scanPayment(rows)
+		if err != nil {
+			return nil, fmt.Errorf("scan payment: %w", err)
+		}
+		out = append(out, *p)
+	}
+	return out, rows.Err()
+}
