@@ -199,7 +199,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 	s.reconcilerDone = make(chan struct{})
 	go s.backgroundLoop(rctx, gateway.ReconcileInterval(cfg.ReconcileAfter))
 	log.Info("lipa listening", "url", s.URL, "environment", cfg.Environment, "database", string(s.db.Backend()),
-		"shortcode", cfg.ShortCode, "callback_url", callbackURL, "daraja", cfg.darajaBaseURL(simURL))
+		"shortcode", cfg.ShortCode, "callback_url", redactToken(callbackURL, token), "daraja", cfg.darajaBaseURL(simURL))
 	return s, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/time/rate"
 
@@ -145,7 +146,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			s.log.Error("panic serving request", "method", r.Method, "path", redactedPath(r), "panic", v)
+			s.log.Error("panic serving request", "method", r.Method, "path", s.guard.redactedPath(r), "panic", v)
 			s.writeError(w, r, lipa.Errorf(lipa.Internal, "internal_error", "internal error"))
 		}
 	}()
@@ -159,10 +160,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
 		}
 		if rec.status == http.StatusMethodNotAllowed {
-			s.writeError(w, r, lipa.Errorf(lipa.MethodNotAllowed, "method_not_allowed", "%s is not allowed on %s; use %s", r.Method, r.URL.Path, rec.header.Get("Allow")))
+			s.writeError(w, r, lipa.Errorf(lipa.MethodNotAllowed, "method_not_allowed", "%s is not allowed on %s; use %s", r.Method, s.guard.redactedPath(r), rec.header.Get("Allow")))
 			return
 		}
-		s.writeError(w, r, lipa.Errorf(lipa.NotFound, "not_found", "no endpoint at %s %s", r.Method, r.URL.Path))
+		s.writeError(w, r, lipa.Errorf(lipa.NotFound, "not_found", "no endpoint at %s %s", r.Method, s.guard.redactedPath(r)))
+		return
+	}
+	if err := checkText(r.URL.Path, r.URL.Query()); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	s.mux.ServeHTTP(w, r) // sets the path values that mux.Handler does not
@@ -230,7 +235,7 @@ func (s *Server) errorResponse(r *http.Request, err error) (int, errorBody) {
 	if body.Error.Details == nil {
 		body.Error.Details = map[string]any{}
 	}
-	attrs := []any{"method", r.Method, "path", redactedPath(r), "status", status, "code", le.Code}
+	attrs := []any{"method", r.Method, "path", s.guard.redactedPath(r), "status", status, "code", le.Code}
 	if app := appFrom(r); app != nil {
 		attrs = append(attrs, "app", app.Name)
 	}
@@ -251,3 +256,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.WriteHeader(status)
 	return json.NewEncoder(w).Encode(v)
 }
+
+// checkText refuses a request whose path or query parameters are not valid
+// UTF-8 or hold a NUL byte: no payment, reference or receipt can contain
+// them, and PostgreSQL refuses such text outright.
+func checkText(path string, query map[string][]string) error {
+	if !cleanText(path) {
+		return lipa.Errorf(lipa.Invalid, "invalid_parameter", "the path is not valid UTF-8 text")
+	}
+	for k, vs := range query {
+		for _, v := range vs {
+			if !cleanText(k) || !cleanText(v) {
+				return lipa.InvalidField("invalid_parameter", truncate(strings.ToValidUTF8(k, "?"), 40), "query parameter %q is not valid UTF-8 text", truncate(strings.ToValidUTF8(k, "?"), 40))
+			}
+		}
+	}
+	return nil
+}
+
+// cleanText reports whether s is valid UTF-8 without NUL bytes.
+func cleanText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }

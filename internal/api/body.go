@@ -60,6 +60,9 @@ func readFields(w http.ResponseWriter, r *http.Request, names ...string) (map[st
 			if err := json.Unmarshal(raw, &s); err != nil {
 				return nil, lipa.InvalidField("invalid_"+n, n, "%s is not a valid JSON string", n)
 			}
+			if !cleanText(s) {
+				return nil, lipa.InvalidField("invalid_"+n, n, "%s contains a NUL character", n)
+			}
 			out[n] = s
 		case raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'):
 			out[n] = string(raw)

@@ -120,9 +120,9 @@ func (g CallbackGuard) check(r *http.Request, src netip.Addr) (string, error) {
 	token := r.PathValue("token")
 	switch {
 	case token == "" && !g.AllowTokenless:
-		return "no callback token in the path", lipa.Errorf(lipa.NotFound, "not_found", "no endpoint at %s %s", r.Method, redactedPath(r))
+		return "no callback token in the path", lipa.Errorf(lipa.NotFound, "not_found", "no endpoint at %s %s", r.Method, g.redactedPath(r))
 	case token != "" && (g.Token == "" || !equalSecret(token, g.Token.Reveal())):
-		return "wrong callback token in the path", lipa.Errorf(lipa.NotFound, "not_found", "no endpoint at %s %s", r.Method, redactedPath(r))
+		return "wrong callback token in the path", lipa.Errorf(lipa.NotFound, "not_found", "no endpoint at %s %s", r.Method, g.redactedPath(r))
 	case g.Allowed != nil && !contains(g.Allowed, src):
 		return "source address " + src.String() + " is not allowed", lipa.Errorf(lipa.Forbidden, "forbidden_source", "requests from %s are not accepted on this endpoint", src)
 	}
@@ -134,13 +134,19 @@ func equalSecret(a, b string) bool {
 	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
 }
 
-// redactedPath is the request path with its callback token replaced, for
-// logs and stored payloads.
-func redactedPath(r *http.Request) string {
+// redactedPath is the request path with any callback token replaced, for
+// logs, messages and stored payloads: the routed {token} segment, whatever
+// it holds, and the configured token wherever it appears (a request that
+// matched no route).
+func (g CallbackGuard) redactedPath(r *http.Request) string {
+	p := r.URL.Path
 	if t := r.PathValue("token"); t != "" {
-		return strings.Replace(r.URL.Path, t, "{token}", 1)
+		p = strings.Replace(p, t, "{token}", 1)
 	}
-	return r.URL.Path
+	if g.Token != "" {
+		p = strings.ReplaceAll(p, g.Token.Reveal(), "{token}")
+	}
+	return p
 }
 
 // fromSafaricom wraps a Safaricom-facing handler: it reads the body, checks
@@ -153,7 +159,7 @@ func (s *Server) fromSafaricom(kind sqlstore.InboundKind, h func(http.ResponseWr
 			return err
 		}
 		src := s.guard.clientIP(r)
-		in := gateway.Inbound{Path: redactedPath(r), SourceAddr: src.String(), Body: body}
+		in := gateway.Inbound{Path: s.guard.redactedPath(r), SourceAddr: src.String(), Body: body}
 		if reason, err := s.guard.check(r, src); err != nil {
 			s.gw.RejectInbound(r.Context(), kind, in, reason)
 			return err

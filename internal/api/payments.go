@@ -15,7 +15,7 @@ import (
 // header Idempotent-Replayed: true) instead of a second prompt.
 func (s *Server) stkPush(w http.ResponseWriter, r *http.Request, app *lipa.App) error {
 	key := strings.TrimSpace(r.Header.Get("Idempotency-Key"))
-	if len(key) > 255 || hasControl(key) {
+	if len(key) > 255 || hasControl(key) || !cleanText(key) {
 		return lipa.InvalidField("invalid_idempotency_key", "Idempotency-Key", "the Idempotency-Key header must be at most 255 printable characters")
 	}
 	f, err := readFields(w, r, "phone_number", "amount", "reference", "account_reference", "description")

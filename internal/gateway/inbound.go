@@ -145,7 +145,7 @@ func (g *Gateway) applyCallbackTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.
 	if cb.ResultCode == "0" {
 		o = lipa.Outcome{Status: lipa.StatusSuccess, ResultCode: "0", ResultDesc: cb.ResultDesc, Receipt: cb.MpesaReceiptNumber,
 			Amount: cb.Amount, PhoneNumber: cb.PhoneNumber, TransactionDate: cb.TransactionDate, Source: lipa.ResolvedByCallback}
-		if cb.Amount != 0 && cb.Amount != p.Amount {
+		if cb.Amount != p.Amount {
 			note := fmt.Sprintf("callback amount %s differs from the payment's %s; not applied", cb.Amount, p.Amount)
 			log.Warn("stk callback flagged", "reason", note)
 			return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeConflict, p.ID, note)

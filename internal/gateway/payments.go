@@ -223,7 +223,7 @@ func decodeCursor(s string) (*sqlstore.Cursor, error) {
 		return nil, err
 	}
 	ts, id, ok := strings.Cut(string(b), "|")
-	if !ok || !strings.HasPrefix(id, "pay_") {
+	if !ok || !strings.HasPrefix(id, "pay_") || strings.Trim(id, "abcdefghijklmnopqrstuvwxyz0123456789_") != "" {
 		return nil, strconv.ErrSyntax
 	}
 	us, err := strconv.ParseInt(ts, 10, 64)

@@ -88,10 +88,6 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 	if err != nil {
 		return nil, err
 	}
-	if r.IdempotencyKey == "" && !g.allowPush(p.PhoneNumber) {
-		return nil, lipa.Errorf(lipa.TooManyRequests, "phone_rate_limited",
-			"too many STK pushes to this phone number; at most %d an hour are sent", g.cfg.PhonePushesPerHour)
-	}
 	var earlier *sqlstore.IdempotencyRecord
 	err = g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
 		// One prompt per phone at a time: serialise pushes to one phone.
@@ -107,6 +103,11 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 				earlier = rec
 				return nil
 			}
+		}
+		// Only a new request spends the phone's budget; replays above do not.
+		if !g.allowPush(p.PhoneNumber) {
+			return lipa.Errorf(lipa.TooManyRequests, "phone_rate_limited",
+				"too many STK pushes to this phone number; at most %d an hour are sent", g.cfg.PhonePushesPerHour)
 		}
 		busy, err := tx.PendingPushSince(ctx, p.PhoneNumber, p.CreatedAt.Add(-g.cfg.PromptLifetime))
 		if err == nil {
