@@ -18,7 +18,6 @@ import (
 
 	"github.com/lipa-gateway/lipa"
 	"github.com/lipa-gateway/lipa/internal/gateway"
-	"github.com/lipa-gateway/lipa/internal/sqlstore"
 )
 
 // Limits on request bodies.
@@ -88,10 +87,10 @@ func (s *Server) routes() {
 	// ends the path, and the bare paths work only when tokenless callbacks
 	// are allowed.
 	for _, suffix := range []string{"", "{token}/"} {
-		s.route("POST /api/mpesa/stk-callback/"+suffix, s.fromSafaricom(sqlstore.InboundSTKCallback, s.stkCallback))
+		s.route("POST /api/mpesa/stk-callback/"+suffix, s.fromSafaricom(gateway.KindSTKCallback, s.stkCallback))
 		for _, prefix := range []string{"/api/c2b/", "/api/mpesa/c2b/"} {
-			s.route("POST "+prefix+"validation/"+suffix, s.fromSafaricom(sqlstore.InboundC2BValidation, s.c2bValidation))
-			s.route("POST "+prefix+"confirmation/"+suffix, s.fromSafaricom(sqlstore.InboundC2BConfirmation, s.c2bConfirmation))
+			s.route("POST "+prefix+"validation/"+suffix, s.fromSafaricom(gateway.KindC2BValidation, s.c2bValidation))
+			s.route("POST "+prefix+"confirmation/"+suffix, s.fromSafaricom(gateway.KindC2BConfirmation, s.c2bConfirmation))
 		}
 	}
 

@@ -16,7 +16,6 @@ import (
 
 	"github.com/lipa-gateway/lipa"
 	"github.com/lipa-gateway/lipa/internal/gateway"
-	"github.com/lipa-gateway/lipa/internal/sqlstore"
 )
 
 // SafaricomCallbackIPs are the addresses Safaricom publishes for its
@@ -152,7 +151,7 @@ func (g CallbackGuard) redactedPath(r *http.Request) string {
 // fromSafaricom wraps a Safaricom-facing handler: it reads the body, checks
 // the path token and the source address (a refused request is stored and
 // logged with the reason, and changes nothing), then calls h.
-func (s *Server) fromSafaricom(kind sqlstore.InboundKind, h func(http.ResponseWriter, *http.Request, gateway.Inbound) error) handlerFunc {
+func (s *Server) fromSafaricom(kind gateway.InboundKind, h func(http.ResponseWriter, *http.Request, gateway.Inbound) error) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		body, err := readInbound(w, r)
 		if err != nil {

@@ -12,6 +12,16 @@ import (
 	"github.com/lipa-gateway/lipa/internal/sqlstore"
 )
 
+// InboundKind names what Safaricom sent to a Safaricom-facing endpoint.
+type InboundKind = sqlstore.InboundKind
+
+// The kinds of inbound request the API layer passes on.
+const (
+	KindSTKCallback     = sqlstore.InboundSTKCallback
+	KindC2BValidation   = sqlstore.InboundC2BValidation
+	KindC2BConfirmation = sqlstore.InboundC2BConfirmation
+)
+
 // Inbound is one HTTP request from Safaricom as the API layer received it.
 type Inbound struct {
 	Path       string
@@ -120,7 +130,7 @@ func (g *Gateway) adoptOrphanTx(ctx context.Context, tx *sqlstore.Tx, cb *daraja
 // RejectInbound stores a payload from an unauthenticated caller that failed
 // a callback check (path token, source address) with the reason, and logs
 // it; it changes no payment.
-func (g *Gateway) RejectInbound(ctx context.Context, kind sqlstore.InboundKind, in Inbound, reason string) {
+func (g *Gateway) RejectInbound(ctx context.Context, kind InboundKind, in Inbound, reason string) {
 	msg := &sqlstore.Inbound{Kind: kind, Path: in.Path, SourceAddr: in.SourceAddr, ReceivedAt: g.clock(), Body: in.Body,
 		Outcome: sqlstore.OutcomeRejected, Note: reason}
 	if kind == sqlstore.InboundSTKCallback {
