@@ -47,6 +47,7 @@ type fixture struct {
 	app     *lipa.App
 	sim     *darajasim.Server
 	clock   *fakeClock
+	simURL  string       // the simulator's base URL
 	queries atomic.Int64 // STK push queries that reached the simulator
 
 	// beforeQuery, when set, runs before the simulator answers an STK
@@ -88,6 +89,7 @@ func newFixture(t *testing.T, databaseURL string, simCfg darajasim.Config, cfg g
 		f.sim.Close()
 		srv.Close()
 	})
+	f.simURL = srv.URL
 	client, err := daraja.New(daraja.Config{BaseURL: srv.URL, ConsumerKey: "lipa-test", ConsumerSecret: "lipa-test", Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +201,9 @@ func TestReconcileBackoff(t *testing.T) {
 				}
 
 				f.clock.Advance(24 * time.Hour)
-				wantReport(t, "pass after PendingExpiry", f.reconcile(t), gateway.ReconcileReport{Checked: 1, Expired: 1})
+				if rep := f.reconcile(t); rep.Checked != 1 || rep.Expired != 1 || rep.Succeeded+rep.Failed != 0 {
+					t.Fatalf("pass after PendingExpiry: got report %+v, want 1 checked, 1 expired", rep)
+				}
 				got := f.payment(t, p.ID)
 				if got.Status != lipa.StatusFailed || got.FailureReason != lipa.ReasonExpired || got.ResolvedBy != lipa.ResolvedByExpiry {
 					t.Errorf("payment after PendingExpiry: got %s %s resolved_by %q, want FAILED expired resolved_by expiry",
@@ -226,7 +230,9 @@ func TestReconcileBackoffCappedAtExpiry(t *testing.T) {
 		f.clock.Advance(9 * time.Second)
 		wantReport(t, "pass at t0+179s", f.reconcile(t), gateway.ReconcileReport{})
 		f.clock.Advance(time.Second)
-		wantReport(t, "pass at the expiry", f.reconcile(t), gateway.ReconcileReport{Checked: 1, Expired: 1})
+		if rep := f.reconcile(t); rep.Checked != 1 || rep.Expired != 1 || rep.Succeeded+rep.Failed != 0 {
+			t.Fatalf("pass at the expiry: got report %+v, want 1 checked, 1 expired", rep)
+		}
 		if got := f.payment(t, p.ID); got.Status != lipa.StatusFailed || got.FailureReason != lipa.ReasonExpired {
 			t.Errorf("payment: got %s %s, want FAILED expired", got.Status, got.FailureReason)
 		}
@@ -332,4 +338,51 @@ func TestReconcileNeverDowngrades(t *testing.T) {
 		f.clock.Advance(time.Hour)
 		wantReport(t, "later pass", f.reconcile(t), gateway.ReconcileReport{})
 	})
+}
+
+// TestReconcileAsksBeforeExpiring: a payment first looked at after
+// PendingExpiry (Lipa was down, or the reconciler could not run) whose push
+// Daraja reports as paid is SUCCESS, not "expired": expiry is for payments
+// no one can resolve, and a FAILED payment can never take the customer's
+// money back.
+func TestReconcileAsksBeforeExpiring(t *testing.T) {
+	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
+		f := newFixture(t, databaseURL, darajasim.Config{}, gateway.Config{ReconcileAfter: time.Minute, PendingExpiry: time.Hour})
+		p := f.push(t, darajasim.PhoneNoCallback, "10", "LATEPASS1")
+		f.waitQueryFinal(t, p.CheckoutRequestID)
+		asked := f.queries.Load()
+		f.clock.Advance(2 * time.Hour)
+		f.reconcile(t)
+		got := f.payment(t, p.ID)
+		if got.Status != lipa.StatusSuccess || got.ResolvedBy != lipa.ResolvedByQuery {
+			t.Errorf("payment Daraja reports paid, first checked after PendingExpiry: got %s %q resolved_by %q, want SUCCESS resolved_by query",
+				got.Status, got.FailureReason, got.ResolvedBy)
+		}
+		if n := f.queries.Load() - asked; n == 0 {
+			t.Errorf("STK push queries sent: got 0, want at least 1 before expiring the payment")
+		}
+	})
+}
+
+// waitQueryFinal waits until Daraja's STK push query reports a final
+// result for checkoutRequestID, asking with a client of the test's own.
+func (f *fixture) waitQueryFinal(t *testing.T, checkoutRequestID string) {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{}}
+	defer hc.CloseIdleConnections()
+	c, err := daraja.New(daraja.Config{BaseURL: f.simURL, ConsumerKey: "lipa-test", ConsumerSecret: "lipa-test", HTTPClient: hc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		q, err := c.STKQuery(context.Background(), darajasim.SandboxShortCode, darajasim.SandboxPasskey, checkoutRequestID)
+		if err == nil && !q.Pending() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("STK push query of %s: got %v %v, want a final result", checkoutRequestID, q, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

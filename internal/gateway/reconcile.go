@@ -80,21 +80,28 @@ func (g *Gateway) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	return rep, err
 }
 
-// reconcileOne resolves one leased PENDING payment.
+// reconcileOne resolves one leased PENDING payment. It asks Daraja first
+// whenever it can, even past the expiry: a payment Daraja says was paid must
+// not be failed for being late (Lipa may have been down).
 func (g *Gateway) reconcileOne(ctx context.Context, p *lipa.Payment, rep *ReconcileReport) error {
 	rep.Checked++
 	log := g.log.With("app", p.AppName, "payment_id", p.ID, "checkout_request_id", p.CheckoutRequestID)
-	if g.clock().Sub(p.CreatedAt) >= g.cfg.PendingExpiry {
-		rep.Expired++
-		log.Warn("pending payment expired", "pending_for", g.clock().Sub(p.CreatedAt).Round(time.Second))
-		return g.settle(ctx, p, lipa.Outcome{Status: lipa.StatusFailed, FailureReason: lipa.ReasonExpired,
-			ResultDesc: fmt.Sprintf("no verdict from M-Pesa within %s", g.cfg.PendingExpiry), Source: lipa.ResolvedByExpiry}, nil)
+	expired := g.clock().Sub(p.CreatedAt) >= g.cfg.PendingExpiry
+	undecided := func(why string) error {
+		if expired {
+			rep.Expired++
+			log.Warn("pending payment expired", "pending_for", g.clock().Sub(p.CreatedAt).Round(time.Second), "last_answer", why)
+			return g.settle(ctx, p, lipa.Outcome{Status: lipa.StatusFailed, FailureReason: lipa.ReasonExpired,
+				ResultDesc: fmt.Sprintf("no verdict from M-Pesa within %s", g.cfg.PendingExpiry), Source: lipa.ResolvedByExpiry}, nil)
+		}
+		rep.Deferred++
+		return g.defer_(ctx, p, why)
 	}
 	if p.CheckoutRequestID == "" || g.daraja == nil {
 		// Daraja's answer to the push was never saved: nothing to query. A
-		// late callback is kept unmatched; expiry settles the payment.
-		rep.Deferred++
-		return g.defer_(ctx, p, "no CheckoutRequestID to query")
+		// late success callback still finds the payment by phone and
+		// amount; otherwise expiry settles it.
+		return undecided("no CheckoutRequestID to query")
 	}
 	q, err := g.daraja.STKQuery(ctx, g.cfg.ShortCode, g.cfg.Passkey, p.CheckoutRequestID)
 	if err == nil {
@@ -105,15 +112,12 @@ func (g *Gateway) reconcileOne(ctx context.Context, p *lipa.Payment, rep *Reconc
 	case err != nil && errors.As(err, &apiErr) && apiErr.Class() == daraja.ClassConfiguration:
 		g.noteDaraja(apiErr.Error())
 		log.Error("Daraja refused Lipa's configuration on STK push query", "err", err)
-		rep.Deferred++
-		return g.defer_(ctx, p, err.Error())
+		return undecided(err.Error())
 	case err != nil:
 		// "being processed", "does not exist", timeouts, faults: no answer yet.
-		rep.Deferred++
-		return g.defer_(ctx, p, err.Error())
+		return undecided(err.Error())
 	case q.Pending():
-		rep.Deferred++
-		return g.defer_(ctx, p, "still processing ("+q.ResultCode+")")
+		return undecided("still processing (" + q.ResultCode + ")")
 	}
 	o := lipa.Outcome{Status: lipa.StatusFailed, ResultCode: q.ResultCode, ResultDesc: q.ResultDesc,
 		FailureReason: lipa.ReasonForResultCode(q.ResultCode), Source: lipa.ResolvedByQuery}

@@ -104,11 +104,6 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 				return nil
 			}
 		}
-		// Only a new request spends the phone's budget; replays above do not.
-		if !g.allowPush(p.PhoneNumber) {
-			return lipa.Errorf(lipa.TooManyRequests, "phone_rate_limited",
-				"too many STK pushes to this phone number; at most %d an hour are sent", g.cfg.PhonePushesPerHour)
-		}
 		busy, err := tx.PendingPushSince(ctx, p.PhoneNumber, p.CreatedAt.Add(-g.cfg.PromptLifetime))
 		if err == nil {
 			return lipa.Errorf(lipa.Conflict, "subscriber_busy",
@@ -117,6 +112,12 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 		}
 		if lipa.ErrorKind(err) != lipa.NotFound {
 			return err
+		}
+		// Only a push about to be sent spends the phone's budget: not a
+		// replay, not a refusal.
+		if !g.allowPush(p.PhoneNumber) {
+			return lipa.Errorf(lipa.TooManyRequests, "phone_rate_limited",
+				"too many STK pushes to this phone number; at most %d an hour are sent", g.cfg.PhonePushesPerHour)
 		}
 		return tx.InsertPayment(ctx, p)
 	})
@@ -308,7 +309,7 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 		}
 		if apiErr.Class() == daraja.ClassConfiguration {
 			g.noteDaraja(apiErr.Error())
-			log.Error("Daraja refused Lipa's merchant configuration; check MPESA_SHORTCODE, MPESA_PASSKEY and MPESA_CALLBACK_URL", "err", callErr)
+			log.Error("Daraja refused Lipa's configuration; check MPESA_CONSUMER_KEY, MPESA_CONSUMER_SECRET, MPESA_SHORTCODE, MPESA_PASSKEY and MPESA_CALLBACK_URL", "err", callErr)
 		}
 	case errors.As(callErr, &authErr):
 		p.ResultDesc = authErr.Error()
@@ -399,10 +400,12 @@ func (g *Gateway) replay(ctx context.Context, app *lipa.App, r STKPushRequest, r
 	return &STKPushResult{Payment: p}, nil
 }
 
-// SaveIdempotentResponse records the answer given to the first request with
-// the app's Idempotency-Key, for later repeats.
-func (g *Gateway) SaveIdempotentResponse(ctx context.Context, app *lipa.App, key string, status int, body []byte) error {
+// SaveIdempotentResponse records the answer given to the request that
+// reserved the app's Idempotency-Key for payment, for later repeats. It
+// writes once: an answer already stored, or a key reserved for another
+// payment, is left as it is.
+func (g *Gateway) SaveIdempotentResponse(ctx context.Context, app *lipa.App, key string, payment lipa.PaymentID, status int, body []byte) error {
 	return g.db.InTx(context.WithoutCancel(ctx), func(tx *sqlstore.Tx) error {
-		return tx.SaveIdempotentResponse(ctx, app.ID, key, status, body)
+		return tx.SaveIdempotentResponse(ctx, app.ID, key, payment, status, body)
 	})
 }

@@ -113,9 +113,11 @@ func (t *Tx) IdempotencyKey(ctx context.Context, app lipa.AppID, key string) (*I
 	return &r, nil
 }
 
-// SaveIdempotentResponse stores the first answer given for the app's key.
-func (t *Tx) SaveIdempotentResponse(ctx context.Context, app lipa.AppID, key string, status int, body []byte) error {
-	_, err := t.exec(ctx, "UPDATE idempotency_keys SET response_status = ?, response_body = ? WHERE app_id = ? AND key = ?", status, body, app, key)
+// SaveIdempotentResponse stores the first answer given for the app's key,
+// once, and only if the key was reserved for that payment.
+func (t *Tx) SaveIdempotentResponse(ctx context.Context, app lipa.AppID, key string, payment lipa.PaymentID, status int, body []byte) error {
+	_, err := t.exec(ctx, `UPDATE idempotency_keys SET response_status = ?, response_body = ?
+		WHERE app_id = ? AND key = ? AND payment_id = ? AND response_status IS NULL`, status, body, app, key, payment)
 	if err != nil {
 		return fmt.Errorf("save idempotent response: %w", err)
 	}

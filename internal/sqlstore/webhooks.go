@@ -82,10 +82,18 @@ func (t *Tx) InsertEvent(ctx context.Context, e *Event, deliver bool) error {
 }
 
 // Events returns the app's events after the one with sequence after (0 for
-// the first), in order, at most limit.
+// the first), in order, at most limit. Only events that can no longer be
+// preceded by another are returned: on PostgreSQL, sequence numbers are
+// handed out before commit, so an event is shown once every transaction
+// that started before its own has ended; a reader paging by seq then never
+// skips one. (SQLite commits one transaction at a time.)
 func (t *Tx) Events(ctx context.Context, app lipa.AppID, after int64, limit int) ([]Event, error) {
+	visible := ""
+	if t.backend == Postgres {
+		visible = " AND txid < pg_snapshot_xmin(pg_current_snapshot())"
+	}
 	rows, err := t.query(ctx, `SELECT seq, id, app_id, type, payment_id, payload, created_at FROM events
-		WHERE app_id = ? AND seq > ? ORDER BY seq LIMIT ?`, app, after, limit)
+		WHERE app_id = ? AND seq > ?`+visible+` ORDER BY seq LIMIT ?`, app, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("events: %w", err)
 	}

@@ -1,0 +1,476 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lipa-gateway/lipa/internal/darajasim"
+	"github.com/lipa-gateway/lipa/internal/sqlstore/sqlstoretest"
+)
+
+// crashWait bounds each wait of the crash test: for the process to answer,
+// for the load to reach the kill point, for reconciliation to settle every
+// payment. A failure deadline, never an assertion on duration.
+const crashWait = 60 * time.Second
+
+// syncBuffer is a bytes.Buffer safe for a process's output copier and the
+// test at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// crashProc is one `lipa serve` process of the crash test.
+type crashProc struct {
+	url    string
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	exited chan struct{} // closed when the process has exited
+	err    error         // cmd.Wait's result, once exited is closed
+}
+
+// wait waits for the process to exit and returns cmd.Wait's result.
+func (p *crashProc) wait() error {
+	<-p.exited
+	return p.err
+}
+
+// startCrashProc starts `lipa serve` with env on a free port and waits
+// until /readyz answers 200. At cleanup a process still running is killed.
+func startCrashProc(t *testing.T, bin, dir string, env map[string]string) *crashProc {
+	t.Helper()
+	addr := freeAddr(t)
+	p := &crashProc{url: "http://" + addr, out: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(bin, "serve")
+	p.cmd.Dir = dir
+	p.cmd.Env = append(os.Environ(), "LISTEN_ADDR="+addr)
+	for k, v := range env {
+		p.cmd.Env = append(p.cmd.Env, k+"="+v)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start lipa serve: %v", err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			p.cmd.Process.Kill()
+			p.wait()
+		}
+		if t.Failed() {
+			t.Logf("lipa serve %s output:\n%s", p.url, p.out)
+		}
+	})
+	deadline := time.Now().Add(crashWait)
+	for {
+		resp, err := http.Get(p.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("lipa serve exited before it was ready (%v):\n%s", p.err, p.out)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lipa serve %s: got no 200 from /readyz, want one:\n%s", p.url, p.out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// crashCall sends one request to a lipa process; err is a transport error
+// (no answer).
+func crashCall(client *http.Client, method, url, key string, body any) (int, map[string]any, error) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if key != "" {
+		req.Header.Set("X-API-KEY", key)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("decode answer: %w", err)
+	}
+	return resp.StatusCode, m, nil
+}
+
+// crashRecord is the client's own record of what the service told it.
+type crashRecord struct {
+	mu           sync.Mutex
+	amount       map[string]float64 // payment_id answered 200 → amount
+	reference    map[string]string  // payment_id → reference
+	order        []string           // payment_ids in the order told
+	success      map[string]bool    // payments seen SUCCESS
+	claimed      map[string]bool    // claims answered 200
+	claimUnknown map[string]bool    // claims sent whose answer never came
+	queue        []string           // payments to look at (again), oldest first
+}
+
+func (r *crashRecord) counts() (told, claimed int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.order), len(r.claimed)
+}
+
+// crashWorker pushes to fresh phones and claims payments it has seen
+// settle, until stop is closed.
+func crashWorker(base string, key string, rec *crashRecord, stop <-chan struct{}, n int) {
+	client := &http.Client{Timeout: 10 * time.Second}
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		amount := float64(1 + (n*7919+i*31)%500)
+		ref := freshRef()
+		st, ans, err := crashCall(client, "POST", base+"/api/stk-push/", key,
+			map[string]any{"phone_number": freshPhone(), "amount": amount, "reference": ref})
+		if err == nil && st == http.StatusOK {
+			if id, _ := ans["payment_id"].(string); id != "" {
+				rec.mu.Lock()
+				rec.amount[id], rec.reference[id] = amount, ref
+				rec.order = append(rec.order, id)
+				rec.queue = append(rec.queue, id)
+				rec.mu.Unlock()
+			}
+		}
+
+		// Look at the oldest payment not yet looked at and claim it once it
+		// is SUCCESS.
+		rec.mu.Lock()
+		var id string
+		if len(rec.queue) > 0 {
+			id, rec.queue = rec.queue[0], rec.queue[1:]
+		}
+		rec.mu.Unlock()
+		if id == "" {
+			continue
+		}
+		st, p, err := crashCall(client, "GET", base+"/api/payments/"+id+"/", key, nil)
+		if err != nil || st != http.StatusOK || p["status"] == "PENDING" {
+			rec.mu.Lock()
+			rec.queue = append(rec.queue, id) // look again later
+			rec.mu.Unlock()
+			continue
+		}
+		if p["status"] != "SUCCESS" {
+			continue
+		}
+		rec.mu.Lock()
+		rec.success[id] = true
+		ref = rec.reference[id]
+		rec.mu.Unlock()
+		claim := map[string]any{"payment_id": id}
+		if i%3 == 0 {
+			claim = map[string]any{"reference": ref, "amount": p["amount"]}
+		}
+		st, ans, err = crashCall(client, "POST", base+"/api/payments/claim/", key, claim)
+		rec.mu.Lock()
+		switch {
+		case err != nil:
+			rec.claimUnknown[id] = true
+		case st == http.StatusOK && ans["payment_id"] == id:
+			rec.claimed[id] = true
+		}
+		rec.mu.Unlock()
+	}
+}
+
+// TestCrashSafety drives a steady load of pushes, callbacks and claims
+// against a real `lipa serve`, kills it with SIGKILL mid-way, restarts it on
+// the same database, lets reconciliation run, and checks the service
+// against the client's own record. Then it checks that SIGTERM lets a push
+// in flight get its answer before the process exits 0.
+func TestCrashSafety(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs lipa serve")
+	}
+	bin := buildLipa(t)
+	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
+		dir := t.TempDir()
+		env := map[string]string{
+			"DATABASE_URL":                    databaseURL,
+			"MPESA_ENVIRONMENT":               "simulator",
+			"MPESA_ALLOW_TOKENLESS_CALLBACKS": "true",
+			"MPESA_TIMEOUT":                   "2s",
+			"LIPA_SIMULATOR_CALLBACK_DELAY":   "300ms",
+			"LIPA_RECONCILE_AFTER":            "1s",
+			"LIPA_PENDING_EXPIRY":             "8s",
+			"LIPA_APP_RATE_LIMIT":             "0", // the load is the test's, not an abuse
+			"LOG_FILE":                        filepath.Join(dir, "lipa.log"),
+		}
+		code, stdout, stderr := runCLI(t, env, "apps", "create", "shop", "--json")
+		if code != 0 {
+			t.Fatalf("lipa apps create: got exit code %d (stderr %q), want 0", code, stderr)
+		}
+		var created struct {
+			APIKey string `json:"api_key"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &created); err != nil || created.APIKey == "" {
+			t.Fatalf("lipa apps create --json: got %q, want an api_key", stdout)
+		}
+		key := created.APIKey
+
+		first := startCrashProc(t, bin, dir, env)
+		rec := &crashRecord{amount: map[string]float64{}, reference: map[string]string{}, success: map[string]bool{},
+			claimed: map[string]bool{}, claimUnknown: map[string]bool{}}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for n := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				crashWorker(first.url, key, rec, stop, n)
+			}()
+		}
+		deadline := time.Now().Add(crashWait)
+		for {
+			told, claimed := rec.counts()
+			if told >= 30 && claimed >= 8 {
+				break
+			}
+			if time.Now().After(deadline) {
+				close(stop)
+				wg.Wait()
+				t.Fatalf("load before the kill: got %d payments and %d claims, want at least 30 and 8", told, claimed)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		// Kill it mid-way, with requests in flight.
+		if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatalf("SIGKILL: %v", err)
+		}
+		first.wait()
+		close(stop)
+		wg.Wait()
+		if strings.Contains(first.out.String(), "panic") {
+			t.Errorf("first lipa serve: got a panic in its output, want none:\n%s", first.out)
+		}
+
+		second := startCrashProc(t, bin, dir, env)
+		client := &http.Client{Timeout: 10 * time.Second}
+		get := func(path string) map[string]any {
+			t.Helper()
+			st, m, err := crashCall(client, "GET", second.url+path, key, nil)
+			if err != nil || st != http.StatusOK {
+				t.Fatalf("GET %s: got %d %v (%v), want 200", path, st, m, err)
+			}
+			return m
+		}
+		all := func(query string) []map[string]any {
+			t.Helper()
+			var out []map[string]any
+			cursor := ""
+			for {
+				q, _ := url.ParseQuery(query)
+				q.Set("limit", "200")
+				if cursor != "" {
+					q.Set("cursor", cursor)
+				}
+				m := get("/api/payments/?" + q.Encode())
+				list, _ := m["payments"].([]any)
+				for _, p := range list {
+					out = append(out, p.(map[string]any))
+				}
+				cursor, _ = m["next_cursor"].(string)
+				if cursor == "" {
+					return out
+				}
+			}
+		}
+
+		// Reconciliation settles what the crash left PENDING (their
+		// callbacks died with the first process): by query or by expiry.
+		deadline = time.Now().Add(crashWait)
+		for {
+			pending := all("status=PENDING")
+			if len(pending) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after the restart: got %d payments still PENDING, want none (first: %v)", len(pending), pending[0])
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		for _, id := range rec.order {
+			p := get("/api/payments/" + id + "/")
+			if p["amount"] != rec.amount[id] {
+				t.Errorf("payment %s: got amount %v, want %v as pushed", id, p["amount"], rec.amount[id])
+			}
+			if rec.success[id] && p["status"] != "SUCCESS" {
+				t.Errorf("payment %s: got status %v, want SUCCESS as the client saw before the crash", id, p["status"])
+			}
+			if rec.claimed[id] && p["claimed"] != true {
+				t.Errorf("payment %s: got claimed %v, want true: its claim was answered 200", id, p["claimed"])
+			}
+		}
+		everything := all("")
+		told := map[string]bool{}
+		for _, id := range rec.order {
+			told[id] = true
+		}
+		for _, p := range everything {
+			id, _ := p["id"].(string)
+			if p["status"] == "PENDING" {
+				t.Errorf("payment %s: got PENDING after reconciliation, want SUCCESS or FAILED", id)
+			}
+			if p["claimed"] == true && !rec.claimed[id] && !rec.claimUnknown[id] {
+				t.Errorf("payment %s: got claimed, want unclaimed: the client never claimed it (told %v)", id, told[id])
+			}
+		}
+		// Every callback the first process acknowledged (as the built-in
+		// simulator logged it) is applied: the push it names paid.
+		byCheckout := map[string]map[string]any{}
+		for _, p := range everything {
+			if c, _ := p["checkout_request_id"].(string); c != "" {
+				byCheckout[c] = p
+			}
+		}
+		acked := crashAckedCallbacks(t, env["LOG_FILE"])
+		if len(acked) == 0 {
+			t.Errorf("LOG_FILE: got no callback acknowledged before the crash, want some")
+		}
+		for _, c := range acked {
+			p := byCheckout[c]
+			if p == nil || p["status"] != "SUCCESS" || p["mpesa_receipt_number"] == nil {
+				t.Errorf("callback for %s was acknowledged: got payment %v, want it SUCCESS with its receipt", c, p)
+			}
+		}
+		if n := len(all("claimed=true")); n < len(rec.claimed) || n > len(rec.claimed)+len(rec.claimUnknown) {
+			t.Errorf("claimed payments: got %d, want from %d to %d", n, len(rec.claimed), len(rec.claimed)+len(rec.claimUnknown))
+		}
+		if st, m, err := crashCall(client, "GET", second.url+"/readyz", "", nil); err != nil || st != http.StatusOK {
+			t.Errorf("/readyz after the restart: got %d %v (%v), want 200", st, m, err)
+		}
+		t.Logf("%d payments told (%d seen SUCCESS), %d claims answered 200, %d claims unanswered, %d payments stored, %d callbacks acknowledged",
+			len(rec.order), len(rec.success), len(rec.claimed), len(rec.claimUnknown), len(everything), len(acked))
+
+		// SIGTERM drains: a push nobody answers is in flight; it still gets
+		// its 504 before the process exits 0.
+		type result struct {
+			status int
+			body   map[string]any
+			err    error
+		}
+		answered := make(chan result, 1)
+		go func() {
+			st, m, err := crashCall(&http.Client{Timeout: 30 * time.Second}, "POST", second.url+"/api/stk-push/", key,
+				map[string]any{"phone_number": darajasim.PhoneNoAnswer, "amount": 10, "reference": freshRef()})
+			answered <- result{st, m, err}
+		}()
+		deadline = time.Now().Add(crashWait)
+		for !crashLogHas(t, env["LOG_FILE"], "stk push fault injected", "no-answer") {
+			if time.Now().After(deadline) {
+				t.Fatalf("LOG_FILE: got no line of the simulator holding the push to %s, want one", darajasim.PhoneNoAnswer)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatalf("SIGTERM: %v", err)
+		}
+		r := <-answered
+		if r.err != nil {
+			t.Errorf("push in flight at SIGTERM: got error %v, want its answer", r.err)
+		} else if code := jsonStr(r.body, "error", "code"); r.status != http.StatusGatewayTimeout || code != "daraja_timeout" {
+			t.Errorf("push in flight at SIGTERM: got %d %v, want 504 daraja_timeout", r.status, r.body)
+		}
+		if err := second.wait(); err != nil {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				t.Errorf("lipa serve after SIGTERM: got exit code %d, want 0", ee.ExitCode())
+			} else {
+				t.Errorf("lipa serve after SIGTERM: %v", err)
+			}
+		}
+		if strings.Contains(second.out.String(), "panic") {
+			t.Errorf("second lipa serve: got a panic in its output, want none:\n%s", second.out)
+		}
+	})
+}
+
+// crashLogHas reports whether a complete line of the JSON log at path has
+// msg and a "fault" attribute equal to fault.
+func crashLogHas(t *testing.T, path, msg, fault string) bool {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read LOG_FILE: %v", err)
+	}
+	for line := range bytes.SplitSeq(data, []byte("\n")) {
+		var m map[string]any
+		if json.Unmarshal(line, &m) == nil && m["msg"] == msg && m["fault"] == fault {
+			return true
+		}
+	}
+	return false
+}
+
+// crashAckedCallbacks returns the CheckoutRequestIDs whose STK callback the
+// built-in simulator delivered and saw answered 200, from the JSON log at
+// path (a line cut short by SIGKILL is skipped).
+func crashAckedCallbacks(t *testing.T, path string) []string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read LOG_FILE: %v", err)
+	}
+	var out []string
+	for line := range bytes.SplitSeq(data, []byte("\n")) {
+		var m map[string]any
+		if json.Unmarshal(line, &m) == nil && m["component"] == "simulator" && m["msg"] == "stk callback delivered" && m["status"] == float64(200) {
+			if c, _ := m["checkout_request_id"].(string); c != "" {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
