@@ -654,6 +654,10 @@ func TestLifecycleReconcileReplicas(t *testing.T) {
 		deferrals := 0
 		for _, svc := range []*testService{a, b} {
 			for _, l := range svc.logLines(t) {
+				if l["msg"] == "pending payment expired" {
+					deferrals++ // the pass that expires a payment asks Daraja once more first
+					continue
+				}
 				if l["msg"] != "pending payment deferred" {
 					continue
 				}
@@ -673,7 +677,7 @@ func TestLifecycleReconcileReplicas(t *testing.T) {
 			}
 		}
 		if got := sim.queries.Load(); got != int64(deferrals) {
-			t.Errorf("STK push queries: got %d, want %d (one per deferred check)", got, deferrals)
+			t.Errorf("STK push queries: got %d, want %d (one per deferred or expiring check)", got, deferrals)
 		}
 	})
 }
