@@ -1,6 +1,7 @@
 package lipa
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -45,6 +46,22 @@ func (a Amount) String() string {
 
 // MarshalJSON writes the amount as a JSON number of shillings.
 func (a Amount) MarshalJSON() ([]byte, error) { return []byte(a.String()), nil }
+
+// UnmarshalJSON reads a JSON number (or numeric string) of shillings with
+// at most two decimal places, as MarshalJSON writes it.
+func (a *Amount) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	neg := strings.HasPrefix(s, "-")
+	v, err := ParseAmount(strings.TrimPrefix(s, "-"))
+	if err != nil {
+		return fmt.Errorf("amount %s: %w", b, err)
+	}
+	if neg {
+		v = -v
+	}
+	*a = v
+	return nil
+}
 
 // ParseAmount reads a decimal number of shillings with at most two decimal
 // places of cents ("100", "100.5", "100.50", "100.000") into an Amount,

@@ -102,7 +102,8 @@ func cmdApps(ctx context.Context, cfg Config, args []string, stdout io.Writer) e
 		if asJSON {
 			out := []map[string]any{}
 			for _, a := range apps {
-				m := map[string]any{"name": a.Name, "id": a.ID, "disabled": a.Disabled, "key_hint": a.KeyHint, "created_at": a.CreatedAt.Format(time.RFC3339), "last_used_at": nil}
+				m := map[string]any{"name": a.Name, "id": a.ID, "disabled": a.Disabled, "key_hint": a.KeyHint, "created_at": a.CreatedAt.Format(time.RFC3339),
+					"last_used_at": nil, "webhook_url": a.WebhookURL, "webhook_paused": !a.PausedAt.IsZero()}
 				if !a.LastUsedAt.IsZero() {
 					m["last_used_at"] = a.LastUsedAt.Format(time.RFC3339)
 				}
@@ -111,7 +112,7 @@ func cmdApps(ctx context.Context, cfg Config, args []string, stdout io.Writer) e
 			return json.NewEncoder(stdout).Encode(out)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tSTATUS\tKEY\tLAST USED\tCREATED")
+		fmt.Fprintln(tw, "NAME\tSTATUS\tKEY\tLAST USED\tWEBHOOK\tCREATED")
 		for _, a := range apps {
 			status := "enabled"
 			if a.Disabled {
@@ -121,7 +122,14 @@ func cmdApps(ctx context.Context, cfg Config, args []string, stdout io.Writer) e
 			if !a.LastUsedAt.IsZero() {
 				used = a.LastUsedAt.Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Name, status, a.KeyHint, used, a.CreatedAt.Format(time.RFC3339))
+			hook := "-"
+			if a.WebhookURL != "" {
+				hook = a.WebhookURL
+				if !a.PausedAt.IsZero() {
+					hook += " (PAUSED since " + a.PausedAt.Format(time.RFC3339) + ": lipa webhooks redeliver --app " + a.Name + " --failed)"
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, status, a.KeyHint, used, hook, a.CreatedAt.Format(time.RFC3339))
 		}
 		return tw.Flush()
 	default:

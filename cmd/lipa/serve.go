@@ -78,32 +78,39 @@ func gatewayConfig(cfg Config, callbackURL string, log *slog.Logger) gateway.Con
 	}
 }
 
-// backgroundLoop runs a reconciliation pass every interval and a webhook
-// delivery pass every second until ctx ends. Passes on several replicas at
-// once are safe: each payment and each delivery is leased by one of them.
+// backgroundLoop runs a reconciliation pass every interval and, on a
+// ticker of its own, starts webhook deliveries every 250 ms, until ctx
+// ends; a slow pass of one never delays the other. Passes on several
+// replicas at once are safe: each payment and each delivery is leased by
+// one of them.
 func (s *service) backgroundLoop(ctx context.Context, interval time.Duration) {
 	defer close(s.reconcilerDone)
-	reconcile := time.NewTicker(interval)
-	defer reconcile.Stop()
-	deliver := time.NewTicker(time.Second)
-	defer deliver.Stop()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := s.gw.DeliverWebhooks(ctx); err != nil && ctx.Err() == nil {
+					s.log.Error("webhook delivery pass failed", "err", err)
+				}
+			}
+		}
+	}()
+	defer func() { <-done }()
+	t := time.NewTicker(interval)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-reconcile.C:
+		case <-t.C:
 			if _, err := s.gw.Reconcile(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("reconciliation pass failed", "err", err)
-			}
-		case <-deliver.C:
-			for {
-				n, err := s.gw.DeliverWebhooks(ctx)
-				if err != nil && ctx.Err() == nil {
-					s.log.Error("webhook delivery pass failed", "err", err)
-				}
-				if n == 0 || err != nil || ctx.Err() != nil {
-					break
-				}
 			}
 		}
 	}

@@ -152,6 +152,8 @@ type AppInfo struct {
 	lipa.App
 	KeyHint    string    // the start of the current API key, e.g. "lipa_abcdef…"
 	LastUsedAt time.Time // when a key of the app was last used (to the minute); zero if never
+	WebhookURL string    // "" when the app has no webhook
+	PausedAt   time.Time // when its webhook was paused after failing for the whole retry span; zero if not
 }
 
 // Apps lists every app by name.
@@ -167,7 +169,11 @@ func (g *Gateway) Apps(ctx context.Context) ([]AppInfo, error) {
 			if err != nil {
 				return err
 			}
-			out = append(out, AppInfo{App: a, KeyHint: hint, LastUsedAt: used})
+			wh, err := tx.AppWebhook(ctx, a.ID)
+			if err != nil {
+				return err
+			}
+			out = append(out, AppInfo{App: a, KeyHint: hint, LastUsedAt: used, WebhookURL: wh.URL, PausedAt: wh.PausedAt})
 		}
 		return nil
 	})

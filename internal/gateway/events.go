@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/lipa-gateway/lipa"
@@ -167,39 +166,44 @@ const (
 	webhookTimeout  = 10 * time.Second
 )
 
-// DeliverWebhooks makes one delivery pass: it leases the due deliveries
-// (one replica per delivery), POSTs each event to its app's URL with a
-// Lipa-Signature header, and records every attempt. A 2xx answer within 10 s
-// delivers it; anything else is retried with exponential backoff and jitter
-// (first retry after WebhookBackoff, at most an hour apart) until
-// WebhookRetrySpan has passed since the event, when the delivery fails and
-// the app's webhook is paused (flagged for an operator, resumed by
-// redelivery or by setting the webhook again). It returns how many attempts
-// it made.
+// DeliverWebhooks starts one delivery pass: it leases as many due
+// deliveries as there are free delivery slots (webhookParallel per process,
+// so one slow receiver holds one slot, never the others or a payment
+// request; one replica per delivery), and starts for each, in the
+// background, a POST of the event to its app's URL with a Lipa-Signature
+// header. A 2xx answer within 10 s delivers it; anything else is retried
+// with exponential backoff and jitter (first retry after WebhookBackoff, at
+// most an hour apart) until WebhookRetrySpan has passed since the event,
+// when the delivery fails and the app's webhook is paused (flagged for an
+// operator, resumed by redelivery or by setting the webhook again). Every
+// attempt is recorded. It returns how many attempts it started; Wait waits
+// for them. Cancelling ctx cuts attempts in flight, which are recorded as
+// failed and retried.
 func (g *Gateway) DeliverWebhooks(ctx context.Context) (int, error) {
+	free := webhookParallel - int(g.inFlight.Load())
+	if free <= 0 {
+		return 0, nil
+	}
 	now := g.clock()
 	var due []sqlstore.Delivery
 	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) {
-		due, err = tx.ClaimDueDeliveries(ctx, now, now.Add(2*webhookTimeout+time.Minute), webhookBatch)
+		due, err = tx.ClaimDueDeliveries(ctx, now, now.Add(2*webhookTimeout+time.Minute), free)
 		return err
 	})
-	if err != nil || len(due) == 0 {
+	if err != nil {
 		return 0, err
 	}
-	sem := make(chan struct{}, webhookParallel)
-	var wg sync.WaitGroup
 	for _, d := range due {
-		wg.Add(1)
-		sem <- struct{}{}
+		g.inFlight.Add(1)
+		g.bg.Add(1)
 		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
+			defer g.bg.Done()
+			defer g.inFlight.Add(-1)
 			if err := g.deliver(ctx, d); err != nil {
 				g.log.Error("record webhook attempt", "event_id", d.ID, "err", err)
 			}
 		}()
 	}
-	wg.Wait()
 	return len(due), nil
 }
 
@@ -241,12 +245,13 @@ func (g *Gateway) deliver(ctx context.Context, d sqlstore.Delivery) error {
 			state = "failed"
 		}
 	}
-	err = g.db.InTx(context.WithoutCancel(ctx), func(tx *sqlstore.Tx) error {
-		if err := tx.RecordAttempt(ctx, a, state, next); err != nil {
+	dctx := context.WithoutCancel(ctx) // an attempt cut short is still recorded
+	err = g.db.InTx(dctx, func(tx *sqlstore.Tx) error {
+		if err := tx.RecordAttempt(dctx, a, state, next); err != nil {
 			return err
 		}
 		if state == "failed" {
-			return tx.PauseWebhook(ctx, d.AppID, g.clock())
+			return tx.PauseWebhook(dctx, d.AppID, g.clock())
 		}
 		return nil
 	})
@@ -315,13 +320,28 @@ func (g *Gateway) WebhookDeliveries(ctx context.Context, name string, limit int)
 
 // Redeliver queues the named app's event eventID again (or, with an empty
 // eventID, every failed delivery), due now with a fresh retry span, and
-// resumes a paused webhook. It returns how many deliveries were queued.
+// resumes a paused webhook. An event recorded before the app had a webhook
+// is queued too. It returns how many deliveries were queued. Errors:
+// NotFound "app_not_found", "event_not_found" (no such event of this app),
+// Conflict "no_webhook" (the app has no webhook URL).
 func (g *Gateway) Redeliver(ctx context.Context, name, eventID string) (int64, error) {
 	var n int64
 	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
 		app, err := tx.AppByName(ctx, name)
 		if err != nil {
 			return err
+		}
+		wh, err := tx.AppWebhook(ctx, app.ID)
+		if err != nil {
+			return err
+		}
+		if wh.URL == "" {
+			return lipa.Errorf(lipa.Conflict, "no_webhook", "app %q has no webhook URL; set one with `lipa apps set-webhook`", name)
+		}
+		if eventID != "" {
+			if _, err := tx.EventSeq(ctx, app.ID, eventID); err != nil {
+				return err
+			}
 		}
 		n, err = tx.Redeliver(ctx, app.ID, eventID, g.clock())
 		return err

@@ -58,6 +58,22 @@ func evFeed(t *testing.T, f *fixture) []evEvent {
 	return nil
 }
 
+// evWait returns the events of type typ about payment id once there is at
+// least one. On PostgreSQL the feed shows an event once every transaction
+// older than its own has ended, so it may show up a moment after its change
+// committed.
+func evWait(t *testing.T, f *fixture, typ string, id lipa.PaymentID) []evEvent {
+	t.Helper()
+	end := time.Now().Add(10 * time.Second)
+	for {
+		got := evOf(evFeed(t, f), typ, id)
+		if len(got) > 0 || time.Now().After(end) {
+			return got
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // evJSON decodes a JSON object.
 func evJSON(t *testing.T, b []byte) map[string]any {
 	t.Helper()
@@ -185,7 +201,7 @@ func TestEventOutboxCommitsWithPayment(t *testing.T) {
 					if err := evCallback(t, f, p); err != nil {
 						t.Fatalf("ReceiveSTKCallback again: got error %v, want nil", err)
 					}
-					got := evOf(evFeed(t, f), tt.typ, p.ID)
+					got := evWait(t, f, tt.typ, p.ID)
 					if len(got) != 1 || got[0].Pay.Status != tt.status {
 						t.Fatalf("feed once the callback committed: got %+v, want one %s event with status %s", got, tt.typ, tt.status)
 					}
@@ -213,7 +229,7 @@ func TestEventOutboxCommitsWithPayment(t *testing.T) {
 			if _, err := f.g.Claim(ctx, f.app, gateway.ClaimRequest{PaymentID: p.ID}); err != nil {
 				t.Fatalf("Claim again: got error %v, want nil", err)
 			}
-			got := evOf(evFeed(t, f), gateway.EventPaymentClaimed, p.ID)
+			got := evWait(t, f, gateway.EventPaymentClaimed, p.ID)
 			if len(got) != 1 || !got[0].Pay.Claimed {
 				t.Errorf("feed once the claim committed: got %+v, want one payment.claimed with claimed true", got)
 			}
@@ -241,7 +257,7 @@ func TestEventOutboxCommitsWithPayment(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Verify: got error %v, want the C2B payment", err)
 			}
-			if got := evOf(evFeed(t, f), gateway.EventC2BReceived, p.ID); len(got) != 1 {
+			if got := evWait(t, f, gateway.EventC2BReceived, p.ID); len(got) != 1 {
 				t.Errorf("feed once the confirmation committed: got %d c2b.received events, want 1", len(got))
 			}
 		})
@@ -282,7 +298,7 @@ func TestEventClaimLosersWriteNoEvent(t *testing.T) {
 		if won != 1 || lost != n-1 {
 			t.Fatalf("claims: got %d won and %d already_claimed, want 1 and %d", won, lost, n-1)
 		}
-		if got := evOf(evFeed(t, f), gateway.EventPaymentClaimed, p.ID); len(got) != 1 {
+		if got := evWait(t, f, gateway.EventPaymentClaimed, p.ID); len(got) != 1 {
 			t.Fatalf("feed: got %d payment.claimed events, want 1 (the winner's)", len(got))
 		}
 
@@ -291,6 +307,8 @@ func TestEventClaimLosersWriteNoEvent(t *testing.T) {
 			t.Fatalf("ReceiveSTKCallback: %v", err)
 		}
 		unclaimed := evPaid(t, f, "254711000402", "LOSERS3")
+		evWait(t, f, gateway.EventPaymentFailed, failed.ID)
+		evWait(t, f, gateway.EventPaymentSucceeded, unclaimed.ID)
 		tests := []struct {
 			name string
 			req  gateway.ClaimRequest

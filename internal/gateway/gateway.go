@@ -112,11 +112,12 @@ type Gateway struct {
 	phoneMu     sync.Mutex
 	phoneLimits map[string]*rate.Limiter // MSISDN → its STK push budget
 
-	bg sync.WaitGroup // background confirmations
+	bg       sync.WaitGroup // background work: callback confirmations, webhook attempts
+	inFlight atomic.Int64   // webhook attempts under way
 }
 
 // Wait blocks until background work started by the gateway (callback
-// confirmations) has finished.
+// confirmations, webhook attempts) has finished.
 func (g *Gateway) Wait() { g.bg.Wait() }
 
 // allowPush spends one of the phone's STK push budget, and reports whether

@@ -243,9 +243,18 @@ func (t *Tx) Attempts(ctx context.Context, seq int64) ([]Attempt, error) {
 }
 
 // Redeliver queues the app's deliveries again, due at now, with a fresh
-// retry span: the one for event id when id is not empty, else every failed
-// one. It resumes the app's paused webhook and returns how many were queued.
+// retry span: the one for event id when id is not empty (creating it for an
+// event recorded before the app had a webhook), else every failed one. It
+// resumes the app's paused webhook and returns how many were queued.
 func (t *Tx) Redeliver(ctx context.Context, app lipa.AppID, id string, now time.Time) (int64, error) {
+	if id != "" {
+		_, err := t.exec(ctx, `INSERT INTO webhook_deliveries (event_seq, app_id, payment_id, state, next_attempt_at, created_at)
+			SELECT seq, app_id, payment_id, 'failed', ?, ? FROM events WHERE id = ? AND app_id = ? ON CONFLICT (event_seq) DO NOTHING`,
+			dbTime(now), dbTime(now), id, app)
+		if err != nil {
+			return 0, fmt.Errorf("queue delivery: %w", err)
+		}
+	}
 	q := `UPDATE webhook_deliveries SET state = 'pending', next_attempt_at = ?, created_at = ?, last_error = ''
 		WHERE app_id = ? AND state = 'failed'`
 	args := []any{dbTime(now), dbTime(now), app}
@@ -258,8 +267,12 @@ func (t *Tx) Redeliver(ctx context.Context, app lipa.AppID, id string, now time.
 	if err != nil {
 		return 0, fmt.Errorf("redeliver: %w", err)
 	}
+	n, err := res.RowsAffected()
+	if err != nil || n == 0 {
+		return n, err
+	}
 	if _, err := t.exec(ctx, "UPDATE apps SET webhook_paused_at = NULL WHERE id = ?", app); err != nil {
 		return 0, fmt.Errorf("resume webhook: %w", err)
 	}
-	return res.RowsAffected()
+	return n, nil
 }
