@@ -95,6 +95,8 @@ func ParseAmount(s string) (Amount, error) {
 func ParseSTKAmount(s string) (Amount, error) {
 	a, err := ParseAmount(s)
 	switch {
+	case strings.TrimSpace(s) == "":
+		return 0, InvalidField("invalid_amount", "amount", "amount is required: a whole number of shillings from %d to %d", MinSTKShillings, MaxSTKShillings)
 	case strings.HasPrefix(strings.TrimSpace(s), "-"):
 		return 0, InvalidField("invalid_amount", "amount", "amount must be at least %d shilling", MinSTKShillings)
 	case err == errTooPrecise || (err == nil && a%100 != 0):

@@ -134,9 +134,21 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 	if c.ReconcileAfter <= 0 || c.PendingExpiry <= 0 {
 		return c, fmt.Errorf("LIPA_RECONCILE_AFTER and LIPA_PENDING_EXPIRY must be longer than 0s")
 	}
+	if c.PendingExpiry < c.ReconcileAfter {
+		return c, fmt.Errorf("LIPA_PENDING_EXPIRY (%s) must be at least LIPA_RECONCILE_AFTER (%s): a payment is asked about before it may expire", c.PendingExpiry, c.ReconcileAfter)
+	}
+	if c.DarajaTimeout <= 0 {
+		return c, fmt.Errorf("MPESA_TIMEOUT must be longer than 0s")
+	}
 	c.AdminKey = lipa.Secret(get("LIPA_ADMIN_KEY", ""))
+	if k := c.AdminKey.Reveal(); k != "" && len(k) < 16 {
+		return c, fmt.Errorf("LIPA_ADMIN_KEY must be at least 16 characters (use `lipa callback-token` to make a random one)")
+	}
 	if c.WebhookRetrySpan, err = duration(get, "LIPA_WEBHOOK_RETRY_SPAN", "24h"); err != nil {
 		return c, err
+	}
+	if c.WebhookRetrySpan <= 0 {
+		return c, fmt.Errorf("LIPA_WEBHOOK_RETRY_SPAN must be longer than 0s")
 	}
 	if c.WebhookBackoff, err = duration(get, "LIPA_WEBHOOK_BACKOFF", "5s"); err != nil {
 		return c, err
@@ -193,6 +205,9 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 			}
 		}
 	}
+	if c.C2BMinAmount != 0 && c.C2BMaxAmount != 0 && c.C2BMinAmount > c.C2BMaxAmount {
+		return c, fmt.Errorf("LIPA_C2B_MIN_AMOUNT (%s) is more than LIPA_C2B_MAX_AMOUNT (%s): every C2B payment would be refused", c.C2BMinAmount, c.C2BMaxAmount)
+	}
 	n, err := strconv.Atoi(get("DATABASE_MAX_CONNS", "10"))
 	if err != nil || n < 1 || n > 1000 {
 		return c, fmt.Errorf("DATABASE_MAX_CONNS %q is not a whole number from 1 to 1000", get("DATABASE_MAX_CONNS", ""))
@@ -229,8 +244,11 @@ func boolean(get func(string, string) string, name string) (bool, error) {
 func duration(get func(string, string) string, name, def string) (time.Duration, error) {
 	v := get(name, def)
 	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
+	switch {
+	case err != nil:
 		return 0, fmt.Errorf("%s %q is not a Go duration such as 2s or 500ms", name, v)
+	case d < 0:
+		return 0, fmt.Errorf("%s %q must not be negative", name, v)
 	}
 	return d, nil
 }

@@ -40,7 +40,10 @@ func newLogger(cfg Config, stderr io.Writer) (*slog.Logger, func(), error) {
 func openDB(ctx context.Context, cfg Config) (*sqlstore.DB, error) {
 	db, err := sqlstore.Open(ctx, cfg.DatabaseURL, sqlstore.Options{MaxConns: cfg.DatabaseMaxConn})
 	if err != nil {
-		return nil, err
+		if strings.HasPrefix(err.Error(), "DATABASE_URL") {
+			return nil, err
+		}
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	if err := db.Migrate(ctx); err != nil {
 		db.Close()

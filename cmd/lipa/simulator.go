@@ -58,7 +58,8 @@ func cmdSimulate(ctx context.Context, cfg Config, args []string, stdout io.Write
 		return usageError("usage: lipa simulate c2b --amount N --account REF --phone MSISDN [--url URL] [--shortcode N] [--till]")
 	}
 	fs := flag.NewFlagSet("simulate c2b", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	var help strings.Builder
+	fs.SetOutput(&help)
 	amount := fs.Int64("amount", 0, "whole shillings paid")
 	account := fs.String("account", "", "the account number (BillRefNumber) the customer typed")
 	phone := fs.String("phone", "254708374149", "the paying MSISDN")
@@ -66,7 +67,11 @@ func cmdSimulate(ctx context.Context, cfg Config, args []string, stdout io.Write
 	shortCode := fs.String("shortcode", cfg.ShortCode, "the paybill or till paid")
 	till := fs.Bool("till", false, "pay a till (Buy Goods) instead of a paybill")
 	if err := fs.Parse(args[1:]); err != nil {
-		return usageError("simulate c2b: " + err.Error())
+		fs.PrintDefaults()
+		return usageError("usage: lipa simulate c2b --amount N --account REF --phone MSISDN [--url URL] [--shortcode N] [--till]\n" + help.String())
+	}
+	if fs.NArg() > 0 {
+		return usageError(fmt.Sprintf("simulate c2b: unexpected argument %q", fs.Arg(0)))
 	}
 	msisdn, err := lipa.ParsePhone(*phone)
 	if err != nil {
@@ -98,7 +103,7 @@ func cmdSimulate(ctx context.Context, cfg Config, args []string, stdout io.Write
 		darajasim.C2BPayment{ShortCode: *shortCode, CommandID: command, Amount: *amount, MSISDN: string(msisdn), BillRefNumber: *account},
 		time.Now())
 	if err != nil {
-		return fmt.Errorf("simulate c2b against %s: %w", base, err)
+		return fmt.Errorf("simulate c2b against %s (a running lipa serve; --url to name another): %s", base, redactToken(err.Error(), token))
 	}
 	fmt.Fprintf(stdout, "C2B payment sent to %s: TransID %s, %d shillings, account %q\n", base, transID, *amount, *account)
 	return nil
@@ -164,7 +169,7 @@ func redactToken(u string, token lipa.Secret) string {
 	if token == "" {
 		return u
 	}
-	return strings.Replace(u, token.Reveal(), "{LIPA_CALLBACK_TOKEN}", 1)
+	return strings.ReplaceAll(u, token.Reveal(), "{LIPA_CALLBACK_TOKEN}")
 }
 
 // cmdCallbackToken runs `lipa callback-token`: prints a new random token for

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -26,7 +27,7 @@ func cmdWebhooks(ctx context.Context, cfg Config, args []string, stdout io.Write
 	asJSON := fs.Bool("json", false, "print JSON")
 	failed := fs.Bool("failed", false, "redeliver every failed delivery")
 	limit := fs.Int("limit", 50, "how many deliveries to list")
-	if err := fs.Parse(args[1:]); err != nil || *app == "" {
+	if err := fs.Parse(args[1:]); err != nil || *app == "" || *limit < 1 || *limit > 1000 {
 		return usageError(usage)
 	}
 	db, err := openDB(ctx, cfg)
@@ -65,9 +66,16 @@ func cmdWebhooks(ctx context.Context, cfg Config, args []string, stdout io.Write
 		return json.NewEncoder(stdout).Encode(out)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "EVENT\tTYPE\tPAYMENT\tSTATE\tATTEMPTS\tLAST ERROR")
+	fmt.Fprintln(tw, "EVENT\tTYPE\tPAYMENT\tSTATE\tATTEMPTS")
 	for _, d := range ds {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", d.ID, d.Type, d.PaymentID, d.State, len(d.History), d.LastError)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", d.ID, d.Type, d.PaymentID, d.State, len(d.History))
+		for _, a := range d.History {
+			status := strconv.Itoa(a.StatusCode)
+			if a.StatusCode == 0 {
+				status = "no answer"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%d ms\t%s\t\n", a.AttemptedAt.Format(time.RFC3339), status, a.Latency.Milliseconds(), a.Error)
+		}
 	}
 	return tw.Flush()
 }

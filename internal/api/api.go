@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"unicode/utf8"
 
@@ -149,6 +150,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, lipa.Errorf(lipa.Internal, "internal_error", "internal error"))
 		}
 	}()
+	if p := r.URL.Path; p == "" || p[0] != '/' || path.Clean(p) != p && path.Clean(p)+"/" != p {
+		// The mux would answer an HTML redirect to the cleaned path.
+		s.writeError(w, r, lipa.Errorf(lipa.NotFound, "not_found", "no endpoint at %s %s", r.Method, s.guard.redactedPath(r)))
+		return
+	}
 	handler, pattern := s.mux.Handler(r)
 	if pattern == "" {
 		// Not found or method not allowed: let the mux decide which, then
@@ -261,12 +267,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 // them, and PostgreSQL refuses such text outright.
 func checkText(path string, query map[string][]string) error {
 	if !cleanText(path) {
-		return lipa.Errorf(lipa.Invalid, "invalid_parameter", "the path is not valid UTF-8 text")
+		return lipa.Errorf(lipa.Invalid, "invalid_parameter", "the path is not valid UTF-8 or contains a NUL character")
 	}
 	for k, vs := range query {
 		for _, v := range vs {
 			if !cleanText(k) || !cleanText(v) {
-				return lipa.InvalidField("invalid_parameter", truncate(strings.ToValidUTF8(k, "?"), 40), "query parameter %q is not valid UTF-8 text", truncate(strings.ToValidUTF8(k, "?"), 40))
+				return lipa.InvalidField("invalid_parameter", truncate(strings.ToValidUTF8(k, "?"), 40), "query parameter %q is not valid UTF-8 or contains a NUL character", truncate(strings.ToValidUTF8(k, "?"), 40))
 			}
 		}
 	}

@@ -23,11 +23,14 @@ type appHandler func(w http.ResponseWriter, r *http.Request, app *lipa.App) erro
 func (s *Server) authed(h appHandler) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		src := s.guard.clientIP(r).String()
-		if s.failures.exhausted(w, src) {
-			return lipa.Errorf(lipa.TooManyRequests, "too_many_failed_auth", "too many requests with a missing or wrong API key from %s; wait a minute", src)
-		}
 		app, err := s.gw.Authenticate(r.Context(), r.Header.Get("X-API-KEY"))
 		if err != nil {
+			// A valid key always passes; failures from one address beyond
+			// the limit get 429 instead of 401, which slows guessing and
+			// tells a misconfigured client to stop.
+			if lipa.ErrorKind(err) == lipa.Unauthorized && s.failures.exhausted(w, src) {
+				return lipa.Errorf(lipa.TooManyRequests, "too_many_failed_auth", "too many requests with a missing or wrong API key from %s; wait a minute", src)
+			}
 			if lipa.ErrorKind(err) == lipa.Unauthorized {
 				s.failures.take(w, src, "", "")
 				w.Header().Del("Retry-After")

@@ -31,14 +31,9 @@ func readFields(w http.ResponseWriter, r *http.Request, names ...string) (map[st
 	if !utf8.Valid(body) {
 		return nil, lipa.Errorf(lipa.Invalid, "invalid_json", "the request body is not valid UTF-8")
 	}
-	var obj map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&obj); err != nil || obj == nil {
-		return nil, lipa.Errorf(lipa.Invalid, "invalid_json", "the request body must be a JSON object, e.g. {\"phone_number\": \"0712345678\", \"amount\": 10, \"reference\": \"ORDER1\"}")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, lipa.Errorf(lipa.Invalid, "invalid_json", "the request body has data after its JSON object")
+	obj, err := decodeObject(body)
+	if err != nil {
+		return nil, err
 	}
 	known := make(map[string]bool, len(names))
 	for _, n := range names {
@@ -93,4 +88,38 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return string(r[:n]) + "…"
+}
+
+// decodeObject reads a body that must be exactly one JSON object whose
+// keys are all different (a repeated key would mean different things to
+// different parsers), and returns its fields unparsed.
+func decodeObject(body []byte) (map[string]json.RawMessage, error) {
+	notObject := lipa.Errorf(lipa.Invalid, "invalid_json", "the request body must be a JSON object, e.g. {\"phone_number\": \"0712345678\", \"amount\": 10, \"reference\": \"ORDER1\"}")
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, notObject
+	}
+	obj := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		key, ok := tok.(string)
+		if err != nil || !ok {
+			return nil, notObject
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, notObject
+		}
+		if _, dup := obj[key]; dup {
+			return nil, lipa.InvalidField("duplicate_field", key, "field %q appears more than once", truncate(key, 40))
+		}
+		obj[key] = raw
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return nil, notObject
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, lipa.Errorf(lipa.Invalid, "invalid_json", "the request body has data after its JSON object")
+	}
+	return obj, nil
 }

@@ -122,10 +122,7 @@ type C2BNotification struct {
 // are left empty for the caller to judge.
 func ParseC2BNotification(body []byte) (*C2BNotification, error) {
 	var m map[string]json.RawMessage
-	if err := decodeJSON(body, &m); err != nil {
-		return nil, err
-	}
-	if m == nil {
+	if err := decodeJSON(body, &m); err != nil || m == nil {
 		return nil, fmt.Errorf("%w: not a JSON object", ErrMalformed)
 	}
 	get := func(k string) string { return strings.TrimSpace(scalar(m[k])) }

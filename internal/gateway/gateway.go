@@ -120,20 +120,22 @@ type Gateway struct {
 // confirmations, webhook attempts) has finished.
 func (g *Gateway) Wait() { g.bg.Wait() }
 
-// allowPush spends one of the phone's STK push budget, and reports whether
-// there was one. The budget is per process; the map is reset when it holds
-// more than 100 000 phones, which bounds its memory.
-func (g *Gateway) allowPush(phone string) bool {
+// allowPush spends one of the app's STK push budget for the phone, and
+// reports whether there was one. The budget is per app (one app cannot use
+// up a customer's budget with another) and per process; the map is reset
+// when it holds more than 100 000 entries, which bounds its memory.
+func (g *Gateway) allowPush(app lipa.AppID, phone string) bool {
+	key := string(app) + "|" + phone
 	g.phoneMu.Lock()
 	defer g.phoneMu.Unlock()
 	if g.phoneLimits == nil || len(g.phoneLimits) > 100_000 {
 		g.phoneLimits = map[string]*rate.Limiter{}
 	}
-	l, ok := g.phoneLimits[phone]
+	l, ok := g.phoneLimits[key]
 	if !ok {
 		n := g.cfg.PhonePushesPerHour
 		l = rate.NewLimiter(rate.Every(time.Hour/time.Duration(n)), n)
-		g.phoneLimits[phone] = l
+		g.phoneLimits[key] = l
 	}
 	return l.AllowN(g.now(), 1)
 }

@@ -40,7 +40,7 @@ func (g *Gateway) Verify(ctx context.Context, app *lipa.App, q VerifyQuery) (*li
 	if q.Phone != "" {
 		ph, err := lipa.ParsePhone(q.Phone)
 		if err != nil {
-			return nil, err.(*lipa.Error).With("field", "phone")
+			return nil, lipa.InvalidField("invalid_phone_number", "phone", "phone is not a Kenyan mobile number; use a form such as 0712345678 or 254712345678")
 		}
 		l.Phone = string(ph)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/lipa-gateway/lipa"
@@ -40,11 +41,14 @@ type STKPushRequest struct {
 	IdempotencyKey string
 }
 
-// hash identifies the request's fields, to tell a true repeat of an
-// Idempotency-Key from a different request reusing it.
-func (r STKPushRequest) hash() string {
+// requestHash identifies an STK push by what it asks for, after
+// validation (normalised phone, amount, reference, account reference,
+// description with its default), to tell a true repeat of an
+// Idempotency-Key from a different request reusing it: "0712345678" and
+// "254712345678", 10 and "10.00", are the same request.
+func requestHash(p *lipa.Payment) string {
 	h := sha256.New()
-	for _, f := range []string{r.PhoneNumber, r.Amount, r.Reference, r.AccountReference, r.Description} {
+	for _, f := range []string{p.PhoneNumber, p.Amount.String(), p.Reference, p.AccountReference, p.Description} {
 		fmt.Fprintf(h, "%d:%s;", len(f), f)
 	}
 	return hex.EncodeToString(h.Sum(nil))
@@ -95,7 +99,7 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 			return err
 		}
 		if r.IdempotencyKey != "" {
-			rec, reserved, err := tx.ReserveIdempotencyKey(ctx, app.ID, r.IdempotencyKey, r.hash(), p.ID, p.CreatedAt)
+			rec, reserved, err := tx.ReserveIdempotencyKey(ctx, app.ID, r.IdempotencyKey, requestHash(p), p.ID, p.CreatedAt)
 			if err != nil {
 				return err
 			}
@@ -106,16 +110,19 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 		}
 		busy, err := tx.PendingPushSince(ctx, p.PhoneNumber, p.CreatedAt.Add(-g.cfg.PromptLifetime))
 		if err == nil {
-			return lipa.Errorf(lipa.Conflict, "subscriber_busy",
-				"the customer already has an M-Pesa prompt open (payment %s); wait for it to finish, or up to %s, before pushing again", busy.ID, g.cfg.PromptLifetime).
-				With("pending_payment_id", string(busy.ID))
+			e := lipa.Errorf(lipa.Conflict, "subscriber_busy",
+				"the customer already has an M-Pesa prompt open; wait for it to finish, or up to %s, before pushing again", g.cfg.PromptLifetime)
+			if busy.AppID == app.ID { // never reveal another app's payment
+				e = e.With("pending_payment_id", string(busy.ID))
+			}
+			return e
 		}
 		if lipa.ErrorKind(err) != lipa.NotFound {
 			return err
 		}
 		// Only a push about to be sent spends the phone's budget: not a
 		// replay, not a refusal.
-		if !g.allowPush(p.PhoneNumber) {
+		if !g.allowPush(app.ID, p.PhoneNumber) {
 			return lipa.Errorf(lipa.TooManyRequests, "phone_rate_limited",
 				"too many STK pushes to this phone number; at most %d an hour are sent", g.cfg.PhonePushesPerHour)
 		}
@@ -125,7 +132,7 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 		return nil, err
 	}
 	if earlier != nil {
-		return g.replay(ctx, app, r, earlier)
+		return g.replay(ctx, app, r, requestHash(p), earlier)
 	}
 	log := g.log.With("app", app.Name, "payment_id", p.ID)
 	log.Info("stk push initiated", "phone", lipa.MaskPhone(p.PhoneNumber), "amount", p.Amount.String(), "reference", p.Reference)
@@ -213,8 +220,8 @@ func (g *Gateway) newSTKPayment(app *lipa.App, r STKPushRequest) (*lipa.Payment,
 		return nil, lipa.InvalidField("invalid_reference", "reference", "reference is required: your own reference for this payment, 1-%d characters", MaxReferenceLength)
 	case utf8.RuneCountInString(ref) > MaxReferenceLength:
 		return nil, lipa.InvalidField("invalid_reference", "reference", "reference is longer than %d characters", MaxReferenceLength)
-	case hasControl(ref):
-		return nil, lipa.InvalidField("invalid_reference", "reference", "reference contains control characters")
+	case hasControl(ref) || !hasVisible(ref):
+		return nil, lipa.InvalidField("invalid_reference", "reference", "reference contains control or invisible formatting characters, or nothing visible")
 	}
 	acc := strings.TrimSpace(r.AccountReference)
 	if acc != "" {
@@ -262,9 +269,23 @@ func checkDarajaText(field, code, v string, max int) error {
 	return nil
 }
 
+// hasControl reports whether s holds a control character or an invisible
+// formatting one (zero-width spaces, bidirectional overrides: Unicode's Cc
+// and Cf), which would make a reference look like another.
 func hasControl(s string) bool {
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
+		if unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Cf, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasVisible reports whether s has at least one letter, digit, mark,
+// punctuation or symbol.
+func hasVisible(s string) bool {
+	for _, r := range s {
+		if unicode.IsGraphic(r) && !unicode.IsSpace(r) {
 			return true
 		}
 	}
@@ -368,8 +389,8 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 // request is still in flight (so two requests arriving at once send one
 // prompt). If no answer was recorded (the first request's process died), it
 // gets the payment as it stands now.
-func (g *Gateway) replay(ctx context.Context, app *lipa.App, r STKPushRequest, rec *sqlstore.IdempotencyRecord) (*STKPushResult, error) {
-	if rec.RequestHash != r.hash() {
+func (g *Gateway) replay(ctx context.Context, app *lipa.App, r STKPushRequest, hash string, rec *sqlstore.IdempotencyRecord) (*STKPushResult, error) {
+	if rec.RequestHash != hash {
 		return nil, lipa.Errorf(lipa.Unprocessable, "idempotency_key_reused",
 			"Idempotency-Key %q was used for a different request; use a new key for a new payment", r.IdempotencyKey).
 			With("payment_id", string(rec.PaymentID))
