@@ -67,7 +67,6 @@ func cmdSimulate(ctx context.Context, cfg Config, args []string, stdout io.Write
 	shortCode := fs.String("shortcode", cfg.ShortCode, "the paybill or till paid")
 	till := fs.Bool("till", false, "pay a till (Buy Goods) instead of a paybill")
 	if err := fs.Parse(args[1:]); err != nil {
-		fs.PrintDefaults()
 		return usageError("usage: lipa simulate c2b --amount N --account REF --phone MSISDN [--url URL] [--shortcode N] [--till]\n" + help.String())
 	}
 	if fs.NArg() > 0 {
