@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"text/tabwriter"
 	"time"
 
@@ -38,7 +37,9 @@ func cmdApps(ctx context.Context, cfg Config, args []string, stdout io.Writer) e
 		return err
 	}
 	defer db.Close()
-	gw := gateway.New(db, nil, gateway.Config{Logger: slog.New(slog.DiscardHandler), KeyRotationGrace: cfg.KeyRotationGrace})
+	log, closeLog := auditLogger(cfg)
+	defer closeLog()
+	gw := gateway.New(db, nil, gateway.Config{Logger: log, KeyRotationGrace: cfg.KeyRotationGrace})
 	switch sub {
 	case "create":
 		name, err := needName()

@@ -64,7 +64,9 @@ func cmdCallbacks(ctx context.Context, cfg Config, args []string, stdout io.Writ
 		return err
 	}
 	defer db.Close()
-	gw := gateway.New(db, nil, gatewayConfig(cfg, cfg.CallbackURL, slog.New(slog.DiscardHandler)))
+	log, closeLog := auditLogger(cfg)
+	defer closeLog()
+	gw := gateway.New(db, nil, gatewayConfig(cfg, cfg.CallbackURL, log))
 	if args[0] == "match" {
 		id, err := strconv.ParseInt(args[1], 10, 64)
 		if err != nil {

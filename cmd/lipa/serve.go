@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/user"
 	"strings"
 	"time"
 
@@ -34,6 +35,22 @@ func newLogger(cfg Config, stderr io.Writer) (*slog.Logger, func(), error) {
 		slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}),
 	)
 	return slog.New(h), func() { f.Close() }, nil
+}
+
+// auditLogger returns a logger for an operator's CLI command: JSON lines
+// appended to cfg.LogFile, each naming the operating-system user, so that
+// app and key changes leave an audit trail beside the service's own log.
+// If the file cannot be opened it logs nowhere (the command still runs).
+func auditLogger(cfg Config) (*slog.Logger, func()) {
+	f, err := os.OpenFile(cfg.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+	if err != nil {
+		return slog.New(slog.DiscardHandler), func() {}
+	}
+	operator := "unknown"
+	if u, err := user.Current(); err == nil {
+		operator = u.Username
+	}
+	return slog.New(slog.NewJSONHandler(f, nil)).With("source", "cli", "operator", operator), func() { f.Close() }
 }
 
 // openDB opens and migrates the configured database.

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -35,7 +34,9 @@ func cmdWebhooks(ctx context.Context, cfg Config, args []string, stdout io.Write
 		return err
 	}
 	defer db.Close()
-	gw := gateway.New(db, nil, gatewayConfig(cfg, "", slog.New(slog.DiscardHandler)))
+	log, closeLog := auditLogger(cfg)
+	defer closeLog()
+	gw := gateway.New(db, nil, gatewayConfig(cfg, "", log))
 	if args[0] == "redeliver" {
 		eventID := fs.Arg(0)
 		if (eventID == "") == !*failed || fs.NArg() > 1 {
