@@ -979,9 +979,10 @@ func TestSecurityAbuseAppRateLimit(t *testing.T) {
 }
 
 // TestSecurityAbuseAuthFailureLimit: with LIPA_AUTH_FAILURES_PER_MINUTE=5,
-// after 5 missing or wrong keys from one address its next request gets 429
-// too_many_failed_auth even with a valid key; a spoofed X-Forwarded-For
-// does not escape the count, and other addresses are unaffected.
+// after 5 missing or wrong keys from one address its next failures get 429
+// too_many_failed_auth while a valid key still works; a spoofed
+// X-Forwarded-For does not escape the count, and other addresses are
+// unaffected.
 func TestSecurityAbuseAuthFailureLimit(t *testing.T) {
 	// 127.0.0.1 is a trusted proxy; the test's clients come from other
 	// loopback addresses, so their X-Forwarded-For must be ignored.
@@ -1010,15 +1011,24 @@ func TestSecurityAbuseAuthFailureLimit(t *testing.T) {
 					t.Fatalf("failure %d: got %d %s, want 401", i+1, r.Status, r.Raw)
 				}
 			}
-			for i, k := range []string{key, "lipa_wrong"} {
+			// Past the limit, wrong keys get 429; the valid key still works
+			// (an app with a stale key behind the same proxy or NAT must not
+			// lock the others out).
+			for i, k := range []string{"lipa_wrong", ""} {
 				r := send(5+i, k)
 				if r.Status != http.StatusTooManyRequests || secCode(r) != "too_many_failed_auth" || r.Header.Get("Retry-After") == "" {
-					t.Errorf("request %d after 5 failures: got %d %q (Retry-After %q), want 429 too_many_failed_auth with Retry-After",
+					t.Errorf("failure %d after 5 failures: got %d %q (Retry-After %q), want 429 too_many_failed_auth with Retry-After",
 						6+i, r.Status, secCode(r), r.Header.Get("Retry-After"))
 				}
 				checkErrorShape(t, "429", r)
 			}
+			if r := send(7, key); r.Status != http.StatusOK {
+				t.Errorf("valid key after 5 failures from its address: got %d %s, want 200", r.Status, r.Raw)
+			}
 		})
+	}
+	if r := secSend(t, svc, secClientFrom("127.0.0.4"), secReq{method: http.MethodGet, path: "/api/payments/", key: "lipa_wrong"}); r.Status != http.StatusUnauthorized {
+		t.Errorf("wrong key from another address: got %d %s, want 401 (the limit is per address)", r.Status, r.Raw)
 	}
 	if r := secSend(t, svc, secClientFrom("127.0.0.4"), secReq{method: http.MethodGet, path: "/api/payments/", key: key}); r.Status != http.StatusOK {
 		t.Errorf("valid key from another address: got %d %s, want 200", r.Status, r.Raw)
