@@ -67,6 +67,12 @@ var ErrTimeout = errors.New("no answer from Daraja in time (the request may have
 // errors.Is; the underlying network error is wrapped too.
 var ErrUnreachable = errors.New("no connection to Daraja (the request was not sent)")
 
+// ErrNoToken reports that the OAuth token a request needs could not be had
+// (whatever the reason, which is wrapped too: an *APIError, *AuthError,
+// *BadResponseError, ErrTimeout, ErrUnreachable), so the request itself was
+// never sent and is safe to send again. Test with errors.Is.
+var ErrNoToken = errors.New("no access token from Daraja (the request was not sent)")
+
 // Config configures a Client. Build it in cmd/ and pass it to New.
 type Config struct {
 	// BaseURL is Daraja's base URL, SandboxURL or ProductionURL, or a local
@@ -311,7 +317,7 @@ func (c *Client) call(ctx context.Context, op, path string, body any) (*answer, 
 	for attempt := 1; ; attempt++ {
 		tok, err := c.Token(ctx)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("daraja %s: %w: %w", op, ErrNoToken, err)
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(payload))
 		if err != nil {

@@ -21,12 +21,12 @@ func (g *Gateway) confirmLater(inboundID int64) {
 	}()
 }
 
-// confirmCallback asks Daraja (STK push query) whether the payment of a
-// stored, unconfirmed SUCCESS callback really succeeded. "0" applies the
-// callback (with its receipt); another final ResultCode settles the payment
-// from the query and flags the callback; no answer leaves both for the
-// reconciler, which applies unconfirmed callbacks when its own query says
-// "0".
+// confirmCallback asks Daraja (STK push query) what became of the payment
+// of a stored, unconfirmed callback. "0" applies the SUCCESS callbacks held
+// for it (with their receipt); another final ResultCode settles the payment
+// FAILED from the query; either way the held callbacks are then recorded as
+// agreeing (duplicate) or not (conflict). No answer leaves them for the
+// reconciler, whose own query does the same.
 func (g *Gateway) confirmCallback(ctx context.Context, inboundID int64) error {
 	var m *sqlstore.Inbound
 	var p *lipa.Payment

@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -58,10 +59,10 @@ type Config struct {
 	// waits for the first request's answer. Default 45s (more than a Daraja
 	// call may take).
 	IdempotencyWait time.Duration
-	// ConfirmByQuery makes a SUCCESS callback wait for Daraja's STK push query
-	// to confirm it before the payment is marked SUCCESS
-	// (LIPA_CONFIRM_BY_QUERY). The callback is stored as "unconfirmed" and
-	// confirmed in the background; the reconciler retries.
+	// ConfirmByQuery makes every STK callback wait for Daraja's STK push
+	// query before it changes a payment (LIPA_CONFIRM_BY_QUERY): the callback
+	// is stored as "unconfirmed", the query runs in the background, and the
+	// payment is settled from the query's verdict; the reconciler retries.
 	ConfirmByQuery bool
 	// PhonePushesPerHour caps STK pushes to one phone number per hour, per
 	// process, against prompt spam (LIPA_PHONE_PUSHES_PER_HOUR). Default 10.
@@ -188,7 +189,8 @@ func (g *Gateway) Ready(ctx context.Context) error {
 		return lipa.Errorf(lipa.Unavailable, "database_unavailable", "the database does not answer").Wrap(err)
 	}
 	if msg := g.configErr.Load(); msg != nil {
-		return lipa.Errorf(lipa.Unavailable, "daraja_misconfigured", "Daraja refuses Lipa's configuration: %s", *msg)
+		// Unauthenticated callers see only that; the log has Daraja's words.
+		return lipa.Errorf(lipa.Unavailable, "daraja_misconfigured", "Daraja refuses Lipa's configuration; see the log").Wrap(errors.New(*msg))
 	}
 	return nil
 }

@@ -92,6 +92,36 @@ func (g *Gateway) ReceiveSTKCallback(ctx context.Context, in Inbound) error {
 	return nil
 }
 
+// duplicateReceiptNote starts the note of a callback flagged because its
+// receipt already belongs to another payment; the reconciler will not settle
+// that payment SUCCESS from a query (the money is recorded elsewhere).
+const duplicateReceiptNote = "duplicate receipt: "
+
+// mergeC2BCopyTx handles an STK callback whose receipt is already recorded
+// as a C2B payment: on a paybill with C2B URLs registered, Safaricom may
+// report an STK payment as a C2B confirmation too, sometimes first. When
+// that copy is still an unclaimed intake payment for the same amount, it is
+// the same M-Pesa transaction: the copy is removed (its stored confirmation
+// now points at p) and the callback applies to p. Otherwise (claimed, or
+// another amount) it reports false and the callback is flagged for an
+// operator.
+func (g *Gateway) mergeC2BCopyTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.Payment, dup *lipa.Error) (bool, error) {
+	otherID, _ := dup.Details["payment_id"].(string)
+	other, err := tx.PaymentForUpdate(ctx, lipa.PaymentID(otherID))
+	if err != nil {
+		return false, err
+	}
+	if other.Type != lipa.TypeC2B || other.AppID != "" || other.Claimed || other.Amount != p.Amount {
+		return false, nil
+	}
+	if err := tx.MergePayment(ctx, other.ID, p.ID); err != nil {
+		return false, err
+	}
+	g.log.Warn("C2B copy of an STK payment merged into it (one M-Pesa transaction, two channels)",
+		"payment_id", p.ID, "c2b_payment_id", other.ID, "receipt", other.MpesaReceiptNumber)
+	return true, nil
+}
+
 // orphanWindow is how far back a callback looks for the push whose answer
 // was lost: longer than any prompt lives.
 const orphanWindow = 10 * time.Minute
@@ -138,7 +168,8 @@ func (g *Gateway) RejectInbound(ctx context.Context, kind InboundKind, in Inboun
 			msg.CheckoutRequestID = cb.CheckoutRequestID
 		}
 	}
-	err := g.db.InTx(context.WithoutCancel(ctx), func(tx *sqlstore.Tx) error { return tx.InsertInbound(ctx, msg) })
+	ctx = context.WithoutCancel(ctx)
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.InsertInbound(ctx, msg) })
 	g.log.Warn("rejected a Safaricom-facing request", "kind", kind, "source", in.SourceAddr, "reason", reason,
 		"checkout_request_id", msg.CheckoutRequestID, "inbound_id", msg.ID, "store_err", err)
 }
@@ -165,10 +196,12 @@ func (g *Gateway) applyCallbackTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.
 			log.Warn("stk callback flagged", "reason", note)
 			return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeConflict, p.ID, note)
 		}
-		if g.cfg.ConfirmByQuery && !confirmed && p.Status == lipa.StatusPending {
-			log.Info("stk success callback stored; confirming it with an STK push query before applying it")
-			return true, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeUnconfirmed, p.ID, "awaiting STK push query")
-		}
+	}
+	if g.cfg.ConfirmByQuery && !confirmed && p.Status == lipa.StatusPending {
+		// Neither a SUCCESS nor a FAILED report is taken on the callback's
+		// word alone: a forged failure would fail a payment being paid.
+		log.Info("stk callback stored; confirming it with an STK push query before applying it")
+		return true, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeUnconfirmed, p.ID, "awaiting STK push query")
 	}
 	before := *p
 	switch p.Settle(o, g.clock()) {
@@ -180,13 +213,21 @@ func (g *Gateway) applyCallbackTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.
 		log.Warn("stk callback contradicts a settled payment; stored, not applied", "status", before.Status)
 		return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeConflict, p.ID, note)
 	}
-	if err := tx.UpdatePayment(ctx, p); err != nil {
-		var le *lipa.Error
-		if errors.As(err, &le) && le.Code == "duplicate_receipt" {
+	err := tx.UpdatePayment(ctx, p)
+	var le *lipa.Error
+	if errors.As(err, &le) && le.Code == "duplicate_receipt" {
+		merged, merr := g.mergeC2BCopyTx(ctx, tx, p, le)
+		if merr != nil {
+			return false, merr
+		}
+		if !merged {
 			*p = before
 			log.Warn("stk callback receipt belongs to another payment; stored, not applied", "receipt", cb.MpesaReceiptNumber)
-			return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeConflict, p.ID, le.Message)
+			return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeConflict, p.ID, duplicateReceiptNote+le.Message)
 		}
+		err = tx.UpdatePayment(ctx, p)
+	}
+	if err != nil {
 		return false, err
 	}
 	if ev := settledEvent(before.Status, p); ev != "" {

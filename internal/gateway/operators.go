@@ -46,7 +46,7 @@ func (g *Gateway) MatchCallback(ctx context.Context, inboundID int64, paymentID 
 		if err := tx.Lock(ctx, cb.CheckoutRequestID); err != nil {
 			return err
 		}
-		p, err = tx.PaymentByID(ctx, paymentID)
+		p, err = tx.PaymentForUpdate(ctx, paymentID)
 		if err != nil {
 			return err
 		}

@@ -13,8 +13,9 @@ import (
 	"github.com/lipa-gateway/lipa/internal/sqlstore"
 )
 
-// reconcileBatch is how many payments one pass leases at a time.
-const reconcileBatch = 50
+// reconcileBatch is how many payments one pass leases at a time; the lease
+// lasts long enough for each to take a full Daraja timeout.
+const reconcileBatch = 10
 
 // maxCheckInterval caps the backoff between two STK push queries of one
 // payment.
@@ -51,7 +52,7 @@ func (g *Gateway) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	for {
 		now := g.clock()
 		var due []lipa.Payment
-		lease := now.Add(2*g.cfg.IdempotencyWait + time.Minute)
+		lease := now.Add(reconcileBatch*g.cfg.IdempotencyWait + time.Minute)
 		err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) {
 			due, err = tx.ClaimDuePending(ctx, now.Add(-g.cfg.ReconcileAfter), now, lease, reconcileBatch)
 			return err
@@ -122,6 +123,19 @@ func (g *Gateway) reconcileOne(ctx context.Context, p *lipa.Payment, rep *Reconc
 	o := lipa.Outcome{Status: lipa.StatusFailed, ResultCode: q.ResultCode, ResultDesc: q.ResultDesc,
 		FailureReason: lipa.ReasonForResultCode(q.ResultCode), Source: lipa.ResolvedByQuery}
 	if q.ResultCode == "0" {
+		var dup bool
+		if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) {
+			dup, err = tx.HasDuplicateReceiptConflict(ctx, p.CheckoutRequestID)
+			return err
+		}); err != nil {
+			return err
+		}
+		if dup {
+			// Its receipt is already another (claimed) payment: settling this
+			// one too would let the money be used twice.
+			log.Error("STK push query says paid, but the callback's receipt belongs to another payment; left for an operator")
+			return undecided("paid, but recorded as another payment; needs an operator")
+		}
 		o = lipa.Outcome{Status: lipa.StatusSuccess, ResultCode: "0", ResultDesc: q.ResultDesc, Source: lipa.ResolvedByQuery}
 		rep.Succeeded++
 	} else {
@@ -163,7 +177,7 @@ func (g *Gateway) settle(ctx context.Context, p *lipa.Payment, o lipa.Outcome, r
 				return err
 			}
 		}
-		cur, err := tx.PaymentByID(ctx, p.ID)
+		cur, err := tx.PaymentForUpdate(ctx, p.ID)
 		if err != nil {
 			return err
 		}
@@ -179,8 +193,9 @@ func (g *Gateway) settle(ctx context.Context, p *lipa.Payment, o lipa.Outcome, r
 					return err
 				}
 			}
-			if cur.Status == lipa.StatusSuccess && cur.CheckoutRequestID != "" {
-				// Callbacks held for confirmation bring the receipt.
+			if cur.CheckoutRequestID != "" {
+				// Callbacks held for confirmation: a SUCCESS one brings the
+				// receipt; the others are recorded as agreeing or not.
 				msgs, err := tx.CallbacksWithOutcome(ctx, cur.CheckoutRequestID, sqlstore.OutcomeUnconfirmed)
 				if err != nil {
 					return err

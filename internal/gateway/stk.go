@@ -134,13 +134,15 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 	if earlier != nil {
 		return g.replay(ctx, app, r, requestHash(p), earlier)
 	}
+	// From here the payment exists: the app hanging up must not cut the push
+	// in flight (its outcome would be unknown) nor the saving of Daraja's
+	// answer. The Daraja client's own timeout bounds the call.
+	ctx = context.WithoutCancel(ctx)
 	log := g.log.With("app", app.Name, "payment_id", p.ID)
 	log.Info("stk push initiated", "phone", lipa.MaskPhone(p.PhoneNumber), "amount", p.Amount.String(), "reference", p.Reference)
 
 	whole, _ := p.Amount.WholeShillings()
-	// The app hanging up must not cut a push in flight: its outcome would be
-	// unknown. The client's own timeout bounds the call.
-	resp, err := g.daraja.STKPush(context.WithoutCancel(ctx), daraja.STKPushRequest{
+	resp, err := g.daraja.STKPush(ctx, daraja.STKPushRequest{
 		ShortCode:        g.cfg.ShortCode,
 		Passkey:          g.cfg.Passkey,
 		TransactionType:  g.cfg.TransactionType,
@@ -156,11 +158,11 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 	}
 	g.noteDaraja("")
 	var toConfirm []int64
-	err = g.db.InTx(context.WithoutCancel(ctx), func(tx *sqlstore.Tx) error {
+	err = g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
 		if err := tx.Lock(ctx, resp.CheckoutRequestID); err != nil {
 			return err
 		}
-		cur, err := tx.PaymentByID(ctx, p.ID)
+		cur, err := tx.PaymentForUpdate(ctx, p.ID)
 		if err != nil {
 			return err
 		}
@@ -302,7 +304,13 @@ func cut(s string, n int) string {
 }
 
 // pushFailed records what a failed STK push call means for the payment and
-// returns the error for the app.
+// returns the error for the app. When the push provably did not go through
+// (Daraja refused it, or it was never sent) the payment is settled FAILED
+// through Payment.Settle; when the outcome is unknown (a timeout, an answer
+// Lipa cannot read) it stays PENDING with a note, for its callback or the
+// reconciler. The payment row is locked first, so a callback that found the
+// payment meanwhile (adoptOrphanTx) is never overwritten. ctx must not be
+// the app's request context (the app may have hung up).
 func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error) error {
 	log := g.log.With("app", p.AppName, "payment_id", p.ID)
 	var (
@@ -311,17 +319,16 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 		badResp *daraja.BadResponseError
 		appErr  *lipa.Error
 		final   = true // the push provably did not go through
+		notSent = errors.Is(callErr, daraja.ErrNoToken)
 	)
-	p.Status = lipa.StatusFailed
-	p.ResolvedBy = lipa.ResolvedByPush
-	p.FailureReason = lipa.ReasonDarajaRejected
+	o := lipa.Outcome{Status: lipa.StatusFailed, FailureReason: lipa.ReasonDarajaRejected, Source: lipa.ResolvedByPush}
 	switch {
 	case errors.As(callErr, &apiErr):
-		p.ResultCode, p.ResultDesc = apiErr.ErrorCode, apiErr.ErrorMessage
+		o.ResultCode, o.ResultDesc = apiErr.ErrorCode, apiErr.ErrorMessage
 		appErr = lipa.Errorf(lipa.Upstream, "daraja_error", "M-Pesa refused the STK push: %s %s", apiErr.ErrorCode, apiErr.ErrorMessage)
 		switch {
 		case apiErr.Reason() == daraja.ReasonSubscriberBusy:
-			p.FailureReason = lipa.ReasonSubscriberBusy
+			o.FailureReason = lipa.ReasonSubscriberBusy
 			appErr = lipa.Errorf(lipa.Conflict, "subscriber_busy", "the customer already has an M-Pesa prompt open; try again in a minute")
 		case apiErr.Reason() == daraja.ReasonInvalidField && apiErr.Field() == "PhoneNumber":
 			appErr = lipa.InvalidField("invalid_phone_number", "phone_number", "M-Pesa refused the phone number: %s", apiErr.ErrorMessage)
@@ -333,32 +340,28 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 			log.Error("Daraja refused Lipa's configuration; check MPESA_CONSUMER_KEY, MPESA_CONSUMER_SECRET, MPESA_SHORTCODE, MPESA_PASSKEY and MPESA_CALLBACK_URL", "err", callErr)
 		}
 	case errors.As(callErr, &authErr):
-		p.ResultDesc = authErr.Error()
+		o.ResultDesc = authErr.Error()
 		appErr = lipa.Errorf(lipa.Upstream, "daraja_error", "M-Pesa refused Lipa's credentials; the operator must check MPESA_CONSUMER_KEY and MPESA_CONSUMER_SECRET")
 		g.noteDaraja(authErr.Error())
 		log.Error("Daraja refused the consumer key and secret", "err", callErr)
-	case errors.Is(callErr, daraja.ErrUnreachable):
-		p.FailureReason = lipa.ReasonDarajaUnreachable
-		p.ResultDesc = "Daraja could not be reached; the STK push was not sent"
+	case errors.Is(callErr, daraja.ErrUnreachable) || notSent:
+		o.FailureReason = lipa.ReasonDarajaUnreachable
+		o.ResultDesc = "Daraja could not be reached; the STK push was not sent"
 		appErr = lipa.Errorf(lipa.Unavailable, "daraja_unreachable", "M-Pesa could not be reached; the STK push was not sent, so it is safe to try again")
 	case errors.As(callErr, &badResp) && badResp.HTTPStatus == 429:
-		p.ResultDesc = "Daraja answered HTTP 429 (too many requests)"
+		o.ResultDesc = "Daraja answered HTTP 429 (too many requests)"
 		appErr = lipa.Errorf(lipa.Upstream, "daraja_error", "M-Pesa is refusing requests for now (rate limited); try again shortly")
 	case errors.Is(callErr, daraja.ErrTimeout):
 		final = false
-		p.ResultDesc = "Daraja did not answer in time; the STK push may have reached the customer"
+		o.ResultDesc = "Daraja did not answer in time; the STK push may have reached the customer"
 		appErr = lipa.Errorf(lipa.Timeout, "daraja_timeout", "M-Pesa did not answer in time; the customer may still get the prompt, so watch this payment instead of pushing again")
 	default:
 		final = false
-		p.ResultDesc = "Daraja's answer could not be read; the STK push may have reached the customer"
+		o.ResultDesc = "Daraja's answer could not be read; the STK push may have reached the customer"
 		appErr = lipa.Errorf(lipa.Upstream, "daraja_error", "M-Pesa gave an answer Lipa could not read; the customer may still get the prompt, so watch this payment instead of pushing again")
 	}
-	if !final {
-		p.Status, p.FailureReason, p.ResolvedBy = lipa.StatusPending, "", ""
-	}
-	p.UpdatedAt = g.clock()
-	err := g.db.InTx(context.WithoutCancel(ctx), func(tx *sqlstore.Tx) error {
-		cur, err := tx.PaymentByID(ctx, p.ID)
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+		cur, err := tx.PaymentForUpdate(ctx, p.ID)
 		if err != nil {
 			return err
 		}
@@ -368,13 +371,20 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 			*p = *cur
 			return nil
 		}
-		if err := tx.UpdatePayment(ctx, p); err != nil {
+		if !final {
+			cur.ResultDesc, cur.UpdatedAt = o.ResultDesc, g.clock()
+			*p = *cur
+			return tx.UpdatePayment(ctx, cur)
+		}
+		if cur.Settle(o, g.clock()) != lipa.DecisionApplied {
+			*p = *cur
+			return nil
+		}
+		*p = *cur
+		if err := tx.UpdatePayment(ctx, cur); err != nil {
 			return err
 		}
-		if p.Status == lipa.StatusFailed {
-			return g.emitTx(ctx, tx, p, EventPaymentFailed)
-		}
-		return nil
+		return g.emitTx(ctx, tx, cur, EventPaymentFailed)
 	})
 	if err != nil {
 		log.Error("record failed stk push", "err", err)
@@ -426,7 +436,8 @@ func (g *Gateway) replay(ctx context.Context, app *lipa.App, r STKPushRequest, h
 // writes once: an answer already stored, or a key reserved for another
 // payment, is left as it is.
 func (g *Gateway) SaveIdempotentResponse(ctx context.Context, app *lipa.App, key string, payment lipa.PaymentID, status int, body []byte) error {
-	return g.db.InTx(context.WithoutCancel(ctx), func(tx *sqlstore.Tx) error {
+	ctx = context.WithoutCancel(ctx) // the answer is sent: keep it even if the app hung up
+	return g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
 		return tx.SaveIdempotentResponse(ctx, app.ID, key, payment, status, body)
 	})
 }

@@ -136,11 +136,16 @@ func (t *Tx) DeleteIdempotencyKeysBefore(ctx context.Context, before time.Time) 
 
 // OrphanPushes returns (at most two) PENDING STK payments to phone for
 // amount, created at or after since, that have no CheckoutRequestID: pushes
-// whose answer from Daraja was lost.
+// whose answer from Daraja was lost. On PostgreSQL their rows are locked
+// until the transaction ends.
 func (t *Tx) OrphanPushes(ctx context.Context, phone string, amount lipa.Amount, since time.Time) ([]lipa.Payment, error) {
-	rows, err := t.query(ctx, "SELECT "+paymentColumns+paymentFrom+`WHERE p.status = 'PENDING' AND p.phone_number = ?
+	q := "SELECT " + paymentColumns + paymentFrom + `WHERE p.status = 'PENDING' AND p.phone_number = ?
 		AND p.payment_type = 'STK' AND p.checkout_request_id IS NULL AND p.amount_cents = ? AND p.created_at >= ?
-		ORDER BY p.created_at LIMIT 2`, phone, int64(amount), dbTime(since))
+		ORDER BY p.created_at LIMIT 2`
+	if t.backend == Postgres {
+		q += " FOR UPDATE OF p" // see PaymentForUpdate
+	}
+	rows, err := t.query(ctx, q, phone, int64(amount), dbTime(since))
 	if err != nil {
 		return nil, fmt.Errorf("orphan pushes: %w", err)
 	}
@@ -154,4 +159,37 @@ func (t *Tx) OrphanPushes(ctx context.Context, phone string, amount lipa.Amount,
 		out = append(out, *p)
 	}
 	return out, rows.Err()
+}
+
+// MergePayment removes payment from, a duplicate record of the M-Pesa
+// transaction that payment into records, after pointing the stored
+// Safaricom payloads and events that named it at into: nothing received is
+// lost, and one transaction stays one payment.
+func (t *Tx) MergePayment(ctx context.Context, from, into lipa.PaymentID) error {
+	for _, q := range []string{
+		"UPDATE inbound_messages SET payment_id = ? WHERE payment_id = ?",
+		"UPDATE events SET payment_id = ? WHERE payment_id = ?",
+		"UPDATE webhook_deliveries SET payment_id = ? WHERE payment_id = ?",
+	} {
+		if _, err := t.exec(ctx, q, into, from); err != nil {
+			return fmt.Errorf("merge payment %s into %s: %w", from, into, err)
+		}
+	}
+	if _, err := t.exec(ctx, "DELETE FROM payments WHERE id = ?", from); err != nil {
+		return fmt.Errorf("merge payment %s into %s: %w", from, into, err)
+	}
+	return nil
+}
+
+// HasDuplicateReceiptConflict reports whether an STK callback for that
+// CheckoutRequestID was flagged because its receipt belongs to another
+// payment.
+func (t *Tx) HasDuplicateReceiptConflict(ctx context.Context, checkoutRequestID string) (bool, error) {
+	var n int
+	err := t.queryRow(ctx, `SELECT COUNT(*) FROM inbound_messages WHERE checkout_request_id = ? AND kind = 'stk_callback'
+		AND outcome = 'conflict' AND note LIKE 'duplicate receipt:%'`, checkoutRequestID).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("duplicate receipt conflicts: %w", err)
+	}
+	return n > 0, nil
 }

@@ -110,6 +110,18 @@ func (t *Tx) PaymentByID(ctx context.Context, id lipa.PaymentID) (*lipa.Payment,
 	return p, notFound(err, "payment_not_found", fmt.Sprintf("no payment %q", id))
 }
 
+// PaymentForUpdate returns any payment by ID, like PaymentByID, and on
+// PostgreSQL locks its row until the transaction ends, so a read-then-write
+// never overwrites a concurrent change (SQLite transactions are serial).
+func (t *Tx) PaymentForUpdate(ctx context.Context, id lipa.PaymentID) (*lipa.Payment, error) {
+	q := "SELECT " + paymentColumns + paymentFrom + "WHERE p.id = ?"
+	if t.backend == Postgres {
+		q += " FOR UPDATE OF p"
+	}
+	p, err := scanPayment(t.queryRow(ctx, q, id))
+	return p, notFound(err, "payment_not_found", fmt.Sprintf("no payment %q", id))
+}
+
 // PaymentByCheckoutRequestID returns the STK payment Daraja knows by that
 // CheckoutRequestID, or a NotFound error.
 func (t *Tx) PaymentByCheckoutRequestID(ctx context.Context, checkoutRequestID string) (*lipa.Payment, error) {
