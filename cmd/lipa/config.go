@@ -173,7 +173,9 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 	if env == envSimulator {
 		defaultIPs = "127.0.0.0/8,::1"
 	}
-	if v := get("LIPA_CALLBACK_ALLOWED_IPS", defaultIPs); v != "any" {
+	if v := get("LIPA_CALLBACK_ALLOWED_IPS", defaultIPs); v == "" {
+		return c, fmt.Errorf("LIPA_CALLBACK_ALLOWED_IPS is set but empty; list addresses, or write any to accept callbacks from anywhere")
+	} else if v != "any" {
 		if c.CallbackAllowedIPs, err = api.ParsePrefixes(v); err != nil {
 			return c, fmt.Errorf("LIPA_CALLBACK_ALLOWED_IPS %q: %v", v, err)
 		}
@@ -181,7 +183,7 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 	if c.TrustedProxies, err = api.ParsePrefixes(get("LIPA_TRUSTED_PROXIES", "")); err != nil {
 		return c, fmt.Errorf("LIPA_TRUSTED_PROXIES: %v", err)
 	}
-	if c.AppRateLimit, err = strconv.ParseFloat(get("LIPA_APP_RATE_LIMIT", "50"), 64); err != nil || c.AppRateLimit < 0 {
+	if c.AppRateLimit, err = strconv.ParseFloat(get("LIPA_APP_RATE_LIMIT", "50"), 64); err != nil || !(c.AppRateLimit >= 0 && c.AppRateLimit < 1e6) {
 		return c, fmt.Errorf("LIPA_APP_RATE_LIMIT %q is not a number of requests per second (0 disables the limit)", get("LIPA_APP_RATE_LIMIT", ""))
 	}
 	if c.AuthFailureLimit, err = strconv.Atoi(get("LIPA_AUTH_FAILURES_PER_MINUTE", "20")); err != nil || c.AuthFailureLimit < 0 {

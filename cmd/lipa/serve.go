@@ -254,7 +254,7 @@ func (s *service) closeBackends() {
 }
 
 // cmdServe runs `lipa serve` until ctx ends (SIGINT or SIGTERM), then drains
-// in-flight requests for up to the Daraja timeout plus 15 s.
+// in-flight requests for up to twice the Daraja timeout plus 15 s.
 func cmdServe(ctx context.Context, cfg Config, args []string, stderr io.Writer) error {
 	if len(args) > 0 {
 		return usageError("serve takes no arguments; configure it with environment variables (see the README)")
@@ -272,13 +272,15 @@ func cmdServe(ctx context.Context, cfg Config, args []string, stderr io.Writer) 
 	case err := <-s.done:
 		s.stopReconciler()
 		<-s.reconcilerDone
+		s.gw.Wait()
 		s.closeBackends()
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: draining in-flight requests")
-	// Long enough for a push waiting on Daraja to get its answer and save it.
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.DarajaTimeout+15*time.Second)
+	// Long enough for a push waiting on Daraja (a token, then the push) to
+	// get its answer and save it.
+	sctx, cancel := context.WithTimeout(context.Background(), 2*cfg.DarajaTimeout+15*time.Second)
 	defer cancel()
 	if err := s.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("shutdown: %w", err)

@@ -57,6 +57,7 @@ type Server struct {
 	guard    CallbackGuard
 	apps     *limiters // requests per app
 	failures *limiters // failed authentications per source address
+	rejects  *limiters // stored rejected Safaricom-facing requests per source address
 }
 
 // New returns the HTTP handler for gw.
@@ -66,7 +67,8 @@ func New(gw *gateway.Gateway, cfg Config) *Server {
 	}
 	s := &Server{gw: gw, log: cfg.Logger, mux: http.NewServeMux(), guard: cfg.Callbacks,
 		apps:     &limiters{limit: rate.Limit(cfg.AppRateLimit), burst: max(1, int(2*cfg.AppRateLimit))},
-		failures: &limiters{limit: rate.Limit(float64(cfg.AuthFailuresPerMinute) / 60), burst: cfg.AuthFailuresPerMinute}}
+		failures: &limiters{limit: rate.Limit(float64(cfg.AuthFailuresPerMinute) / 60), burst: cfg.AuthFailuresPerMinute},
+		rejects:  &limiters{limit: 1, burst: 60}}
 	if cfg.AdminKey != "" {
 		s.adminKey = sha256.Sum256([]byte(cfg.AdminKey.Reveal()))
 	}

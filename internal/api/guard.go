@@ -160,7 +160,13 @@ func (s *Server) fromSafaricom(kind gateway.InboundKind, h func(http.ResponseWri
 		src := s.guard.clientIP(r)
 		in := gateway.Inbound{Path: s.guard.redactedPath(r), SourceAddr: src.String(), Body: body}
 		if reason, err := s.guard.check(r, src); err != nil {
-			s.gw.RejectInbound(r.Context(), kind, in, reason)
+			// Stored for the record, at most one a second (bursts of 60) per
+			// source, so nobody can make Lipa write without limit.
+			if s.rejects.get(src.String()).Allow() {
+				s.gw.RejectInbound(r.Context(), kind, in, reason)
+			} else {
+				s.log.Warn("rejected a Safaricom-facing request (not stored: too many from this source)", "source", src, "reason", reason)
+			}
 			return err
 		}
 		return h(w, r, in)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/lipa-gateway/lipa"
-	"github.com/lipa-gateway/lipa/internal/daraja"
 	"github.com/lipa-gateway/lipa/internal/sqlstore"
 )
 
@@ -22,10 +21,10 @@ func (g *Gateway) confirmLater(inboundID int64) {
 }
 
 // confirmCallback asks Daraja (STK push query) what became of the payment
-// of a stored, unconfirmed callback. "0" applies the SUCCESS callbacks held
-// for it (with their receipt); another final ResultCode settles the payment
-// FAILED from the query; either way the held callbacks are then recorded as
-// agreeing (duplicate) or not (conflict). No answer leaves them for the
+// of a stored, unconfirmed callback, and settles the payment from the
+// query's verdict (see settle): the held callbacks are then applied as far
+// as they agree with it (a SUCCESS one brings its receipt) and flagged
+// where they do not. No answer leaves them for the
 // reconciler, whose own query does the same.
 func (g *Gateway) confirmCallback(ctx context.Context, inboundID int64) error {
 	var m *sqlstore.Inbound
@@ -50,36 +49,11 @@ func (g *Gateway) confirmCallback(ctx context.Context, inboundID int64) error {
 	case q.Pending():
 		return fmt.Errorf("query says still processing")
 	case q.ResultCode == "0":
-		return g.applyUnconfirmed(ctx, m.CheckoutRequestID)
+		// The query's verdict first; then the held callbacks: a SUCCESS one
+		// brings its receipt, a (forged) failure is flagged.
+		return g.settle(ctx, p, lipa.Outcome{Status: lipa.StatusSuccess, ResultCode: "0", ResultDesc: q.ResultDesc,
+			Source: lipa.ResolvedByQuery}, q.Raw)
 	}
 	return g.settle(ctx, p, lipa.Outcome{Status: lipa.StatusFailed, ResultCode: q.ResultCode, ResultDesc: q.ResultDesc,
 		FailureReason: lipa.ReasonForResultCode(q.ResultCode), Source: lipa.ResolvedByQuery}, q.Raw)
-}
-
-// applyUnconfirmed applies the unconfirmed SUCCESS callbacks stored for a
-// CheckoutRequestID, now that an STK push query has confirmed the payment.
-func (g *Gateway) applyUnconfirmed(ctx context.Context, checkoutRequestID string) error {
-	return g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
-		if err := tx.Lock(ctx, checkoutRequestID); err != nil {
-			return err
-		}
-		msgs, err := tx.CallbacksWithOutcome(ctx, checkoutRequestID, sqlstore.OutcomeUnconfirmed)
-		if err != nil || len(msgs) == 0 {
-			return err
-		}
-		p, err := tx.PaymentByCheckoutRequestID(ctx, checkoutRequestID)
-		if err != nil {
-			return err
-		}
-		for _, m := range msgs {
-			cb, err := daraja.ParseSTKCallback(m.Body)
-			if err != nil {
-				continue
-			}
-			if _, err := g.applyCallbackTx(ctx, tx, p, cb, m.ID, true); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }

@@ -157,12 +157,11 @@ func (g *Gateway) Events(ctx context.Context, app *lipa.App, after, limit string
 	return out, more, nil
 }
 
-// webhookBatch is how many deliveries one pass leases at a time, and
-// webhookParallel how many it makes at once (so one slow receiver does not
-// hold up the others).
+// Delivery concurrency: one slow receiver holds at most webhookPerApp of the
+// webhookParallel slots, so it never holds up other apps.
 const (
-	webhookBatch    = 50
-	webhookParallel = 8
+	webhookParallel = 8 // attempts under way at once, per process
+	webhookPerApp   = 2 // of which one app may hold at most this many
 	webhookTimeout  = 10 * time.Second
 )
 
@@ -185,9 +184,15 @@ func (g *Gateway) DeliverWebhooks(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	now := g.clock()
+	g.appsMu.Lock()
+	busy := make(map[lipa.AppID]int, len(g.appsInFlight))
+	for k, v := range g.appsInFlight {
+		busy[k] = v
+	}
+	g.appsMu.Unlock()
 	var due []sqlstore.Delivery
 	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) {
-		due, err = tx.ClaimDueDeliveries(ctx, now, now.Add(2*webhookTimeout+time.Minute), free)
+		due, err = tx.ClaimDueDeliveries(ctx, now, now.Add(2*webhookTimeout+time.Minute), free, webhookPerApp, busy)
 		return err
 	})
 	if err != nil {
@@ -195,10 +200,12 @@ func (g *Gateway) DeliverWebhooks(ctx context.Context) (int, error) {
 	}
 	for _, d := range due {
 		g.inFlight.Add(1)
+		g.trackApp(d.AppID, 1)
 		g.bg.Add(1)
 		go func() {
 			defer g.bg.Done()
 			defer g.inFlight.Add(-1)
+			defer g.trackApp(d.AppID, -1)
 			if err := g.deliver(ctx, d); err != nil {
 				g.log.Error("record webhook attempt", "event_id", d.ID, "err", err)
 			}
@@ -350,4 +357,16 @@ func (g *Gateway) Redeliver(ctx context.Context, name, eventID string) (int64, e
 		g.log.Info("webhook redelivery queued", "app", name, "event_id", eventID, "deliveries", n)
 	}
 	return n, err
+}
+
+// trackApp counts an app's webhook attempts under way in this process.
+func (g *Gateway) trackApp(app lipa.AppID, delta int) {
+	g.appsMu.Lock()
+	defer g.appsMu.Unlock()
+	if g.appsInFlight == nil {
+		g.appsInFlight = map[lipa.AppID]int{}
+	}
+	if g.appsInFlight[app] += delta; g.appsInFlight[app] <= 0 {
+		delete(g.appsInFlight, app)
+	}
 }

@@ -332,10 +332,10 @@ func TestEventClaimLosersWriteNoEvent(t *testing.T) {
 	})
 }
 
-// TestEventsFeedPagesEventsCommittedOutOfOrder: on PostgreSQL two payment
-// changes of one app can commit in the other order than their events were
-// numbered. An app paging the feed with after=<last_id> in between must
-// still get both events.
+// TestEventsFeedPagesEventsCommittedOutOfOrder: on PostgreSQL a change whose
+// event is numbered later must not commit before one numbered earlier (it
+// waits), so an app paging the feed with after=<last_id> in between still
+// gets both events.
 func TestEventsFeedPagesEventsCommittedOutOfOrder(t *testing.T) {
 	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
 		if strings.HasPrefix(databaseURL, "sqlite:") {
@@ -396,18 +396,30 @@ func TestEventsFeedPagesEventsCommittedOutOfOrder(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 
-		if _, err := f.g.Claim(ctx, f.app, gateway.ClaimRequest{PaymentID: second.ID}); err != nil {
-			t.Fatalf("second claim: got error %v, want nil", err)
-		}
+		// The second claim's event must wait for the first to commit (events
+		// commit in seq order); meanwhile a reader pages the feed.
+		secondDone := make(chan error, 1)
+		go func() {
+			_, err := f.g.Claim(ctx, f.app, gateway.ClaimRequest{PaymentID: second.ID})
+			secondDone <- err
+		}()
 		page, _, err := f.g.Events(ctx, f.app, "", "500")
 		if err != nil {
 			t.Fatal(err)
 		}
 		var last webhook.Event
 		json.Unmarshal(page[len(page)-1], &last)
+		select {
+		case err := <-secondDone:
+			t.Fatalf("second claim finished (err %v) while the first, numbered earlier, was still open; want it to wait", err)
+		case <-time.After(100 * time.Millisecond):
+		}
 		release()
 		if err := <-done; err != nil {
 			t.Fatalf("first claim: got error %v, want nil", err)
+		}
+		if err := <-secondDone; err != nil {
+			t.Fatalf("second claim: got error %v, want nil", err)
 		}
 
 		seen := map[string]bool{}

@@ -115,6 +115,9 @@ type Gateway struct {
 
 	bg       sync.WaitGroup // background work: callback confirmations, webhook attempts
 	inFlight atomic.Int64   // webhook attempts under way
+
+	appsMu       sync.Mutex
+	appsInFlight map[lipa.AppID]int // webhook attempts under way, per app
 }
 
 // Wait blocks until background work started by the gateway (callback

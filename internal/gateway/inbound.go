@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -157,11 +158,22 @@ func (g *Gateway) adoptOrphanTx(ctx context.Context, tx *sqlstore.Tx, cb *daraja
 	return p, nil
 }
 
+// maxRejectedBody is how much of a refused request's body is kept: enough
+// to see what it was, not enough to fill the disk for whoever sends it.
+const maxRejectedBody = 2048
+
 // RejectInbound stores a payload from an unauthenticated caller that failed
 // a callback check (path token, source address) with the reason, and logs
-// it; it changes no payment.
+// it; it changes no payment. Only the first 2 KiB of the body are stored,
+// with the full length and SHA-256 in the note.
 func (g *Gateway) RejectInbound(ctx context.Context, kind InboundKind, in Inbound, reason string) {
-	msg := &sqlstore.Inbound{Kind: kind, Path: in.Path, SourceAddr: in.SourceAddr, ReceivedAt: g.clock(), Body: in.Body,
+	body := in.Body
+	if len(body) > maxRejectedBody {
+		sum := sha256.Sum256(body)
+		reason = fmt.Sprintf("%s; body of %d bytes (sha256 %x) cut to %d", reason, len(body), sum, maxRejectedBody)
+		body = body[:maxRejectedBody]
+	}
+	msg := &sqlstore.Inbound{Kind: kind, Path: in.Path, SourceAddr: in.SourceAddr, ReceivedAt: g.clock(), Body: body,
 		Outcome: sqlstore.OutcomeRejected, Note: reason}
 	if kind == sqlstore.InboundSTKCallback {
 		if cb, err := daraja.ParseSTKCallback(in.Body); err == nil {

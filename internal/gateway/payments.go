@@ -96,9 +96,10 @@ func (g *Gateway) Claim(ctx context.Context, app *lipa.App, r ClaimRequest) (*li
 		if !ok {
 			return whyNotClaimed(p, want)
 		}
-		p.Claimed, p.ClaimedAt, p.ClaimedBy, p.UpdatedAt = true, now, app.ID, now
-		if p.AppID == "" {
-			p.AppID, p.AppName = app.ID, app.Name
+		// The row as the claim left it (a callback may have attached a
+		// receipt between our read and our update).
+		if p, err = tx.PaymentByID(ctx, p.ID); err != nil {
+			return err
 		}
 		claimed = p
 		return g.emitTx(ctx, tx, p, EventPaymentClaimed)

@@ -123,25 +123,20 @@ func (g *Gateway) reconcileOne(ctx context.Context, p *lipa.Payment, rep *Reconc
 	o := lipa.Outcome{Status: lipa.StatusFailed, ResultCode: q.ResultCode, ResultDesc: q.ResultDesc,
 		FailureReason: lipa.ReasonForResultCode(q.ResultCode), Source: lipa.ResolvedByQuery}
 	if q.ResultCode == "0" {
-		var dup bool
-		if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) {
-			dup, err = tx.HasDuplicateReceiptConflict(ctx, p.CheckoutRequestID)
-			return err
-		}); err != nil {
-			return err
-		}
-		if dup {
-			// Its receipt is already another (claimed) payment: settling this
-			// one too would let the money be used twice.
-			log.Error("STK push query says paid, but the callback's receipt belongs to another payment; left for an operator")
-			return undecided("paid, but recorded as another payment; needs an operator")
-		}
 		o = lipa.Outcome{Status: lipa.StatusSuccess, ResultCode: "0", ResultDesc: q.ResultDesc, Source: lipa.ResolvedByQuery}
 		rep.Succeeded++
 	} else {
 		rep.Failed++
 	}
-	return g.settle(ctx, p, o, q.Raw)
+	err = g.settle(ctx, p, o, q.Raw)
+	if errors.Is(err, errRecordedElsewhere) {
+		// Never expired: Daraja says it was paid.
+		rep.Succeeded--
+		rep.Deferred++
+		log.Error("STK push query says paid, but the callback's receipt belongs to another payment; left for an operator")
+		return g.defer_(ctx, p, err.Error())
+	}
+	return err
 }
 
 // defer_ schedules the payment's next check with capped exponential backoff
@@ -158,18 +153,27 @@ func (g *Gateway) defer_(ctx context.Context, p *lipa.Payment, why string) error
 		}
 		wait = min(max(wait, time.Second), maxCheckInterval)
 		wait += time.Duration(rand.Int64N(int64(wait)/5 + 1)) // up to +20% jitter
-		next := g.clock().Add(wait)
-		if expiry := p.CreatedAt.Add(g.cfg.PendingExpiry); next.After(expiry) {
-			next = expiry
+		now := g.clock()
+		next := now.Add(wait)
+		if expiry := p.CreatedAt.Add(g.cfg.PendingExpiry); next.After(expiry) && expiry.After(now) {
+			next = expiry // look once more right at the expiry
 		}
 		g.log.Info("pending payment deferred", "payment_id", p.ID, "next_check_at", next.Format(time.RFC3339), "attempt", n+1, "why", why)
 		return tx.ScheduleCheck(ctx, p.ID, next, n+1)
 	})
 }
 
+// errRecordedElsewhere is settle's refusal to mark a payment SUCCESS from a
+// query when its callback's receipt already belongs to another (claimed)
+// payment: the money is recorded there, and an operator must decide.
+var errRecordedElsewhere = errors.New("paid, but the receipt is recorded as another payment; needs an operator")
+
 // settle applies a reconciler's outcome to the payment under the lock of
 // its CheckoutRequestID, storing Daraja's query answer (raw) when there is
-// one.
+// one. Callbacks held for confirmation are then applied (a SUCCESS one
+// brings its receipt; the others are flagged), and only then is the event
+// emitted. It returns errRecordedElsewhere (and changes nothing) for a
+// query SUCCESS whose receipt another payment already has.
 func (g *Gateway) settle(ctx context.Context, p *lipa.Payment, o lipa.Outcome, raw json.RawMessage) error {
 	return g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
 		if p.CheckoutRequestID != "" {
@@ -181,17 +185,21 @@ func (g *Gateway) settle(ctx context.Context, p *lipa.Payment, o lipa.Outcome, r
 		if err != nil {
 			return err
 		}
+		if o.Source == lipa.ResolvedByQuery && o.Status == lipa.StatusSuccess && cur.CheckoutRequestID != "" {
+			dup, err := tx.HasDuplicateReceiptConflict(ctx, cur.CheckoutRequestID)
+			if err != nil {
+				return err
+			}
+			if dup {
+				return errRecordedElsewhere
+			}
+		}
 		outcome, note := sqlstore.OutcomeApplied, ""
 		before := cur.Status
 		switch cur.Settle(o, g.clock()) {
 		case lipa.DecisionApplied:
 			if err := tx.UpdatePayment(ctx, cur); err != nil {
 				return err
-			}
-			if ev := settledEvent(before, cur); ev != "" {
-				if err := g.emitTx(ctx, tx, cur, ev); err != nil {
-					return err
-				}
 			}
 			if cur.CheckoutRequestID != "" {
 				// Callbacks held for confirmation: a SUCCESS one brings the
@@ -206,6 +214,12 @@ func (g *Gateway) settle(ctx context.Context, p *lipa.Payment, o lipa.Outcome, r
 							return err
 						}
 					}
+				}
+			}
+			// After the held callbacks, so the event carries their receipt.
+			if ev := settledEvent(before, cur); ev != "" {
+				if err := g.emitTx(ctx, tx, cur, ev); err != nil {
+					return err
 				}
 			}
 			g.log.Info("pending payment settled", "app", cur.AppName, "payment_id", cur.ID, "status", cur.Status,

@@ -65,6 +65,14 @@ func (t *Tx) PauseWebhook(ctx context.Context, id lipa.AppID, now time.Time) err
 // InsertEvent stores an event and sets its Seq; when deliver is true it also
 // queues its webhook delivery, due at once.
 func (t *Tx) InsertEvent(ctx context.Context, e *Event, deliver bool) error {
+	// Sequence numbers must follow commit order, or a reader paging the feed
+	// by seq could pass an event committed later with a lower seq. On
+	// PostgreSQL, event-writing transactions therefore take turns from their
+	// first event to their commit (a short stretch); SQLite commits one
+	// transaction at a time anyway.
+	if err := t.Lock(ctx, "lipa:events"); err != nil {
+		return err
+	}
 	err := t.queryRow(ctx, `INSERT INTO events (id, app_id, type, payment_id, payload, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq`,
 		e.ID, e.AppID, e.Type, e.PaymentID, e.Payload, dbTime(e.CreatedAt)).Scan(&e.Seq)
 	if err != nil {
@@ -82,18 +90,11 @@ func (t *Tx) InsertEvent(ctx context.Context, e *Event, deliver bool) error {
 }
 
 // Events returns the app's events after the one with sequence after (0 for
-// the first), in order, at most limit. Only events that can no longer be
-// preceded by another are returned: on PostgreSQL, sequence numbers are
-// handed out before commit, so an event is shown once every transaction
-// that started before its own has ended; a reader paging by seq then never
-// skips one. (SQLite commits one transaction at a time.)
+// the first), in order, at most limit. Events commit in seq order (see
+// InsertEvent), so a reader paging by seq never skips one.
 func (t *Tx) Events(ctx context.Context, app lipa.AppID, after int64, limit int) ([]Event, error) {
-	visible := ""
-	if t.backend == Postgres {
-		visible = " AND txid < pg_snapshot_xmin(pg_current_snapshot())"
-	}
 	rows, err := t.query(ctx, `SELECT seq, id, app_id, type, payment_id, payload, created_at FROM events
-		WHERE app_id = ? AND seq > ?`+visible+` ORDER BY seq LIMIT ?`, app, after, limit)
+		WHERE app_id = ? AND seq > ? ORDER BY seq LIMIT ?`, app, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("events: %w", err)
 	}
@@ -133,8 +134,11 @@ type Delivery struct {
 // apps whose webhook is set and not paused, taking for each payment only
 // its earliest pending event (so one payment's events go out in order), and
 // moves their next attempt to leaseUntil so another replica skips them (FOR
-// UPDATE SKIP LOCKED on PostgreSQL).
-func (t *Tx) ClaimDueDeliveries(ctx context.Context, now, leaseUntil time.Time, limit int) ([]Delivery, error) {
+// UPDATE SKIP LOCKED on PostgreSQL). Fairness: no app gets more than
+// perApp deliveries in flight, counting busy (its deliveries already under
+// way in this process), so one app's slow or hanging receiver cannot take
+// every slot.
+func (t *Tx) ClaimDueDeliveries(ctx context.Context, now, leaseUntil time.Time, limit, perApp int, busy map[lipa.AppID]int) ([]Delivery, error) {
 	q := `SELECT e.seq, e.id, e.app_id, e.type, e.payment_id, e.payload, e.created_at, a.webhook_url, a.webhook_secret, d.attempts, d.created_at
 		FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq JOIN apps a ON a.id = d.app_id
 		WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND a.webhook_url <> '' AND a.webhook_paused_at IS NULL
@@ -144,11 +148,12 @@ func (t *Tx) ClaimDueDeliveries(ctx context.Context, now, leaseUntil time.Time, 
 	if t.backend == Postgres {
 		q += " FOR UPDATE OF d SKIP LOCKED"
 	}
-	rows, err := t.query(ctx, q, dbTime(now), limit)
+	rows, err := t.query(ctx, q, dbTime(now), min(limit*8, 400))
 	if err != nil {
 		return nil, fmt.Errorf("due webhook deliveries: %w", err)
 	}
 	var out []Delivery
+	taken := map[lipa.AppID]int{}
 	for rows.Next() {
 		var d Delivery
 		var secret string
@@ -157,7 +162,10 @@ func (t *Tx) ClaimDueDeliveries(ctx context.Context, now, leaseUntil time.Time, 
 			return nil, fmt.Errorf("scan delivery: %w", err)
 		}
 		d.Secret, d.CreatedAt, d.QueuedAt = lipa.Secret(secret), d.CreatedAt.UTC(), d.QueuedAt.UTC()
-		out = append(out, d)
+		if len(out) < limit && busy[d.AppID]+taken[d.AppID] < perApp {
+			taken[d.AppID]++
+			out = append(out, d)
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {

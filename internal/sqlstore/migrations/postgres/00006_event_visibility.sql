@@ -1,7 +1,6 @@
 -- +goose Up
--- The transaction that wrote each event: the feed shows an event only once
--- every transaction older than the oldest one still running has finished,
--- so a reader paging by seq never skips an event committed late.
+-- The transaction that wrote each event (kept for audits; the feed relies on
+-- InsertEvent taking an advisory lock, so events commit in seq order).
 ALTER TABLE events ADD COLUMN txid xid8 NOT NULL DEFAULT pg_current_xact_id();
 
 -- +goose Down
