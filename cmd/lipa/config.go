@@ -153,6 +153,9 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 	if c.WebhookBackoff, err = duration(get, "LIPA_WEBHOOK_BACKOFF", "5s"); err != nil {
 		return c, err
 	}
+	if c.WebhookBackoff <= 0 {
+		return c, fmt.Errorf("LIPA_WEBHOOK_BACKOFF must be longer than 0s")
+	}
 	if c.WebhookBackoff > 8*time.Second {
 		return c, fmt.Errorf("LIPA_WEBHOOK_BACKOFF %s is over 8s; with its jitter the first retry must come within 10 s", c.WebhookBackoff)
 	}
@@ -173,7 +176,7 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 	if env == envSimulator {
 		defaultIPs = "127.0.0.0/8,::1"
 	}
-	if v := get("LIPA_CALLBACK_ALLOWED_IPS", defaultIPs); v == "" {
+	if v := strings.TrimSpace(get("LIPA_CALLBACK_ALLOWED_IPS", defaultIPs)); v == "" {
 		return c, fmt.Errorf("LIPA_CALLBACK_ALLOWED_IPS is set but empty; list addresses, or write any to accept callbacks from anywhere")
 	} else if v != "any" {
 		if c.CallbackAllowedIPs, err = api.ParsePrefixes(v); err != nil {
