@@ -45,8 +45,8 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// crashProc is one `lipa serve` process of the crash test.
-type crashProc struct {
+// serveProc is one `lipa serve` process of the crash test.
+type serveProc struct {
 	url    string
 	cmd    *exec.Cmd
 	out    *syncBuffer
@@ -55,17 +55,28 @@ type crashProc struct {
 }
 
 // wait waits for the process to exit and returns cmd.Wait's result.
-func (p *crashProc) wait() error {
+func (p *serveProc) wait() error {
 	<-p.exited
 	return p.err
 }
 
-// startCrashProc starts `lipa serve` with env on a free port and waits
+// kill sends SIGKILL (no shutdown of any kind) and waits for the exit.
+func (p *serveProc) kill() {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
+}
+
+// startServeProc starts `lipa serve` with env on a free port and waits
 // until /readyz answers 200. At cleanup a process still running is killed.
-func startCrashProc(t *testing.T, bin, dir string, env map[string]string) *crashProc {
+func startServeProc(t *testing.T, bin, dir string, env map[string]string) *serveProc {
 	t.Helper()
 	addr := freeAddr(t)
-	p := &crashProc{url: "http://" + addr, out: &syncBuffer{}, exited: make(chan struct{})}
+	p := &serveProc{url: "http://" + addr, out: &syncBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, "serve")
 	p.cmd.Dir = dir
 	p.cmd.Env = append(os.Environ(), "LISTEN_ADDR="+addr)
@@ -257,7 +268,7 @@ func TestCrashSafety(t *testing.T) {
 		}
 		key := created.APIKey
 
-		first := startCrashProc(t, bin, dir, env)
+		first := startServeProc(t, bin, dir, env)
 		rec := &crashRecord{amount: map[string]float64{}, reference: map[string]string{}, success: map[string]bool{},
 			claimed: map[string]bool{}, claimUnknown: map[string]bool{}}
 		stop := make(chan struct{})
@@ -293,7 +304,7 @@ func TestCrashSafety(t *testing.T) {
 			t.Errorf("first lipa serve: got a panic in its output, want none:\n%s", first.out)
 		}
 
-		second := startCrashProc(t, bin, dir, env)
+		second := startServeProc(t, bin, dir, env)
 		client := &http.Client{Timeout: 10 * time.Second}
 		get := func(path string) map[string]any {
 			t.Helper()

@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -643,95 +641,11 @@ func TestWebhookReceiverDownThenBack(t *testing.T) {
 	})
 }
 
-// whProc is one `lipa serve` process of a webhook test.
-type whProc struct {
-	url    string
-	cmd    *exec.Cmd
-	out    *whOutput
-	exited chan struct{}
-}
-
-// whOutput collects a process's output; safe for concurrent use.
-type whOutput struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (o *whOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.Write(p)
-}
-
-func (o *whOutput) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
-}
-
-// whStartProc starts `lipa serve` (the binary bin) with env added to this
-// process's environment, on a free port, and waits until /readyz answers
-// 200. A process still running at cleanup is killed.
-func whStartProc(t *testing.T, bin string, env map[string]string) *whProc {
-	t.Helper()
-	addr := freeAddr(t)
-	p := &whProc{url: "http://" + addr, out: &whOutput{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, "serve")
-	p.cmd.Env = append(os.Environ(), "LISTEN_ADDR="+addr)
-	for k, v := range env {
-		p.cmd.Env = append(p.cmd.Env, k+"="+v)
-	}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start lipa serve: %v", err)
-	}
-	go func() {
-		p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("lipa serve %s output:\n%s", p.url, p.out)
-		}
-	})
-	end := time.Now().Add(whWait)
-	for {
-		resp, err := http.Get(p.url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("lipa serve exited before it was ready:\n%s", p.out)
-		default:
-		}
-		if time.Now().After(end) {
-			t.Fatalf("lipa serve %s: got no 200 from /readyz, want one:\n%s", p.url, p.out)
-		}
-		time.Sleep(whPoll)
-	}
-}
-
-// kill sends SIGKILL (no shutdown of any kind) and waits for the exit.
-func (p *whProc) kill() {
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.exited
-}
-
 // whProcShop starts lipa serve (the binary bin) on databaseURL, creates the
 // app "shop" with its webhook at rc, and has the simulator pay one push. It
 // returns the process, its environment (to start it again), the CLI's
 // environment and the paid payment's ID.
-func whProcShop(t *testing.T, bin, databaseURL string, rc *whReceiver) (p *whProc, env, cli map[string]string, paymentID string) {
+func whProcShop(t *testing.T, bin, databaseURL string, rc *whReceiver) (p *serveProc, env, cli map[string]string, paymentID string) {
 	t.Helper()
 	dir := t.TempDir()
 	env = map[string]string{
@@ -740,7 +654,7 @@ func whProcShop(t *testing.T, bin, databaseURL string, rc *whReceiver) (p *whPro
 		"LIPA_APP_RATE_LIMIT": "0", "LIPA_WEBHOOK_BACKOFF": "200ms",
 	}
 	cli = map[string]string{"DATABASE_URL": databaseURL, "LOG_FILE": filepath.Join(dir, "cli.log")}
-	p = whStartProc(t, bin, env)
+	p = startServeProc(t, bin, t.TempDir(), env)
 	var created struct {
 		APIKey string `json:"api_key"`
 	}
@@ -802,7 +716,7 @@ func TestWebhookSurvivesRestart(t *testing.T) {
 			}
 
 			healthy.Store(true)
-			whStartProc(t, bin, env)
+			startServeProc(t, bin, t.TempDir(), env)
 			// An attempt in flight at the kill would keep its lease: hence
 			// the longer deadline.
 			rc.waitOK(t, whLeaseWait, event)
@@ -853,7 +767,7 @@ func TestWebhookSurvivesRestart(t *testing.T) {
 			}
 
 			slow.unblock()
-			whStartProc(t, bin, env)
+			startServeProc(t, bin, t.TempDir(), env)
 			slow.waitOK(t, whWait, d.EventID)
 			slow.checkSigned(t)
 			if got := slow.okCounts()[d.EventID]; got != 1 {
