@@ -42,32 +42,19 @@ type eventBody struct {
 // queues its webhook delivery when the app has a webhook URL. An intake
 // payment's c2b.received goes to every enabled app.
 func (g *Gateway) emitTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.Payment, typ string) error {
-	apps := []lipa.AppID{p.AppID}
-	if p.AppID == "" {
-		all, err := tx.Apps(ctx)
-		if err != nil {
-			return err
-		}
-		apps = apps[:0]
-		for _, a := range all {
-			if !a.Disabled {
-				apps = append(apps, a.ID)
-			}
-		}
+	recipients, err := tx.EventRecipients(ctx, p.AppID)
+	if err != nil {
+		return err
 	}
 	now := g.clock()
-	for _, app := range apps {
-		e := &sqlstore.Event{ID: newID("evt_"), AppID: app, Type: typ, PaymentID: p.ID, CreatedAt: now}
+	for _, r := range recipients {
+		e := &sqlstore.Event{ID: newID("evt_"), AppID: r.App, Type: typ, PaymentID: p.ID, CreatedAt: now}
 		payload, err := json.Marshal(eventBody{ID: e.ID, Type: typ, CreatedAt: now.Format(time.RFC3339Nano), Payment: lipa.ViewOf(p)})
 		if err != nil {
 			return err
 		}
 		e.Payload = payload
-		wh, err := tx.AppWebhook(ctx, app)
-		if err != nil {
-			return err
-		}
-		if err := tx.InsertEvent(ctx, e, wh.URL != ""); err != nil {
+		if err := tx.InsertEvent(ctx, e, r.HasWebhook); err != nil {
 			return err
 		}
 	}

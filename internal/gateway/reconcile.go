@@ -124,17 +124,18 @@ func (g *Gateway) reconcileOne(ctx context.Context, p *lipa.Payment, rep *Reconc
 		FailureReason: lipa.ReasonForResultCode(q.ResultCode), Source: lipa.ResolvedByQuery}
 	if q.ResultCode == "0" {
 		o = lipa.Outcome{Status: lipa.StatusSuccess, ResultCode: "0", ResultDesc: q.ResultDesc, Source: lipa.ResolvedByQuery}
-		rep.Succeeded++
-	} else {
-		rep.Failed++
 	}
 	err = g.settle(ctx, p, o, q.Raw)
-	if errors.Is(err, errRecordedElsewhere) {
+	switch {
+	case errors.Is(err, errRecordedElsewhere):
 		// Never expired: Daraja says it was paid.
-		rep.Succeeded--
 		rep.Deferred++
 		log.Error("STK push query says paid, but the callback's receipt belongs to another payment; left for an operator")
 		return g.defer_(ctx, p, err.Error())
+	case err == nil && o.Status == lipa.StatusSuccess:
+		rep.Succeeded++
+	case err == nil:
+		rep.Failed++
 	}
 	return err
 }

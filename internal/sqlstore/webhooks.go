@@ -52,6 +52,36 @@ func (t *Tx) AppWebhook(ctx context.Context, id lipa.AppID) (*Webhook, error) {
 	return &w, nil
 }
 
+// Recipient is an app an event goes to, and whether it has a webhook URL
+// (then the event is also queued for delivery).
+type Recipient struct {
+	App        lipa.AppID
+	HasWebhook bool
+}
+
+// EventRecipients returns, in one query, who hears about a payment: its
+// app, or for an intake payment (app "") every enabled app.
+func (t *Tx) EventRecipients(ctx context.Context, app lipa.AppID) ([]Recipient, error) {
+	q, args := "SELECT id, webhook_url <> '' FROM apps WHERE id = ?", []any{app}
+	if app == "" {
+		q, args = "SELECT id, webhook_url <> '' FROM apps WHERE disabled = FALSE ORDER BY name", nil
+	}
+	rows, err := t.query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("event recipients: %w", err)
+	}
+	defer rows.Close()
+	var out []Recipient
+	for rows.Next() {
+		var r Recipient
+		if err := rows.Scan(&r.App, &r.HasWebhook); err != nil {
+			return nil, fmt.Errorf("scan recipient: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
 // PauseWebhook stops deliveries to the app until its webhook is set again or
 // an operator redelivers.
 func (t *Tx) PauseWebhook(ctx context.Context, id lipa.AppID, now time.Time) error {
