@@ -121,21 +121,29 @@ func (s *Server) listPayments(w http.ResponseWriter, r *http.Request, app *lipa.
 // verify serves GET /api/payments/verify/?receipt=…|reference=…[&phone=…].
 func (s *Server) verify(w http.ResponseWriter, r *http.Request, app *lipa.App) error {
 	q := r.URL.Query()
-	p, err := s.gw.Verify(r.Context(), app, gateway.VerifyQuery{Receipt: q.Get("receipt"), Reference: q.Get("reference"), Phone: q.Get("phone")})
+	v, err := s.gw.Verify(r.Context(), app, gateway.VerifyQuery{Receipt: q.Get("receipt"), Reference: q.Get("reference"), Phone: q.Get("phone")})
 	if err != nil {
 		return err
 	}
+	var expected *lipa.Amount
+	if v.AmountExpected != 0 {
+		expected = &v.AmountExpected
+	}
 	return writeJSON(w, http.StatusOK, map[string]any{
-		"paid":           p.Status == lipa.StatusSuccess,
-		"amount":         p.Amount,
-		"phone":          p.PhoneNumber,
-		"receipt":        optional(p.MpesaReceiptNumber),
-		"reference":      p.Reference,
-		"claimed":        p.Claimed,
-		"date":           optionalTime(p.TransactionDate),
-		"payment_id":     p.ID,
-		"status":         p.Status,
-		"failure_reason": optional(p.FailureReason),
+		"paid":            v.Paid,
+		"amount":          v.Amount,
+		"amount_expected": expected,
+		"amount_paid":     v.AmountPaid,
+		"phone":           v.PhoneNumber,
+		"receipt":         optional(v.MpesaReceiptNumber),
+		"reference":       v.Reference,
+		"claimed":         v.Claimed,
+		"date":            optionalTime(v.TransactionDate),
+		"payment_id":      v.ID,
+		"payment_type":    v.Type,
+		"from_intake":     v.FromIntake,
+		"status":          v.Status,
+		"failure_reason":  optional(v.FailureReason),
 	})
 }
 

@@ -169,17 +169,67 @@ func (l Lookup) where() (string, []any) {
 	return "WHERE " + strings.Join(conds, " AND "), args
 }
 
+// Rank orders the payments a Lookup matches when one must be chosen. Floor is
+// what the reference costs (the amount of the app's newest STK payment under
+// it, see ReferencePrice; zero when there is none, so every amount reaches
+// it); a payment "covers" when its amount is at least Floor. Exact is the
+// amount preferred among unclaimed SUCCESS payments that cover (zero: none).
+type Rank struct {
+	Floor lipa.Amount
+	Exact lipa.Amount
+}
+
 // BestPayment returns the payment matching l that an app most likely means
-// when several match (a reference reused after a failed attempt): a SUCCESS
-// unclaimed one first, then any SUCCESS, then PENDING, then FAILED, newest
-// first within each. No match is a NotFound error with code
+// when several match (a reference reused after a failed attempt, a paybill
+// payment under the same account number), in this order: a SUCCESS unclaimed
+// one that covers r.Floor, then a SUCCESS claimed one that covers it, then
+// PENDING, then FAILED, then a SUCCESS one that falls short of r.Floor
+// (unclaimed first). Within the first group one of amount r.Exact comes
+// first; within every group the app's own payments come before intake ones,
+// then the newest. No match is a NotFound error with code
 // "payment_not_found".
-func (t *Tx) BestPayment(ctx context.Context, l Lookup) (*lipa.Payment, error) {
+func (t *Tx) BestPayment(ctx context.Context, l Lookup, r Rank) (*lipa.Payment, error) {
 	where, args := l.where()
+	args = append(args, int64(r.Floor), int64(r.Floor), int64(r.Exact))
 	p, err := scanPayment(t.queryRow(ctx, "SELECT "+paymentColumns+paymentFrom+where+`
-		ORDER BY CASE WHEN p.status = 'SUCCESS' AND p.claimed = FALSE THEN 0 WHEN p.status = 'SUCCESS' THEN 1
-		WHEN p.status = 'PENDING' THEN 2 ELSE 3 END, p.created_at DESC, p.id DESC LIMIT 1`, args...))
+		ORDER BY CASE WHEN p.status = 'SUCCESS' AND p.amount_cents >= ? AND p.claimed = FALSE THEN 0
+		WHEN p.status = 'SUCCESS' AND p.amount_cents >= ? THEN 1 WHEN p.status = 'PENDING' THEN 2
+		WHEN p.status = 'FAILED' THEN 3 WHEN p.claimed = FALSE THEN 4 ELSE 5 END,
+		CASE WHEN p.status = 'SUCCESS' AND p.claimed = FALSE AND p.amount_cents = ? THEN 0 ELSE 1 END,
+		CASE WHEN p.app_id IS NULL THEN 1 ELSE 0 END, p.created_at DESC, p.id DESC LIMIT 1`, args...))
 	return p, notFound(err, "payment_not_found", "no payment matches")
+}
+
+// ReferencePrice returns what reference costs the app: the amount of the
+// app's newest STK payment under it, whatever that payment's status (the
+// app's latest word on the price; a push for a new amount under a reused
+// reference changes it). It is zero when the app has no STK payment under
+// the reference (STK amounts are at least one shilling, so zero is never a
+// price).
+func (t *Tx) ReferencePrice(ctx context.Context, app lipa.AppID, reference string) (lipa.Amount, error) {
+	var a lipa.Amount
+	err := t.queryRow(ctx, `SELECT amount_cents FROM payments WHERE app_id = ? AND payment_type = 'STK' AND reference = ?
+		ORDER BY created_at DESC, id DESC LIMIT 1`, app, reference).Scan(&a)
+	if err == sql.ErrNoRows {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reference price: %w", err)
+	}
+	return a, nil
+}
+
+// UnclaimedTotal returns the sum of the SUCCESS, unclaimed payments matching
+// l (its Status and Claimed are ignored), zero when there are none.
+func (t *Tx) UnclaimedTotal(ctx context.Context, l Lookup) (lipa.Amount, error) {
+	unclaimed := false
+	l.Status, l.Claimed = lipa.StatusSuccess, &unclaimed
+	where, args := l.where()
+	var a lipa.Amount
+	if err := t.queryRow(ctx, "SELECT CAST(COALESCE(SUM(p.amount_cents), 0) AS BIGINT) FROM payments p "+where, args...).Scan(&a); err != nil {
+		return 0, fmt.Errorf("unclaimed total: %w", err)
+	}
+	return a, nil
 }
 
 // Cursor marks a position in a newest-first list of payments.
