@@ -249,7 +249,8 @@ func TestReferencePrice(t *testing.T) {
 			name:  "the app's own push before a paybill payment of the same amount",
 			steps: []step{{"paid", "5000"}, {"c2b", "5000.00"}},
 			paid:  true, expected: 5000, amountPaid: 10000, subject: 0,
-			claims: []claim{{amount: "", receipt: -1, payment: 0}},
+			// The customer paid twice: one payment per claim.
+			claims: []claim{{amount: "", receipt: -1, payment: 0}, {amount: "", receipt: -1, payment: 1}},
 		},
 		{
 			name:  "a paybill payment of exactly the price before a larger one",
