@@ -45,6 +45,9 @@ type Config struct {
 	// (LIPA_AUTH_FAILURES_PER_MINUTE); beyond it the address gets 429 before
 	// its key is even looked at. 0 means no limit.
 	AuthFailuresPerMinute int
+	// Version is the running build's version, reported by /readyz as
+	// "version" (empty: "unknown").
+	Version string
 }
 
 // Server routes Lipa's HTTP requests. It is an http.Handler, safe for
@@ -58,6 +61,7 @@ type Server struct {
 	apps     *limiters // requests per app
 	failures *limiters // failed authentications per source address
 	rejects  *limiters // stored rejected Safaricom-facing requests per source address
+	version  string    // reported by /readyz
 }
 
 // New returns the HTTP handler for gw.
@@ -68,7 +72,10 @@ func New(gw *gateway.Gateway, cfg Config) *Server {
 	s := &Server{gw: gw, log: cfg.Logger, mux: http.NewServeMux(), guard: cfg.Callbacks,
 		apps:     &limiters{limit: rate.Limit(cfg.AppRateLimit), burst: max(1, int(2*cfg.AppRateLimit))},
 		failures: &limiters{limit: rate.Limit(float64(cfg.AuthFailuresPerMinute) / 60), burst: cfg.AuthFailuresPerMinute},
-		rejects:  &limiters{limit: 1, burst: 60}}
+		rejects:  &limiters{limit: 1, burst: 60}, version: cfg.Version}
+	if s.version == "" {
+		s.version = "unknown"
+	}
 	if cfg.AdminKey != "" {
 		s.adminKey = sha256.Sum256([]byte(cfg.AdminKey.Reveal()))
 	}
@@ -108,7 +115,7 @@ func (s *Server) routes() {
 		if err := s.gw.Ready(r.Context()); err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		return writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "version": s.version})
 	})
 }
 
