@@ -64,9 +64,9 @@ type DB struct {
 }
 
 // Open connects to the database named by url: "sqlite:PATH" (PATH a file;
-// created when missing, unless opt.MustExist) or "postgres://…" / "postgresql://…". It does not
-// apply migrations (see Migrate). The error names what is wrong with the URL
-// or the connection.
+// created when missing, unless opt.MustExist) or "postgres://…" /
+// "postgresql://…". It does not apply migrations (see Migrate). The error
+// names what is wrong with the URL or the connection.
 func Open(ctx context.Context, databaseURL string, opt Options) (*DB, error) {
 	if opt.MaxConns <= 0 {
 		opt.MaxConns = 10
