@@ -56,7 +56,8 @@ type Server struct {
 	gw       *gateway.Gateway
 	log      *slog.Logger
 	mux      *http.ServeMux
-	adminKey [32]byte // SHA-256 of the admin key; zero when disabled
+	only     map[string]string // path → the one method it takes, for paths a wildcard route would take for other methods (onlyMethod)
+	adminKey [32]byte          // SHA-256 of the admin key; zero when disabled
 	guard    CallbackGuard
 	apps     *limiters // requests per app
 	failures *limiters // failed authentications per source address
@@ -90,6 +91,7 @@ func (s *Server) routes() {
 	s.route("GET /api/payments/", s.authed(s.listPayments))
 	s.route("GET /api/payments/verify/", s.authed(s.verify))
 	s.route("POST /api/payments/claim/", s.authed(s.claim))
+	s.onlyMethod("/api/payments/claim/", "POST") // not GET /api/payments/{id}/ with id "claim"
 	s.route("GET /api/payments/{id}/", s.authed(s.getPayment))
 	s.route("GET /api/events/", s.authed(s.events))
 
@@ -140,6 +142,22 @@ func (s *Server) route(pattern string, h handlerFunc) {
 	s.mux.Handle(pattern, hh)
 }
 
+// onlyMethod makes path (with and without its trailing slash), which has a
+// route for method (not GET), answer 405 method_not_allowed with "Allow:
+// method" to every other method, also to GET and HEAD, which a GET route
+// with a wildcard would otherwise take (GET /api/payments/claim/ is not the
+// payment "claim").
+func (s *Server) onlyMethod(path, method string) {
+	if s.only == nil {
+		s.only = map[string]string{}
+	}
+	s.only[strings.TrimSuffix(path, "/")] = method
+	s.route("GET "+path, func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Allow", method)
+		return lipa.Errorf(lipa.MethodNotAllowed, "method_not_allowed", "%s is not allowed on %s; use %s", r.Method, s.guard.redactedPath(r), method)
+	})
+}
+
 // ServeHTTP serves a request. Unknown paths and methods get a JSON error, a
 // panic becomes a JSON 500, and every response carries basic security
 // headers.
@@ -170,11 +188,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// answer in JSON.
 		rec := &statusRecorder{header: http.Header{}}
 		handler.ServeHTTP(rec, r)
-		if allow := rec.header.Get("Allow"); allow != "" {
+		allow := rec.header.Get("Allow")
+		if m, ok := s.only[strings.TrimSuffix(r.URL.Path, "/")]; ok {
+			allow = m // the mux would also list the methods onlyMethod refuses
+		}
+		if allow != "" {
 			w.Header().Set("Allow", allow)
 		}
 		if rec.status == http.StatusMethodNotAllowed {
-			s.writeError(w, r, lipa.Errorf(lipa.MethodNotAllowed, "method_not_allowed", "%s is not allowed on %s; use %s", r.Method, s.guard.redactedPath(r), rec.header.Get("Allow")))
+			s.writeError(w, r, lipa.Errorf(lipa.MethodNotAllowed, "method_not_allowed", "%s is not allowed on %s; use %s", r.Method, s.guard.redactedPath(r), allow))
 			return
 		}
 		s.writeError(w, r, lipa.Errorf(lipa.NotFound, "not_found", "no endpoint at %s %s", r.Method, s.guard.redactedPath(r)))
@@ -206,6 +228,7 @@ var statusOf = map[lipa.Kind]int{
 	lipa.TooManyRequests:  http.StatusTooManyRequests,
 	lipa.NotFound:         http.StatusNotFound,
 	lipa.MethodNotAllowed: http.StatusMethodNotAllowed,
+	lipa.RequestTimeout:   http.StatusRequestTimeout,
 	lipa.Conflict:         http.StatusConflict,
 	lipa.TooLarge:         http.StatusRequestEntityTooLarge,
 	lipa.Unprocessable:    http.StatusUnprocessableEntity,
