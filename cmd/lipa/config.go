@@ -58,6 +58,7 @@ type Config struct {
 	CallbackAllowedIPs []netip.Prefix // LIPA_CALLBACK_ALLOWED_IPS: comma-separated IPs/CIDRs callbacks may come from, or "any"; default Safaricom's published IPs (simulator: loopback)
 	TrustedProxies     []netip.Prefix // LIPA_TRUSTED_PROXIES: comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is believed; default none
 	ConfirmByQuery     bool           // LIPA_CONFIRM_BY_QUERY: confirm each SUCCESS callback with an STK push query before applying it; default false
+	PhoneOptional      bool           // LIPA_CALLBACK_PHONE_OPTIONAL: apply a SUCCESS callback that has no PhoneNumber (or one masked beyond comparing); default false: it is flagged, not applied
 	AppRateLimit       float64        // LIPA_APP_RATE_LIMIT: requests per second per app (bursts of twice that); 0 disables; default 50
 	AuthFailureLimit   int            // LIPA_AUTH_FAILURES_PER_MINUTE: failed authentications per source address per minute; 0 disables; default 20
 	PhonePushesPerHour int            // LIPA_PHONE_PUSHES_PER_HOUR: STK pushes to one phone per hour; default 10
@@ -166,6 +167,9 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 		return c, err
 	}
 	if c.ConfirmByQuery, err = boolean(get, "LIPA_CONFIRM_BY_QUERY"); err != nil {
+		return c, err
+	}
+	if c.PhoneOptional, err = boolean(get, "LIPA_CALLBACK_PHONE_OPTIONAL"); err != nil {
 		return c, err
 	}
 	c.CallbackToken = lipa.Secret(get("LIPA_CALLBACK_TOKEN", ""))
