@@ -35,7 +35,7 @@ type Config struct {
 	ConsumerSecret   lipa.Secret   // MPESA_CONSUMER_SECRET: Daraja app secret; required outside simulator mode
 	ShortCode        string        // MPESA_SHORTCODE: BusinessShortCode, 5-7 digits; simulator default 174379
 	Passkey          lipa.Secret   // MPESA_PASSKEY: Lipa na M-Pesa Online passkey; simulator default the public sandbox passkey
-	CallbackURL      string        // MPESA_CALLBACK_URL: public URL of POST /api/mpesa/stk-callback/; simulator default Lipa's own listen address
+	CallbackURL      string        // MPESA_CALLBACK_URL: public URL of POST /api/stk/callback/ (or the older /api/mpesa/stk-callback/, which Safaricom may refuse); simulator default Lipa's own listen address
 	TransactionType  string        // MPESA_TRANSACTION_TYPE: CustomerPayBillOnline (default) or CustomerBuyGoodsOnline
 	PartyB           string        // MPESA_PARTY_B: the till number, required for CustomerBuyGoodsOnline
 	BaseURL          string        // MPESA_BASE_URL: overrides Daraja's base URL (a proxy, or a simulator elsewhere)
@@ -240,6 +240,17 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 }
 
 var callbackTokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]{16,128}$`)
+
+// checkCallbackToken refuses a LIPA_CALLBACK_TOKEN holding a word Safaricom
+// refuses in callback URLs (daraja.RefusedURLWord), naming the word but not
+// the token: every callback URL ends with the token, so Daraja would refuse
+// them or never call them. `serve` and `c2b register` check it.
+func (c Config) checkCallbackToken() error {
+	if w := daraja.RefusedURLWord(c.CallbackToken.Reveal()); w != "" {
+		return fmt.Errorf("LIPA_CALLBACK_TOKEN contains %q, a word Safaricom refuses in callback URLs (see docs/daraja.md); generate a new token with `lipa callback-token`", w)
+	}
+	return nil
+}
 
 func boolean(get func(string, string) string, name string) (bool, error) {
 	v := get(name, "false")
