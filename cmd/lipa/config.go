@@ -35,7 +35,7 @@ type Config struct {
 	ConsumerSecret   lipa.Secret   // MPESA_CONSUMER_SECRET: Daraja app secret; required outside simulator mode
 	ShortCode        string        // MPESA_SHORTCODE: BusinessShortCode, 5-7 digits; simulator default 174379
 	Passkey          lipa.Secret   // MPESA_PASSKEY: Lipa na M-Pesa Online passkey; simulator default the public sandbox passkey
-	CallbackURL      string        // MPESA_CALLBACK_URL: public URL of POST /api/mpesa/stk-callback/; simulator default Lipa's own listen address
+	CallbackURL      string        // MPESA_CALLBACK_URL: public URL of POST /api/stk/callback/ (or the older /api/mpesa/stk-callback/, which Safaricom may refuse); simulator default Lipa's own listen address
 	TransactionType  string        // MPESA_TRANSACTION_TYPE: CustomerPayBillOnline (default) or CustomerBuyGoodsOnline
 	PartyB           string        // MPESA_PARTY_B: the till number, required for CustomerBuyGoodsOnline
 	BaseURL          string        // MPESA_BASE_URL: overrides Daraja's base URL (a proxy, or a simulator elsewhere)
@@ -58,6 +58,7 @@ type Config struct {
 	CallbackAllowedIPs []netip.Prefix // LIPA_CALLBACK_ALLOWED_IPS: comma-separated IPs/CIDRs callbacks may come from, or "any"; default Safaricom's published IPs (simulator: loopback)
 	TrustedProxies     []netip.Prefix // LIPA_TRUSTED_PROXIES: comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is believed; default none
 	ConfirmByQuery     bool           // LIPA_CONFIRM_BY_QUERY: confirm each SUCCESS callback with an STK push query before applying it; default false
+	PhoneOptional      bool           // LIPA_CALLBACK_PHONE_OPTIONAL: apply a SUCCESS callback that has no PhoneNumber (or one masked beyond comparing); default false: it is flagged, not applied
 	AppRateLimit       float64        // LIPA_APP_RATE_LIMIT: requests per second per app (bursts of twice that); 0 disables; default 50
 	AuthFailureLimit   int            // LIPA_AUTH_FAILURES_PER_MINUTE: failed authentications per source address per minute; 0 disables; default 20
 	PhonePushesPerHour int            // LIPA_PHONE_PUSHES_PER_HOUR: STK pushes to one phone per hour; default 10
@@ -168,6 +169,9 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 	if c.ConfirmByQuery, err = boolean(get, "LIPA_CONFIRM_BY_QUERY"); err != nil {
 		return c, err
 	}
+	if c.PhoneOptional, err = boolean(get, "LIPA_CALLBACK_PHONE_OPTIONAL"); err != nil {
+		return c, err
+	}
 	c.CallbackToken = lipa.Secret(get("LIPA_CALLBACK_TOKEN", ""))
 	if t := c.CallbackToken.Reveal(); t != "" && !callbackTokenRE.MatchString(t) {
 		return c, fmt.Errorf("LIPA_CALLBACK_TOKEN must be 16 to 128 letters, digits, '-' or '_' (generate one with `lipa callback-token`)")
@@ -236,6 +240,17 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 }
 
 var callbackTokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]{16,128}$`)
+
+// checkCallbackToken refuses a LIPA_CALLBACK_TOKEN holding a word Safaricom
+// refuses in callback URLs (daraja.RefusedURLWord), naming the word but not
+// the token: every callback URL ends with the token, so Daraja would refuse
+// them or never call them. `serve` and `c2b register` check it.
+func (c Config) checkCallbackToken() error {
+	if w := daraja.RefusedURLWord(c.CallbackToken.Reveal()); w != "" {
+		return fmt.Errorf("LIPA_CALLBACK_TOKEN contains %q, a word Safaricom refuses in callback URLs (see docs/daraja.md); generate a new token with `lipa callback-token`", w)
+	}
+	return nil
+}
 
 func boolean(get func(string, string) string, name string) (bool, error) {
 	v := get(name, "false")

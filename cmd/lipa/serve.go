@@ -92,7 +92,7 @@ func gatewayConfig(cfg Config, callbackURL string, log *slog.Logger) gateway.Con
 		PartyB: cfg.PartyB, CallbackURL: callbackURL, Logger: log,
 		PromptLifetime: cfg.PromptLifetime, ReconcileAfter: cfg.ReconcileAfter, PendingExpiry: cfg.PendingExpiry,
 		IdempotencyWait: cfg.DarajaTimeout + 15*time.Second, KeyRotationGrace: cfg.KeyRotationGrace,
-		ConfirmByQuery: cfg.ConfirmByQuery, PhonePushesPerHour: cfg.PhonePushesPerHour,
+		ConfirmByQuery: cfg.ConfirmByQuery, CallbackPhoneOptional: cfg.PhoneOptional, PhonePushesPerHour: cfg.PhonePushesPerHour,
 		C2BAccountPattern: cfg.C2BAccountPattern, C2BMinAmount: cfg.C2BMinAmount, C2BMaxAmount: cfg.C2BMaxAmount,
 		WebhookRetrySpan: cfg.WebhookRetrySpan, WebhookBackoff: cfg.WebhookBackoff,
 	}
@@ -141,6 +141,9 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.checkCallbackToken(); err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return nil, fmt.Errorf("LISTEN_ADDR %q: %w", cfg.ListenAddr, err)
@@ -162,9 +165,13 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 		log.Warn("MPESA_ALLOW_TOKENLESS_CALLBACKS=true: callbacks are also accepted on the bare paths, without the secret token; turn it off once Safaricom has the new URLs")
 	}
 	callbackURL := cfg.CallbackURL
+	if w := daraja.RefusedURLWord(callbackURL); w != "" {
+		log.Warn(fmt.Sprintf("MPESA_CALLBACK_URL contains %q, a word Safaricom refuses in callback URLs: Daraja may refuse the pushes or never send their callbacks; use Lipa's path /api/stk/callback/ on a host without such words (see docs/daraja.md)", w),
+			"word", w, "callback_url", redactToken(callbackURL, token))
+	}
 	simURL := ""
 	if cfg.Environment == envSimulator && callbackURL == "" {
-		callbackURL = s.URL + "/api/mpesa/stk-callback/"
+		callbackURL = s.URL + "/api/stk/callback/"
 	}
 	callbackURL = withToken(callbackURL, token)
 	if cfg.Environment == envSimulator {
@@ -335,11 +342,17 @@ func callbackToken(ctx context.Context, cfg Config, db *sqlstore.DB) (lipa.Secre
 	return lipa.Secret(v), err
 }
 
-// newCallbackToken returns 32 random URL-safe characters (192 bits).
+// newCallbackToken returns 32 random URL-safe characters (192 bits) that
+// hold no word Safaricom refuses in callback URLs (daraja.RefusedURLWord):
+// about 2 in 1,000 random draws do, and are drawn again.
 func newCallbackToken() string {
-	b := make([]byte, 24)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
+	for {
+		b := make([]byte, 24)
+		rand.Read(b)
+		if t := base64.RawURLEncoding.EncodeToString(b); daraja.RefusedURLWord(t) == "" {
+			return t
+		}
+	}
 }
 
 // withToken appends the token as the last path segment of a callback URL

@@ -97,8 +97,11 @@ func (s *Server) routes() {
 
 	// Safaricom-facing: no API key (Safaricom sends none); a secret token
 	// ends the path, and the bare paths work only when tokenless callbacks
-	// are allowed.
+	// are allowed. /api/stk/callback/ is the STK callback path to register:
+	// Safaricom refuses URLs with "mpesa" in them (docs/daraja.md); the
+	// seed's /api/mpesa/stk-callback/ stays for URLs already in use.
 	for _, suffix := range []string{"", "{token}/"} {
+		s.route("POST /api/stk/callback/"+suffix, s.fromSafaricom(gateway.KindSTKCallback, s.stkCallback))
 		s.route("POST /api/mpesa/stk-callback/"+suffix, s.fromSafaricom(gateway.KindSTKCallback, s.stkCallback))
 		for _, prefix := range []string{"/api/c2b/", "/api/mpesa/c2b/"} {
 			s.route("POST "+prefix+"validation/"+suffix, s.fromSafaricom(gateway.KindC2BValidation, s.c2bValidation))

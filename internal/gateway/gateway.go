@@ -42,7 +42,8 @@ type Config struct {
 	// defaults to ShortCode.
 	PartyB string
 	// CallbackURL is the absolute URL Safaricom POSTs STK results to
-	// (Lipa's POST /api/mpesa/stk-callback/). Required.
+	// (Lipa's POST /api/stk/callback/, or the older
+	// /api/mpesa/stk-callback/). Required.
 	CallbackURL string
 	// PromptLifetime is how long a PENDING STK push keeps its customer's
 	// phone busy: another push to that phone within it is refused with
@@ -64,6 +65,12 @@ type Config struct {
 	// is stored as "unconfirmed", the query runs in the background, and the
 	// payment is settled from the query's verdict; the reconciler retries.
 	ConfirmByQuery bool
+	// CallbackPhoneOptional accepts a success callback that carries no
+	// PhoneNumber, or one masked so far that nothing of it can be compared
+	// (LIPA_CALLBACK_PHONE_OPTIONAL). Default false: such a callback is
+	// stored and flagged as a conflict, never applied. A PhoneNumber whose
+	// visible digits differ from the payment's is flagged either way.
+	CallbackPhoneOptional bool
 	// PhonePushesPerHour caps STK pushes to one phone number per hour, per
 	// process, against prompt spam (LIPA_PHONE_PUSHES_PER_HOUR). Default 10.
 	PhonePushesPerHour int

@@ -33,8 +33,9 @@ type Inbound struct {
 // ReceiveSTKCallback stores an STK callback raw and then, in the same
 // transaction, applies it to the payment with its CheckoutRequestID
 // (Daraja reference §5). A repeat changes nothing; a callback contradicting
-// a settled payment, or whose amount differs from the payment's, is stored
-// and flagged as a conflict, never applied; a callback for a
+// a settled payment, or a success whose amount differs from the payment's
+// or whose PhoneNumber is missing or differs (see callbackPhoneMismatch),
+// is stored and flagged as a conflict, never applied; a callback for a
 // CheckoutRequestID not yet saved is stored as unmatched and applied when
 // the push's answer is saved.
 //
@@ -203,8 +204,7 @@ func (g *Gateway) applyCallbackTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.
 			log.Warn("stk callback flagged", "reason", note)
 			return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeConflict, p.ID, note)
 		}
-		if isMSISDN(cb.PhoneNumber) && isMSISDN(p.PhoneNumber) && cb.PhoneNumber != p.PhoneNumber {
-			note := fmt.Sprintf("callback phone %s differs from the payment's %s; not applied", lipa.MaskPhone(cb.PhoneNumber), lipa.MaskPhone(p.PhoneNumber))
+		if note := g.callbackPhoneMismatch(cb.PhoneNumber, p.PhoneNumber); note != "" {
 			log.Warn("stk callback flagged", "reason", note)
 			return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeConflict, p.ID, note)
 		}

@@ -207,12 +207,13 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 // Lock serialises transactions that touch the same key (a CheckoutRequestID,
 // a receipt) until this transaction ends: a PostgreSQL transaction-scoped
 // advisory lock. On SQLite every write transaction is already serial, so it
-// does nothing.
+// does nothing. Any key works, even one PostgreSQL could not store as text
+// (it is hashed as storableText makes it).
 func (t *Tx) Lock(ctx context.Context, key string) error {
 	if t.backend != Postgres {
 		return nil
 	}
-	_, err := t.tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
+	_, err := t.tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", storableText(key))
 	if err != nil {
 		return fmt.Errorf("lock %q: %w", key, err)
 	}
