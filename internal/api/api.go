@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -221,9 +222,31 @@ type errorBody struct {
 // the status of its kind, and logs it: server-side failures (5xx) at error
 // level with their cause, the rest at info. The cause is never sent to the
 // client.
+//
+// A 503 (a database or Daraja that cannot serve the request now) always
+// carries Retry-After: details.retry_after when the error names one, else
+// DefaultRetryAfter.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := s.errorResponse(r, err)
+	setRetryAfter(w, status, body)
 	writeJSON(w, status, body)
+}
+
+// DefaultRetryAfter is the Retry-After of a 503 answer whose error names
+// no wait of its own, in seconds.
+const DefaultRetryAfter = 5
+
+// setRetryAfter sets the Retry-After header of a 503 answer unless a
+// handler already has.
+func setRetryAfter(w http.ResponseWriter, status int, body errorBody) {
+	if status != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "" {
+		return
+	}
+	secs := DefaultRetryAfter
+	if n, ok := body.Error.Details["retry_after"].(int); ok && n > 0 {
+		secs = n
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
 }
 
 // errorResponse returns the status and body that answer err, and logs it

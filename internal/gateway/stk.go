@@ -199,7 +199,11 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 	}
 	if err != nil {
 		log.Error("stk push accepted by Daraja but not saved", "checkout_request_id", resp.CheckoutRequestID, "err", err)
-		return nil, lipa.Errorf(lipa.Internal, "internal_error", "the STK push was sent but Lipa could not save Daraja's answer; the payment will be settled by its callback").
+		kind, code := lipa.Internal, "internal_error"
+		if lipa.ErrorKind(err) == lipa.Unavailable {
+			kind, code = lipa.Unavailable, lipa.ErrorCode(err) // the database went away meanwhile
+		}
+		return nil, lipa.Errorf(kind, code, "the STK push was sent but Lipa could not save Daraja's answer; do not push again: the payment will be settled by its callback").
 			With("payment_id", string(p.ID)).Wrap(err)
 	}
 	log.Info("stk push accepted", "checkout_request_id", p.CheckoutRequestID, "merchant_request_id", p.MerchantRequestID)
