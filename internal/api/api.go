@@ -59,6 +59,8 @@ type Server struct {
 	apps     *limiters // requests per app
 	failures *limiters // failed authentications per source address
 	rejects  *limiters // stored rejected Safaricom-facing requests per source address
+
+	refusalLogs *logLimiter // log lines of refused requests per source address
 }
 
 // New returns the HTTP handler for gw.
@@ -70,6 +72,7 @@ func New(gw *gateway.Gateway, cfg Config) *Server {
 		apps:     &limiters{limit: rate.Limit(cfg.AppRateLimit), burst: max(1, int(2*cfg.AppRateLimit))},
 		failures: &limiters{limit: rate.Limit(float64(cfg.AuthFailuresPerMinute) / 60), burst: cfg.AuthFailuresPerMinute},
 		rejects:  &limiters{limit: 1, burst: 60}}
+	s.refusalLogs = newLogLimiter(refusalLogBurst, refusalLogEvery, refusalLogTotalBurst)
 	if cfg.AdminKey != "" {
 		s.adminKey = sha256.Sum256([]byte(cfg.AdminKey.Reveal()))
 	}
@@ -221,7 +224,9 @@ type errorBody struct {
 // writeError answers err as {"error": {"code", "message", "details"}} with
 // the status of its kind, and logs it: server-side failures (5xx) at error
 // level with their cause, the rest at info. The cause is never sent to the
-// client.
+// client. Refusals (see refusal) are logged at most a few lines a minute
+// per source address, each line counting those left out before it
+// ("suppressed").
 //
 // A 503 (a database or Daraja that cannot serve the request now) always
 // carries Retry-After: details.retry_after when the error names one, else
@@ -272,13 +277,45 @@ func (s *Server) errorResponse(r *http.Request, err error) (int, errorBody) {
 	if id, ok := le.Details["payment_id"]; ok {
 		attrs = append(attrs, "payment_id", id)
 	}
-	if status >= 500 {
+	var logged *loggedError
+	switch {
+	case errors.As(err, &logged):
+	case status >= 500:
 		s.log.Error("request failed", append(attrs, "err", err)...)
-	} else {
+	case s.refusal(r, le.Kind):
+		ok, dropped := s.refusalLogs.allow(sourceKey(s.guard.clientIP(r)))
+		if !ok {
+			break
+		}
+		attrs = append(attrs, "source", s.guard.clientIP(r), "message", le.Message)
+		if dropped > 0 {
+			attrs = append(attrs, "suppressed", dropped)
+		}
+		s.log.Info("request refused", attrs...)
+	default:
 		s.log.Info("request refused", append(attrs, "message", le.Message)...)
 	}
 	return status, body
 }
+
+// refusal reports whether a 4xx answer of that kind refuses who is asking
+// rather than what an app asked: a failed authentication, a source not
+// allowed, a rate limit, or anything answered to a caller that did not
+// authenticate as an app (a wrong callback token, an unknown path). Such
+// requests can come by the thousand from one client.
+func (s *Server) refusal(r *http.Request, k lipa.Kind) bool {
+	switch k {
+	case lipa.Unauthorized, lipa.Forbidden, lipa.TooManyRequests:
+		return true
+	}
+	return appFrom(r) == nil
+}
+
+// loggedError is a request error its handler has logged already (under
+// the same limits); writeError answers it without a second line.
+type loggedError struct{ error }
+
+func (e *loggedError) Unwrap() error { return e.error }
 
 // writeJSON writes v as the JSON body with the given status.
 func writeJSON(w http.ResponseWriter, status int, v any) error {
