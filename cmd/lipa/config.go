@@ -45,7 +45,11 @@ type Config struct {
 	DatabaseURL      string        // DATABASE_URL: sqlite:PATH or postgres://…; default sqlite:lipa.db
 	DatabaseMaxConn  int           // DATABASE_MAX_CONNS: PostgreSQL pool size; default 10
 	ListenAddr       string        // LISTEN_ADDR: host:port to serve on; default 127.0.0.1:8000
-	LogFile          string        // LOG_FILE: JSON log lines are appended here; default payments.log
+	LogFile          string        // LOG_FILE: JSON log lines are appended here, or written to stdout only when "-"; default payments.log
+	LogMaxSizeMB     int           // LOG_MAX_SIZE_MB: LOG_FILE is rotated before it grows past this many megabytes; default 100
+	LogMaxBackups    int           // LOG_MAX_BACKUPS: rotated log files kept (older ones are deleted); 0 keeps all; default 10
+	LogMaxAgeDays    int           // LOG_MAX_AGE_DAYS: rotated log files older than this many days are deleted; 0 keeps them by count only; default 0
+	LogCompress      bool          // LOG_COMPRESS: gzip rotated log files; default true
 	SimulatorDelay   time.Duration // LIPA_SIMULATOR_CALLBACK_DELAY: simulator STK callback delay; default 2s
 	ReconcileAfter   time.Duration // LIPA_RECONCILE_AFTER: a PENDING push without callback is queried after this; default 60s
 	PendingExpiry    time.Duration // LIPA_PENDING_EXPIRY: a payment PENDING this long becomes FAILED "expired"; default 24h
@@ -117,6 +121,18 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 	}
 	c.Environment = env
 	var err error
+	for _, v := range []struct {
+		name, def string
+		min       int
+		dst       *int
+	}{{"LOG_MAX_SIZE_MB", "100", 1, &c.LogMaxSizeMB}, {"LOG_MAX_BACKUPS", "10", 0, &c.LogMaxBackups}, {"LOG_MAX_AGE_DAYS", "0", 0, &c.LogMaxAgeDays}} {
+		if *v.dst, err = strconv.Atoi(get(v.name, v.def)); err != nil || *v.dst < v.min || *v.dst > 1_000_000 {
+			return c, fmt.Errorf("%s %q is not a whole number of at least %d", v.name, get(v.name, v.def), v.min)
+		}
+	}
+	if c.LogCompress, err = strconv.ParseBool(get("LOG_COMPRESS", "true")); err != nil {
+		return c, fmt.Errorf("LOG_COMPRESS %q must be true or false", get("LOG_COMPRESS", ""))
+	}
 	if c.DarajaTimeout, err = duration(get, "MPESA_TIMEOUT", "30s"); err != nil {
 		return c, err
 	}

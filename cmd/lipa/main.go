@@ -94,7 +94,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	var cmdErr error
 	switch args[0] {
 	case "serve":
-		cmdErr = cmdServe(ctx, cfg, args[1:], stderr)
+		cmdErr = cmdServe(ctx, cfg, args[1:], stdout, stderr)
 	case "migrate":
 		cmdErr = cmdMigrate(ctx, cfg, stdout)
 	case "apps":

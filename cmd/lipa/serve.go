@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"gopkg.in/natefinch/lumberjack.v2"
+
 	"github.com/lipa-gateway/lipa"
 	"github.com/lipa-gateway/lipa/internal/api"
 	"github.com/lipa-gateway/lipa/internal/daraja"
@@ -23,34 +25,50 @@ import (
 	"github.com/lipa-gateway/lipa/internal/sqlstore"
 )
 
-// newLogger returns a logger writing JSON lines to cfg.LogFile and readable
-// text to stderr, and a function that closes the file.
-func newLogger(cfg Config, stderr io.Writer) (*slog.Logger, func(), error) {
+// newLogger returns the service's logger and a function that closes its
+// file. With LOG_FILE "-" it writes JSON lines to stdout and nothing else
+// (for systemd's journal and container logs); otherwise JSON lines to
+// cfg.LogFile, rotated by size (LOG_MAX_SIZE_MB, LOG_MAX_BACKUPS,
+// LOG_MAX_AGE_DAYS, LOG_COMPRESS), and readable text to stderr.
+func newLogger(cfg Config, stdout, stderr io.Writer) (*slog.Logger, func(), error) {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if cfg.LogFile == "-" {
+		return slog.New(slog.NewJSONHandler(stdout, opts)), func() {}, nil
+	}
+	// Created here with Lipa's mode (lumberjack would make it 0600); a
+	// rotation keeps the mode of the file it replaces.
 	f, err := os.OpenFile(cfg.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
 	if err != nil {
 		return nil, nil, fmt.Errorf("LOG_FILE %q: %w", cfg.LogFile, err)
 	}
-	h := slog.NewMultiHandler(
-		slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo}),
-		slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}),
-	)
-	return slog.New(h), func() { f.Close() }, nil
+	f.Close()
+	file := &lumberjack.Logger{Filename: cfg.LogFile, MaxSize: cfg.LogMaxSizeMB, MaxBackups: cfg.LogMaxBackups,
+		MaxAge: cfg.LogMaxAgeDays, Compress: cfg.LogCompress}
+	h := slog.NewMultiHandler(slog.NewJSONHandler(file, opts), slog.NewTextHandler(stderr, opts))
+	return slog.New(h), func() { file.Close() }, nil
 }
 
 // auditLogger returns a logger for an operator's CLI command: JSON lines
 // appended to cfg.LogFile, each naming the operating-system user, so that
 // app and key changes leave an audit trail beside the service's own log.
 // If the file cannot be opened it logs nowhere (the command still runs).
+// With LOG_FILE "-" the lines go to stderr (stdout is the command's
+// output).
 func auditLogger(cfg Config) (*slog.Logger, func()) {
-	f, err := os.OpenFile(cfg.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
-	if err != nil {
-		return slog.New(slog.DiscardHandler), func() {}
+	var w io.Writer = os.Stderr
+	closeFile := func() {}
+	if cfg.LogFile != "-" {
+		f, err := os.OpenFile(cfg.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+		if err != nil {
+			return slog.New(slog.DiscardHandler), func() {}
+		}
+		w, closeFile = f, func() { f.Close() }
 	}
 	operator := "unknown"
 	if u, err := user.Current(); err == nil {
 		operator = u.Username
 	}
-	return slog.New(slog.NewJSONHandler(f, nil)).With("source", "cli", "operator", operator), func() { f.Close() }
+	return slog.New(slog.NewJSONHandler(w, nil)).With("source", "cli", "operator", operator), closeFile
 }
 
 // openDB opens and migrates the configured database.
@@ -263,11 +281,11 @@ func (s *service) closeBackends() {
 
 // cmdServe runs `lipa serve` until ctx ends (SIGINT or SIGTERM), then drains
 // in-flight requests for up to twice the Daraja timeout plus 15 s.
-func cmdServe(ctx context.Context, cfg Config, args []string, stderr io.Writer) error {
+func cmdServe(ctx context.Context, cfg Config, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		return usageError("serve takes no arguments; configure it with environment variables (see the README)")
 	}
-	log, closeLog, err := newLogger(cfg, stderr)
+	log, closeLog, err := newLogger(cfg, stdout, stderr)
 	if err != nil {
 		return err
 	}

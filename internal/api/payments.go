@@ -41,7 +41,10 @@ func (s *Server) stkPush(w http.ResponseWriter, r *http.Request, app *lipa.App) 
 	var status int
 	var body any
 	if err != nil {
-		status, body = s.errorResponse(r, err)
+		var eb errorBody
+		status, eb = s.errorResponse(r, err)
+		setRetryAfter(w, status, eb)
+		body = eb
 	} else {
 		p := res.Payment
 		status, body = http.StatusOK, map[string]any{

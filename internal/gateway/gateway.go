@@ -191,12 +191,13 @@ func New(db *sqlstore.DB, client *daraja.Client, cfg Config) *Gateway {
 	return g
 }
 
-// Ready returns nil while the database answers and Daraja has not refused
-// Lipa's configuration since its last successful call: Unavailable
+// Ready returns nil while the database takes writes (sqlstore's
+// CheckWritable: a small write at most every 2 s) and Daraja has not
+// refused Lipa's configuration since its last successful call: Unavailable
 // "database_unavailable" or "daraja_misconfigured" otherwise.
 func (g *Gateway) Ready(ctx context.Context) error {
-	if err := g.db.Ping(ctx); err != nil {
-		return lipa.Errorf(lipa.Unavailable, "database_unavailable", "the database does not answer").Wrap(err)
+	if err := g.db.CheckWritable(ctx); err != nil {
+		return err
 	}
 	if msg := g.configErr.Load(); msg != nil {
 		// Unauthenticated callers see only that; the log has Daraja's words.

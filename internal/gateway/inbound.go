@@ -164,8 +164,9 @@ func (g *Gateway) adoptOrphanTx(ctx context.Context, tx *sqlstore.Tx, cb *daraja
 const maxRejectedBody = 2048
 
 // RejectInbound stores a payload from an unauthenticated caller that failed
-// a callback check (path token, source address) with the reason, and logs
-// it; it changes no payment. Only the first 2 KiB of the body are stored,
+// a callback check (path token, source address) with the reason; it
+// changes no payment, and logs only a failure to store (the caller logs
+// the refusal). Only the first 2 KiB of the body are stored,
 // with the full length and SHA-256 in the note.
 func (g *Gateway) RejectInbound(ctx context.Context, kind InboundKind, in Inbound, reason string) {
 	body := in.Body
@@ -182,9 +183,11 @@ func (g *Gateway) RejectInbound(ctx context.Context, kind InboundKind, in Inboun
 		}
 	}
 	ctx = context.WithoutCancel(ctx)
-	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.InsertInbound(ctx, msg) })
-	g.log.Warn("rejected a Safaricom-facing request", "kind", kind, "source", in.SourceAddr, "reason", reason,
-		"checkout_request_id", msg.CheckoutRequestID, "inbound_id", msg.ID, "store_err", err)
+	// The caller logs the refusal (under its own limits); only a failure
+	// to keep the record is logged here.
+	if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.InsertInbound(ctx, msg) }); err != nil {
+		g.log.Error("rejected Safaricom-facing request not stored", "kind", kind, "source", in.SourceAddr, "reason", reason, "err", err)
+	}
 }
 
 // applyCallbackTx applies a parsed callback, stored as inbound message
