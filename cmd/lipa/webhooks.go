@@ -42,7 +42,7 @@ func cmdWebhooks(ctx context.Context, cfg Config, args []string, stdout io.Write
 		if (eventID == "") == !*failed || fs.NArg() > 1 {
 			return usageError(usage)
 		}
-		n, err := gw.Redeliver(ctx, *app, eventID)
+		n, err := gw.Redeliver(ctx, cliActor(), *app, eventID)
 		if err != nil {
 			return err
 		}

@@ -154,7 +154,7 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 		TransactionDesc:  cut(p.Description, MaxTransactionDescLength),
 	})
 	if err != nil {
-		return nil, g.pushFailed(ctx, p, err)
+		return nil, recorded(p.ID, g.pushFailed(ctx, p, err))
 	}
 	g.noteDaraja("")
 	var toConfirm []int64
@@ -188,6 +188,9 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 			if err != nil {
 				return err
 			}
+			if err := g.resolveAutomaticallyTx(ctx, tx, m.ID, p.ID, "applied when the push's answer was saved"); err != nil {
+				return err
+			}
 			if confirm {
 				toConfirm = append(toConfirm, m.ID)
 			}
@@ -199,8 +202,8 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 	}
 	if err != nil {
 		log.Error("stk push accepted by Daraja but not saved", "checkout_request_id", resp.CheckoutRequestID, "err", err)
-		return nil, lipa.Errorf(lipa.Internal, "internal_error", "the STK push was sent but Lipa could not save Daraja's answer; the payment will be settled by its callback").
-			With("payment_id", string(p.ID)).Wrap(err)
+		return nil, recorded(p.ID, lipa.Errorf(lipa.Internal, "internal_error", "the STK push was sent but Lipa could not save Daraja's answer; the payment will be settled by its callback").
+			With("payment_id", string(p.ID)).Wrap(err))
 	}
 	log.Info("stk push accepted", "checkout_request_id", p.CheckoutRequestID, "merchant_request_id", p.MerchantRequestID)
 	return &STKPushResult{Payment: p, DarajaResponse: resp.Raw}, nil
