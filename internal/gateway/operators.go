@@ -12,11 +12,14 @@ import (
 // UnmatchedCallbacks lists the newest STK callbacks (at most limit) that
 // found no payment: their CheckoutRequestID was never saved (the push's
 // answer was lost) or was never Lipa's. Operators review them and apply one
-// with MatchCallback.
-func (g *Gateway) UnmatchedCallbacks(ctx context.Context, limit int) ([]sqlstore.Inbound, error) {
-	var out []sqlstore.Inbound
-	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) {
-		out, err = tx.InboundMessages(ctx, sqlstore.InboundSTKCallback, sqlstore.OutcomeUnmatched, limit)
+// with MatchCallback; each is also an unmatched_callback review item.
+func (g *Gateway) UnmatchedCallbacks(ctx context.Context, limit int) ([]StoredPayload, error) {
+	var out []StoredPayload
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+		rows, err := tx.InboundMessages(ctx, sqlstore.InboundSTKCallback, sqlstore.OutcomeUnmatched, limit)
+		for i := range rows {
+			out = append(out, *storedPayloadOf(&rows[i]))
+		}
 		return err
 	})
 	return out, err

@@ -142,9 +142,14 @@ func (g *Gateway) reconcileOne(ctx context.Context, p *lipa.Payment, rep *Reconc
 	err = g.settle(ctx, p, o, q.Raw)
 	switch {
 	case errors.Is(err, errRecordedElsewhere):
-		// Never expired: Daraja says it was paid.
+		// Never expired: Daraja says it was paid. It stays in the review
+		// queue until an operator settles it.
 		rep.Deferred++
 		log.Error("STK push query says paid, but the callback's receipt belongs to another payment; left for an operator")
+		if err := g.keepUnderReview(ctx, p, ReviewReceiptConflict,
+			"Daraja's STK push query says paid, but the callback's receipt belongs to another payment; settle it"); err != nil {
+			return err
+		}
 		return g.defer_(ctx, p, err.Error())
 	case err == nil && o.Status == lipa.StatusSuccess:
 		rep.Succeeded++

@@ -176,14 +176,23 @@ func (it ReviewItem) View() ReviewItemView {
 // StoredPayload is a Safaricom payload (or Daraja query answer) as Lipa
 // stored it, raw, before interpreting it.
 type StoredPayload struct {
-	ID         int64
-	Kind       InboundKind
-	Path       string
-	SourceAddr string
-	ReceivedAt time.Time
-	Body       []byte // as received
-	Outcome    string // what Lipa did with it: applied, duplicate, conflict, unmatched, malformed, …
-	Note       string
+	ID                int64
+	Kind              InboundKind
+	Path              string // the path it came to, the callback token redacted
+	SourceAddr        string
+	ReceivedAt        time.Time
+	Body              []byte // as received
+	CheckoutRequestID string // STK callbacks, when readable
+	TransID           string // C2B, when readable
+	PaymentID         lipa.PaymentID
+	Outcome           string // what Lipa did with it: applied, duplicate, conflict, unmatched, malformed, …
+	Note              string
+}
+
+// storedPayloadOf is the gateway's view of a stored row.
+func storedPayloadOf(m *sqlstore.Inbound) *StoredPayload {
+	return &StoredPayload{ID: m.ID, Kind: m.Kind, Path: m.Path, SourceAddr: m.SourceAddr, ReceivedAt: m.ReceivedAt, Body: m.Body,
+		CheckoutRequestID: m.CheckoutRequestID, TransID: m.TransID, PaymentID: m.PaymentID, Outcome: string(m.Outcome), Note: m.Note}
 }
 
 // ReviewDetail is everything an operator needs to decide on an item.
@@ -267,8 +276,7 @@ func (g *Gateway) ReviewItem(ctx context.Context, id int64) (*ReviewDetail, erro
 			if err != nil {
 				return err
 			}
-			d.Payload = &StoredPayload{ID: m.ID, Kind: m.Kind, Path: m.Path, SourceAddr: m.SourceAddr, ReceivedAt: m.ReceivedAt,
-				Body: m.Body, Outcome: string(m.Outcome), Note: m.Note}
+			d.Payload = storedPayloadOf(m)
 		}
 		pid := it.ResultPaymentID
 		if pid == "" {
@@ -424,6 +432,23 @@ func (g *Gateway) holdForReviewTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.
 	note := fmt.Sprintf("PENDING for %s and Daraja's answer to the push was never saved (no CheckoutRequestID); the customer may have paid",
 		g.clock().Sub(p.CreatedAt).Round(time.Second))
 	return true, g.openReviewTx(ctx, tx, reviewCause{Reason: ReviewOrphanPush, PaymentID: p.ID, Note: note})
+}
+
+// keepUnderReview opens a review item about PENDING payment p (reason,
+// note) unless it has an open one already: a payment Lipa cannot settle by
+// itself always has one, also after an operator dismissed the last.
+func (g *Gateway) keepUnderReview(ctx context.Context, p *lipa.Payment, reason ReviewReason, note string) error {
+	return g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+		cur, err := tx.PaymentForUpdate(ctx, p.ID)
+		if err != nil {
+			return err
+		}
+		held, err := paymentUnderReviewTx(ctx, tx, cur.ID)
+		if err != nil || held || cur.Status != lipa.StatusPending {
+			return err
+		}
+		return g.openReviewTx(ctx, tx, reviewCause{Reason: reason, PaymentID: cur.ID, CheckoutRequestID: cur.CheckoutRequestID, Note: note})
+	})
 }
 
 // hadReceiptConflictTx reports whether a callback for the payment was ever

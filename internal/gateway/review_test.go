@@ -765,3 +765,41 @@ func TestRecordedPaymentOnlyForTheReservingRequest(t *testing.T) {
 		}
 	})
 }
+
+// TestReceiptConflictStaysInReview: a payment whose callback's receipt was
+// claimed through another payment stays PENDING while Daraja's query says
+// paid, and in the review queue: dismissing its item without settling it
+// brings it back on the next pass.
+func TestReceiptConflictStaysInReview(t *testing.T) {
+	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
+		ctx := context.Background()
+		f, _, p, body, _ := reviewDupSetup(t, databaseURL, gateway.Config{ReconcileAfter: time.Minute, PendingExpiry: time.Hour})
+		f.callback(t, body)
+		it := f.oneOpenItem(t, gateway.ReviewReceiptConflict)
+		f.clock.Advance(2 * time.Minute)
+		f.reconcile(t)
+		if again := f.oneOpenItem(t, gateway.ReviewReceiptConflict); again.ID != it.ID {
+			t.Fatalf("after a pass: got item %d, want still %d", again.ID, it.ID)
+		}
+		if _, err := f.g.ResolveDismiss(ctx, testOperator, it.ID, "looked at it"); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Advance(2 * time.Hour)
+		f.reconcile(t)
+		back := f.oneOpenItem(t, gateway.ReviewReceiptConflict)
+		if back.ID == it.ID || back.PaymentID != p.ID {
+			t.Fatalf("after the dismissal and a pass: got %+v, want a new item about %s", back, p.ID)
+		}
+		if got := f.payment(t, p.ID); got.Status != lipa.StatusPending {
+			t.Fatalf("payment: got %s, want PENDING", got.Status)
+		}
+		if _, err := f.g.ResolveSettle(ctx, testOperator, back.ID, gateway.Settlement{Status: lipa.StatusFailed}, "paid once, through the other app's claim"); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Advance(time.Hour)
+		f.reconcile(t)
+		if open := f.openItems(t); len(open) != 0 {
+			t.Errorf("open items after settling: got %+v, want none", open)
+		}
+	})
+}
