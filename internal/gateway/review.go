@@ -236,11 +236,7 @@ func (g *Gateway) ReviewItems(ctx context.Context, f ReviewFilter) ([]ReviewItem
 			return err
 		}
 		for i := range rows {
-			it, err := g.reviewItemOf(ctx, tx, &rows[i])
-			if err != nil {
-				return err
-			}
-			out = append(out, *it)
+			out = append(out, *reviewItemOf(&rows[i]))
 		}
 		return nil
 	})
@@ -266,10 +262,7 @@ func (g *Gateway) ReviewItem(ctx context.Context, id int64) (*ReviewDetail, erro
 		if err != nil {
 			return err
 		}
-		it, err := g.reviewItemOf(ctx, tx, row)
-		if err != nil {
-			return err
-		}
+		it := reviewItemOf(row)
 		d.Item = *it
 		if it.InboundID != 0 {
 			m, err := tx.InboundByID(ctx, it.InboundID)
@@ -305,24 +298,16 @@ func (g *Gateway) ReviewItem(ctx context.Context, id int64) (*ReviewDetail, erro
 }
 
 // reviewItemOf turns a stored row into the gateway's item.
-func (g *Gateway) reviewItemOf(ctx context.Context, tx *sqlstore.Tx, r *sqlstore.ReviewItem) (*ReviewItem, error) {
+func reviewItemOf(r *sqlstore.ReviewItem) *ReviewItem {
 	it := &ReviewItem{ID: r.ID, Reason: ReviewReason(r.Reason), State: ReviewState(r.State), Note: r.Note, InboundID: r.InboundID,
-		PaymentID: r.PaymentID, CheckoutRequestID: r.CheckoutRequestID, Receipt: r.Receipt, CreatedAt: r.CreatedAt,
+		InboundKind: r.InboundKind,
+		PaymentID:   r.PaymentID, CheckoutRequestID: r.CheckoutRequestID, Receipt: r.Receipt, CreatedAt: r.CreatedAt,
 		Resolution: ReviewResolution(r.Resolution), ResolutionReason: r.ResolutionReason,
 		ResolvedAt: r.ResolvedAt, ResultPaymentID: r.ResultPaymentID}
 	if r.ResolvedBy != "" {
 		it.ResolvedBy = Actor{Kind: ActorKind(r.ResolvedByKind), Name: r.ResolvedBy}
 	}
-	if r.InboundID != 0 {
-		m, err := tx.InboundByID(ctx, r.InboundID)
-		if err != nil && lipa.ErrorKind(err) != lipa.NotFound {
-			return nil, err
-		}
-		if m != nil {
-			it.InboundKind = m.Kind
-		}
-	}
-	return it, nil
+	return it
 }
 
 func reviewTarget(id int64) string { return "review:" + strconv.FormatInt(id, 10) }
@@ -506,10 +491,7 @@ func (g *Gateway) resolve(ctx context.Context, actor Actor, id int64, action Aud
 		if err != nil {
 			return err
 		}
-		it, err := g.reviewItemOf(ctx, tx, row)
-		if err != nil {
-			return err
-		}
+		it := reviewItemOf(row)
 		if it.State != ReviewOpen {
 			return lipa.Errorf(lipa.Conflict, "review_item_resolved", "review item %d was already resolved (%s by %s)", id, it.Resolution, it.ResolvedBy).
 				With("resolution", string(it.Resolution))

@@ -16,6 +16,7 @@ type ReviewItem struct {
 	Reason            string // the gateway's review reason code
 	State             string // "open" or "resolved"
 	InboundID         int64  // the stored payload; 0 when the item is about a payment only
+	InboundKind       InboundKind
 	PaymentID         lipa.PaymentID
 	CheckoutRequestID string
 	Receipt           string // TransID or MpesaReceiptNumber the payload names
@@ -36,13 +37,15 @@ const (
 	ReviewResolved = "resolved"
 )
 
-const reviewColumns = `id, reason, state, COALESCE(inbound_id, 0), payment_id, checkout_request_id, receipt, note, created_at,
-	resolution, resolution_reason, resolved_by_kind, resolved_by, resolved_at, result_payment_id`
+const reviewColumns = `r.id, r.reason, r.state, COALESCE(r.inbound_id, 0), COALESCE(m.kind, ''), r.payment_id, r.checkout_request_id,
+	r.receipt, r.note, r.created_at, r.resolution, r.resolution_reason, r.resolved_by_kind, r.resolved_by, r.resolved_at, r.result_payment_id`
+
+const reviewFrom = " FROM review_items r LEFT JOIN inbound_messages m ON m.id = r.inbound_id "
 
 func scanReviewItem(row interface{ Scan(...any) error }) (*ReviewItem, error) {
 	var it ReviewItem
 	var resolvedAt sql.NullTime
-	err := row.Scan(&it.ID, &it.Reason, &it.State, &it.InboundID, &it.PaymentID, &it.CheckoutRequestID, &it.Receipt, &it.Note,
+	err := row.Scan(&it.ID, &it.Reason, &it.State, &it.InboundID, &it.InboundKind, &it.PaymentID, &it.CheckoutRequestID, &it.Receipt, &it.Note,
 		&it.CreatedAt, &it.Resolution, &it.ResolutionReason, &it.ResolvedByKind, &it.ResolvedBy, &resolvedAt, &it.ResultPaymentID)
 	if err != nil {
 		return nil, err
@@ -72,9 +75,9 @@ func (t *Tx) InsertReviewItem(ctx context.Context, it *ReviewItem) error {
 // "review_item_not_found". On PostgreSQL the row is locked until the
 // transaction ends, so two resolutions of one item take turns.
 func (t *Tx) ReviewItemByID(ctx context.Context, id int64) (*ReviewItem, error) {
-	q := "SELECT " + reviewColumns + " FROM review_items WHERE id = ?"
+	q := "SELECT " + reviewColumns + reviewFrom + "WHERE r.id = ?"
 	if t.backend == Postgres {
-		q += " FOR UPDATE"
+		q += " FOR UPDATE OF r"
 	}
 	it, err := scanReviewItem(t.queryRow(ctx, q, id))
 	return it, notFound(err, "review_item_not_found", fmt.Sprintf("no review item %d", id))
@@ -92,25 +95,25 @@ type ReviewFilter struct {
 
 // ReviewItems returns the items matching f, newest first, at most f.Limit.
 func (t *Tx) ReviewItems(ctx context.Context, f ReviewFilter) ([]ReviewItem, error) {
-	q := "SELECT " + reviewColumns + " FROM review_items WHERE 1 = 1"
+	q := "SELECT " + reviewColumns + reviewFrom + "WHERE 1 = 1"
 	var args []any
 	add := func(cond string, v any) { q += " AND " + cond; args = append(args, v) }
 	if f.State != "" {
-		add("state = ?", f.State)
+		add("r.state = ?", f.State)
 	}
 	if f.Reason != "" {
-		add("reason = ?", f.Reason)
+		add("r.reason = ?", f.Reason)
 	}
 	if f.PaymentID != "" {
-		add("payment_id = ?", f.PaymentID)
+		add("r.payment_id = ?", f.PaymentID)
 	}
 	if f.InboundID != 0 {
-		add("inbound_id = ?", f.InboundID)
+		add("r.inbound_id = ?", f.InboundID)
 	}
 	if f.Before != 0 {
-		add("id < ?", f.Before)
+		add("r.id < ?", f.Before)
 	}
-	q += " ORDER BY id DESC LIMIT ?"
+	q += " ORDER BY r.id DESC LIMIT ?"
 	args = append(args, f.Limit)
 	rows, err := t.query(ctx, q, args...)
 	if err != nil {
