@@ -26,8 +26,8 @@ func (s *Server) stkPush(w http.ResponseWriter, r *http.Request, app *lipa.App) 
 		PhoneNumber: f["phone_number"], Amount: f["amount"], Reference: f["reference"],
 		AccountReference: f["account_reference"], Description: f["description"], IdempotencyKey: key,
 	})
-	if err != nil && (key == "" || lipa.ErrorCode(err) == "idempotency_key_reused") {
-		return err
+	if err != nil && (key == "" || gateway.RecordedPayment(err) == "") {
+		return err // nothing stored under the key: no answer to keep
 	}
 	if err == nil && res.Replay != nil {
 		w.Header().Set("Content-Type", "application/json")
