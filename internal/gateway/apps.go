@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"net/url"
 	"regexp"
 	"strings"
@@ -82,7 +83,7 @@ func (g *Gateway) EnsureDemoApp(ctx context.Context, actor Actor) (lipa.Secret, 
 		return "", false, err
 	}
 	_, key, err := g.CreateApp(ctx, actor, DemoAppName)
-	if lipa.ErrorCode(err) == "app_exists" {
+	if errors.Is(err, sqlstore.ErrAppExists) {
 		return "", false, nil // another replica made it first
 	}
 	return key, err == nil, err
