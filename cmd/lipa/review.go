@@ -231,7 +231,11 @@ func printReviewItem(w io.Writer, d *gateway.ReviewDetail, asJSON bool) error {
 			pv := lipa.ViewOf(d.Payment)
 			v.Payment = &pv
 		}
-		out := map[string]any{"item": v, "payload": nil, "history": d.History}
+		hist := []gateway.AuditEntryView{}
+		for _, e := range d.History {
+			hist = append(hist, e.View())
+		}
+		out := map[string]any{"item": v, "payload": nil, "history": hist}
 		if d.Payload != nil {
 			body := json.RawMessage(d.Payload.Body)
 			if !json.Valid(body) {
@@ -351,17 +355,9 @@ func cmdAudit(ctx context.Context, cfg Config, args []string, stdout io.Writer) 
 		return err
 	}
 	if *asJSON {
-		out := []map[string]any{}
+		out := []gateway.AuditEntryView{}
 		for _, e := range entries {
-			m := map[string]any{"id": e.ID, "at": e.At.Format(time.RFC3339Nano), "actor_kind": e.Actor.Kind, "actor": e.Actor.Name,
-				"action": e.Action, "target": e.Target, "reason": e.Reason, "before": nil, "after": nil}
-			if e.Before != nil {
-				m["before"] = e.Before
-			}
-			if e.After != nil {
-				m["after"] = e.After
-			}
-			out = append(out, m)
+			out = append(out, e.View())
 		}
 		return json.NewEncoder(stdout).Encode(out)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lipa-gateway/lipa"
@@ -89,18 +90,6 @@ func payloadBody(b []byte) json.RawMessage {
 	return s
 }
 
-// auditView is an audit entry as the admin API shows it.
-func auditView(e gateway.AuditEntry) map[string]any {
-	raw := func(b json.RawMessage) any {
-		if b == nil {
-			return nil
-		}
-		return b
-	}
-	return map[string]any{"id": e.ID, "at": e.At.Format(time.RFC3339Nano), "actor_kind": e.Actor.Kind, "actor": e.Actor.Name,
-		"action": e.Action, "target": e.Target, "reason": e.Reason, "before": raw(e.Before), "after": raw(e.After)}
-}
-
 // showReview serves GET /api/admin/review/{id}/: the item, the stored
 // payload, the payment and the item's history.
 func (s *Server) showReview(w http.ResponseWriter, r *http.Request) error {
@@ -121,9 +110,9 @@ func (s *Server) showReview(w http.ResponseWriter, r *http.Request) error {
 	if d.Payment != nil {
 		out["payment"] = lipa.ViewOf(d.Payment)
 	}
-	hist := []map[string]any{}
+	hist := []gateway.AuditEntryView{}
 	for _, e := range d.History {
-		hist = append(hist, auditView(e))
+		hist = append(hist, e.View())
 	}
 	out["history"] = hist
 	return writeJSON(w, http.StatusOK, out)
@@ -167,7 +156,7 @@ func (s *Server) resolveReview(action string) handlerFunc {
 			}
 			res, err = s.gw.ResolveMatch(ctx, adminActor, id, lipa.PaymentID(f["payment_id"]), f["reason"])
 		case "settle":
-			res, err = s.gw.ResolveSettle(ctx, adminActor, id, gateway.Settlement{Status: lipa.Status(f["status"]), Receipt: f["receipt"]}, f["reason"])
+			res, err = s.gw.ResolveSettle(ctx, adminActor, id, gateway.Settlement{Status: lipa.Status(strings.ToUpper(f["status"])), Receipt: f["receipt"]}, f["reason"])
 		case "create-payment":
 			res, err = s.gw.ResolveCreatePayment(ctx, adminActor, id, gateway.Correction{Amount: f["amount"], Account: f["account"], Phone: f["phone"]}, f["reason"])
 		default:
@@ -210,9 +199,9 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := []map[string]any{}
+	out := []gateway.AuditEntryView{}
 	for _, e := range entries {
-		out = append(out, auditView(e))
+		out = append(out, e.View())
 	}
 	limit := f.Limit
 	if limit == 0 {

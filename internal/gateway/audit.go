@@ -43,6 +43,34 @@ type AuditEntry struct {
 	After  json.RawMessage
 }
 
+// AuditEntryView is an audit entry as the CLI's --json and the admin API
+// show it: the time in RFC 3339, before and after as JSON (null when
+// there is nothing to show).
+type AuditEntryView struct {
+	ID        int64           `json:"id"`
+	At        string          `json:"at"`
+	ActorKind ActorKind       `json:"actor_kind"`
+	Actor     string          `json:"actor"`
+	Action    AuditAction     `json:"action"`
+	Target    string          `json:"target"`
+	Reason    string          `json:"reason"`
+	Before    json.RawMessage `json:"before"`
+	After     json.RawMessage `json:"after"`
+}
+
+// View returns the entry's JSON view.
+func (e AuditEntry) View() AuditEntryView {
+	v := AuditEntryView{ID: e.ID, At: e.At.Format(time.RFC3339Nano), ActorKind: e.Actor.Kind, Actor: e.Actor.Name,
+		Action: e.Action, Target: e.Target, Reason: e.Reason, Before: e.Before, After: e.After}
+	if v.Before == nil {
+		v.Before = json.RawMessage("null")
+	}
+	if v.After == nil {
+		v.After = json.RawMessage("null")
+	}
+	return v
+}
+
 // AuditFilter selects audit entries; zero fields do not filter.
 type AuditFilter struct {
 	ActorKind ActorKind
