@@ -215,7 +215,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 	gw := gateway.New(s.db, client, gatewayConfig(cfg, callbackURL, log))
 	s.gw = gw
 	if cfg.Environment == envSimulator {
-		key, created, err := gw.EnsureDemoApp(ctx)
+		key, created, err := gw.EnsureDemoApp(ctx, cliActor())
 		if err != nil {
 			return fail(err)
 		}

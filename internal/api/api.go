@@ -116,6 +116,12 @@ func (s *Server) routes() {
 	// Operators (X-ADMIN-KEY).
 	s.route("GET /api/admin/callbacks/unmatched/", s.admin(s.unmatchedCallbacks))
 	s.route("POST /api/admin/callbacks/{id}/match/", s.admin(s.matchCallback))
+	s.route("GET /api/admin/review/", s.admin(s.listReview))
+	s.route("GET /api/admin/review/{id}/", s.admin(s.showReview))
+	for _, action := range []string{"match", "settle", "create-payment", "dismiss"} {
+		s.route("POST /api/admin/review/{id}/"+action+"/", s.admin(s.resolveReview(action)))
+	}
+	s.route("GET /api/admin/audit/", s.admin(s.listAudit))
 
 	s.route("GET /healthz", func(w http.ResponseWriter, r *http.Request) error {
 		return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

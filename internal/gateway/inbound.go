@@ -49,7 +49,12 @@ func (g *Gateway) ReceiveSTKCallback(ctx context.Context, in Inbound) error {
 	cb, perr := daraja.ParseSTKCallback(in.Body)
 	if perr != nil {
 		msg.Outcome, msg.Note = sqlstore.OutcomeMalformed, perr.Error()
-		if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.InsertInbound(ctx, msg) }); err != nil {
+		if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+			if err := tx.InsertInbound(ctx, msg); err != nil {
+				return err
+			}
+			return g.openReviewTx(ctx, tx, reviewCause{Reason: ReviewMalformedPayload, InboundID: msg.ID, Note: msg.Note})
+		}); err != nil {
 			return err
 		}
 		g.log.Warn("malformed stk callback stored", "inbound_id", msg.ID, "source", in.SourceAddr, "err", perr)
@@ -71,7 +76,8 @@ func (g *Gateway) ReceiveSTKCallback(ctx context.Context, in Inbound) error {
 		if lipa.ErrorKind(err) == lipa.NotFound {
 			g.log.Warn("stk callback for an unknown CheckoutRequestID stored as unmatched",
 				"checkout_request_id", cb.CheckoutRequestID, "result_code", cb.ResultCode, "inbound_id", msg.ID)
-			return tx.SetInboundOutcome(ctx, msg.ID, sqlstore.OutcomeUnmatched, "", "no payment has this CheckoutRequestID yet")
+			return g.flagTx(ctx, tx, sqlstore.OutcomeUnmatched, reviewCause{Reason: ReviewUnmatchedCallback, InboundID: msg.ID,
+				CheckoutRequestID: cb.CheckoutRequestID, Receipt: cb.MpesaReceiptNumber, Note: "no payment has this CheckoutRequestID yet"})
 		}
 		if err != nil {
 			return err
@@ -95,8 +101,8 @@ func (g *Gateway) ReceiveSTKCallback(ctx context.Context, in Inbound) error {
 }
 
 // duplicateReceiptNote starts the note of a callback flagged because its
-// receipt already belongs to another payment; the reconciler will not settle
-// that payment SUCCESS from a query (the money is recorded elsewhere).
+// receipt already belongs to another payment (review reason
+// ReviewReceiptConflict, on which the reconciler decides).
 const duplicateReceiptNote = "duplicate receipt: "
 
 // mergeC2BCopyTx handles an STK callback whose receipt is already recorded
@@ -107,9 +113,8 @@ const duplicateReceiptNote = "duplicate receipt: "
 // now points at p) and the callback applies to p. Otherwise (claimed, or
 // another amount) it reports false and the callback is flagged for an
 // operator.
-func (g *Gateway) mergeC2BCopyTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.Payment, dup *lipa.Error) (bool, error) {
-	otherID, _ := dup.Details["payment_id"].(string)
-	other, err := tx.PaymentForUpdate(ctx, lipa.PaymentID(otherID))
+func (g *Gateway) mergeC2BCopyTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.Payment, dup *sqlstore.ReceiptTakenError) (bool, error) {
+	other, err := tx.PaymentForUpdate(ctx, dup.PaymentID)
 	if err != nil {
 		return false, err
 	}
@@ -202,14 +207,21 @@ func (g *Gateway) applyCallbackTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.
 	if cb.ResultCode == "0" {
 		o = lipa.Outcome{Status: lipa.StatusSuccess, ResultCode: "0", ResultDesc: cb.ResultDesc, Receipt: cb.MpesaReceiptNumber,
 			Amount: cb.Amount, PhoneNumber: cb.PhoneNumber, TransactionDate: cb.TransactionDate, Source: lipa.ResolvedByCallback}
-		if cb.Amount != p.Amount {
-			note := fmt.Sprintf("callback amount %s differs from the payment's %s; not applied", cb.Amount, p.Amount)
+		flag := func(reason ReviewReason, note string) error {
 			log.Warn("stk callback flagged", "reason", note)
-			return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeConflict, p.ID, note)
+			return g.flagTx(ctx, tx, sqlstore.OutcomeConflict, reviewCause{Reason: reason, InboundID: inboundID, PaymentID: p.ID,
+				CheckoutRequestID: cb.CheckoutRequestID, Receipt: cb.MpesaReceiptNumber, Note: note})
+		}
+		if !daraja.ValidReceipt(cb.MpesaReceiptNumber) {
+			// Never recorded as mpesa_receipt_number: Daraja's receipts
+			// are upper-case letters and digits (Daraja reference §4.4).
+			return false, flag(ReviewInvalidReceipt, fmt.Sprintf("callback receipt %q is not an M-Pesa receipt number; not applied", reviewText(cut(cb.MpesaReceiptNumber, 40))))
+		}
+		if cb.Amount != p.Amount {
+			return false, flag(ReviewAmountMismatch, fmt.Sprintf("callback amount %s differs from the payment's %s; not applied", cb.Amount, p.Amount))
 		}
 		if note := g.callbackPhoneMismatch(cb.PhoneNumber, p.PhoneNumber); note != "" {
-			log.Warn("stk callback flagged", "reason", note)
-			return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeConflict, p.ID, note)
+			return false, flag(ReviewPhoneMismatch, note)
 		}
 	}
 	if g.cfg.ConfirmByQuery && !confirmed && p.Status == lipa.StatusPending {
@@ -226,19 +238,27 @@ func (g *Gateway) applyCallbackTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.
 	case lipa.DecisionConflict:
 		note := fmt.Sprintf("callback says %s (ResultCode %s) but the payment is already %s", o.Status, cb.ResultCode, before.Status)
 		log.Warn("stk callback contradicts a settled payment; stored, not applied", "status", before.Status)
-		return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeConflict, p.ID, note)
+		reason := ReviewStatusConflict
+		if before.ResolvedBy == lipa.ResolvedByQuery {
+			reason = ReviewQueryContradicts
+			note = fmt.Sprintf("callback says %s (ResultCode %s) but Daraja's STK push query settled the payment %s", o.Status, cb.ResultCode, before.Status)
+		}
+		return false, g.flagTx(ctx, tx, sqlstore.OutcomeConflict, reviewCause{Reason: reason, InboundID: inboundID, PaymentID: p.ID,
+			CheckoutRequestID: cb.CheckoutRequestID, Receipt: cb.MpesaReceiptNumber, Note: note})
 	}
 	err := tx.UpdatePayment(ctx, p)
-	var le *lipa.Error
-	if errors.As(err, &le) && le.Code == "duplicate_receipt" {
-		merged, merr := g.mergeC2BCopyTx(ctx, tx, p, le)
+	var taken *sqlstore.ReceiptTakenError
+	if errors.As(err, &taken) {
+		merged, merr := g.mergeC2BCopyTx(ctx, tx, p, taken)
 		if merr != nil {
 			return false, merr
 		}
 		if !merged {
 			*p = before
 			log.Warn("stk callback receipt belongs to another payment; stored, not applied", "receipt", cb.MpesaReceiptNumber)
-			return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeConflict, p.ID, duplicateReceiptNote+le.Message)
+			return false, g.flagTx(ctx, tx, sqlstore.OutcomeConflict, reviewCause{Reason: ReviewReceiptConflict, InboundID: inboundID,
+				PaymentID: p.ID, CheckoutRequestID: cb.CheckoutRequestID, Receipt: cb.MpesaReceiptNumber,
+				Note: duplicateReceiptNote + taken.Error() + "; not applied"})
 		}
 		err = tx.UpdatePayment(ctx, p)
 	}
@@ -324,14 +344,22 @@ func isMSISDN(s string) bool {
 // ReceiveC2BConfirmation stores a C2B confirmation raw and records it as a
 // SUCCESS C2B payment in the shared intake pool (no app until one claims
 // it), in the same transaction. It is idempotent on TransID: a repeat, or a
-// TransID that is already the receipt of any payment (one M-Pesa transaction
-// is one payment), is acknowledged and changes nothing. MSISDN and
-// TransAmount are stored as given; a masked or hashed MSISDN is normal.
+// TransID that is already the receipt of a payment for the same amount (one
+// M-Pesa transaction is one payment), is acknowledged and changes nothing.
+// MSISDN is stored as given; a masked or hashed MSISDN is normal.
 //
-// It returns nil whenever the payload is stored. A body that is not a JSON
-// object, or has no TransID, is stored and returns Invalid
-// "malformed_confirmation"; an unreadable TransAmount is stored for an
-// operator and acknowledged (nil), never refused.
+// A confirmation Lipa cannot take as a payment is stored, put in the review
+// queue and acknowledged (nil: Safaricom has moved the money already and
+// does not resend): a JSON key given twice (ReviewRepeatedKey), a TransID
+// not of Daraja's shape (ReviewInvalidReceipt), a TransAmount that is zero,
+// negative or unreadable (ReviewInvalidAmount), no MSISDN or no
+// BusinessShortCode (ReviewMissingFields), a TransID already recorded for
+// another amount (ReviewDuplicateOtherAmount). None becomes a claimable
+// payment.
+//
+// A body that is not a JSON object, or has no TransID, is stored, put in
+// the review queue (ReviewMalformedPayload) and returns Invalid
+// "malformed_confirmation".
 func (g *Gateway) ReceiveC2BConfirmation(ctx context.Context, in Inbound) error {
 	ctx = context.WithoutCancel(ctx)
 	msg := &sqlstore.Inbound{Kind: sqlstore.InboundC2BConfirmation, Path: in.Path, SourceAddr: in.SourceAddr,
@@ -342,7 +370,12 @@ func (g *Gateway) ReceiveC2BConfirmation(ctx context.Context, in Inbound) error 
 	}
 	if perr != nil {
 		msg.Outcome, msg.Note = sqlstore.OutcomeMalformed, perr.Error()
-		if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.InsertInbound(ctx, msg) }); err != nil {
+		if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+			if err := tx.InsertInbound(ctx, msg); err != nil {
+				return err
+			}
+			return g.openReviewTx(ctx, tx, reviewCause{Reason: ReviewMalformedPayload, InboundID: msg.ID, Note: msg.Note})
+		}); err != nil {
 			return err
 		}
 		g.log.Warn("malformed c2b confirmation stored", "inbound_id", msg.ID, "err", perr)
@@ -357,12 +390,30 @@ func (g *Gateway) ReceiveC2BConfirmation(ctx context.Context, in Inbound) error 
 		if err := tx.InsertInbound(ctx, msg); err != nil {
 			return err
 		}
+		review := func(outcome sqlstore.InboundOutcome, reason ReviewReason, paymentID lipa.PaymentID, note string) error {
+			g.log.Error("c2b confirmation not taken as a payment; stored for review", "trans_id", reviewText(n.TransID),
+				"inbound_id", msg.ID, "reason", reason)
+			return g.flagTx(ctx, tx, outcome, reviewCause{Reason: reason, InboundID: msg.ID, PaymentID: paymentID, Receipt: n.TransID, Note: note})
+		}
+		if key, ok := daraja.RepeatedKey(in.Body); ok {
+			return review(sqlstore.OutcomeMalformed, ReviewRepeatedKey, "", fmt.Sprintf("the confirmation names %q twice", reviewText(cut(key, 40))))
+		}
+		if !daraja.ValidReceipt(n.TransID) {
+			return review(sqlstore.OutcomeMalformed, ReviewInvalidReceipt, "", fmt.Sprintf("TransID %q is not an M-Pesa receipt number (1-%d upper-case letters and digits)",
+				reviewText(cut(n.TransID, 40)), daraja.MaxReceiptLength))
+		}
 		amount, err := lipa.ParseAmount(n.TransAmount)
-		if err != nil {
-			g.log.Error("c2b confirmation with an unreadable TransAmount stored for review", "trans_id", n.TransID, "inbound_id", msg.ID)
-			return tx.SetInboundOutcome(ctx, msg.ID, sqlstore.OutcomeMalformed, "", fmt.Sprintf("TransAmount %q is not a decimal amount", n.TransAmount))
+		if err != nil || amount <= 0 {
+			return review(sqlstore.OutcomeMalformed, ReviewInvalidAmount, "", fmt.Sprintf("TransAmount %q is not an amount above zero", reviewText(cut(n.TransAmount, 40))))
+		}
+		if n.MSISDN == "" || n.BusinessShortCode == "" {
+			return review(sqlstore.OutcomeMalformed, ReviewMissingFields, "", "the confirmation has no MSISDN or no BusinessShortCode")
 		}
 		existing, err := tx.PaymentByReceipt(ctx, n.TransID)
+		if err == nil && existing.Amount != amount {
+			return review(sqlstore.OutcomeConflict, ReviewDuplicateOtherAmount, existing.ID,
+				fmt.Sprintf("TransID %s is already payment %s for %s; this confirmation says %s", n.TransID, existing.ID, existing.Amount, amount))
+		}
 		if err == nil {
 			return tx.SetInboundOutcome(ctx, msg.ID, sqlstore.OutcomeDuplicate, existing.ID, "")
 		}

@@ -63,7 +63,7 @@ func TestPushRefusedUnsent(t *testing.T) {
 				gw, app := f.g, f.app
 				if c.maintained {
 					gw = g
-					if app, _, err = g.CreateApp(ctx, "maintained"); err != nil {
+					if app, _, err = g.CreateApp(ctx, testOperator, "maintained"); err != nil {
 						t.Fatal(err)
 					}
 				}

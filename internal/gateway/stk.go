@@ -165,7 +165,7 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 		TransactionDesc:  cut(p.Description, MaxTransactionDescLength),
 	})
 	if err != nil {
-		return nil, g.pushFailed(ctx, p, err)
+		return nil, recorded(p.ID, g.pushFailed(ctx, p, err))
 	}
 	g.noteDaraja("")
 	var toConfirm []int64
@@ -199,6 +199,9 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 			if err != nil {
 				return err
 			}
+			if err := g.resolveAutomaticallyTx(ctx, tx, m.ID, p.ID, "applied when the push's answer was saved"); err != nil {
+				return err
+			}
 			if confirm {
 				toConfirm = append(toConfirm, m.ID)
 			}
@@ -214,8 +217,8 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 		if lipa.ErrorKind(err) == lipa.Unavailable {
 			kind, code = lipa.Unavailable, lipa.ErrorCode(err) // the database went away meanwhile
 		}
-		return nil, lipa.Errorf(kind, code, "the STK push was sent but Lipa could not save Daraja's answer; do not push again: the payment will be settled by its callback").
-			With("payment_id", string(p.ID)).Wrap(err)
+		return nil, recorded(p.ID, lipa.Errorf(kind, code, "the STK push was sent but Lipa could not save Daraja's answer; do not push again: the payment will be settled by its callback").
+			With("payment_id", string(p.ID)).Wrap(err))
 	}
 	log.Info("stk push accepted", "checkout_request_id", p.CheckoutRequestID, "merchant_request_id", p.MerchantRequestID)
 	return &STKPushResult{Payment: p, DarajaResponse: resp.Raw}, nil

@@ -336,7 +336,7 @@ func newOutageService(t *testing.T, db *sqlstore.DB) *outageService {
 	quiet := slog.New(slog.DiscardHandler)
 	gw := gateway.New(db, client, gateway.Config{ShortCode: darajasim.SandboxShortCode, Passkey: darajasim.SandboxPasskey,
 		CallbackURL: "https://pay.example.com/api/stk/callback/", Logger: quiet, PhonePushesPerHour: 1000})
-	_, key, err := gw.CreateApp(context.Background(), "shop")
+	_, key, err := gw.CreateApp(context.Background(), gateway.Actor{Kind: gateway.ActorCLI, Name: "test"}, "shop")
 	if err != nil {
 		t.Fatalf("CreateApp: %v", err)
 	}
