@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lipa-gateway/lipa/internal/api/openapitest"
 )
 
 // e2eWaitTimeout bounds every wait for something the service does in the
@@ -85,8 +87,9 @@ func startTestService(t *testing.T, databaseURL string, extra map[string]string)
 		LogFile: cfg.LogFile,
 		srv:     s,
 		client: &http.Client{
-			Timeout:   30 * time.Second,
-			Transport: &http.Transport{MaxIdleConnsPerHost: 256},
+			Timeout: 30 * time.Second,
+			// Every exchange is checked against the OpenAPI document.
+			Transport: openapitest.Transport(t, &http.Transport{MaxIdleConnsPerHost: 256}),
 		},
 	}
 	t.Cleanup(func() {

@@ -62,6 +62,8 @@ type Server struct {
 	failures *limiters // failed authentications per source address
 	rejects  *limiters // stored rejected Safaricom-facing requests per source address
 	version  string    // reported by /readyz
+
+	routeList []Route // every route registered, for Routes
 }
 
 // New returns the HTTP handler for gw.
@@ -108,6 +110,8 @@ func (s *Server) routes() {
 	s.route("GET /api/admin/callbacks/unmatched/", s.admin(s.unmatchedCallbacks))
 	s.route("POST /api/admin/callbacks/{id}/match/", s.admin(s.matchCallback))
 
+	s.route("GET /api/openapi.json", s.openAPI)
+
 	s.route("GET /healthz", func(w http.ResponseWriter, r *http.Request) error {
 		return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -132,6 +136,7 @@ func (s *Server) route(pattern string, h handlerFunc) {
 		}
 	})
 	method, path, _ := strings.Cut(pattern, " ")
+	s.routeList = append(s.routeList, Route{Method: method, Path: path})
 	if strings.HasSuffix(path, "/") && path != "/" {
 		s.mux.Handle(method+" "+path+"{$}", hh)
 		s.mux.Handle(method+" "+strings.TrimSuffix(path, "/"), hh)
