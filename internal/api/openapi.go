@@ -15,6 +15,9 @@ import (
 //go:embed openapi.json
 var openAPIDocument []byte
 
+// The Postman collection is generated from the document.
+//go:generate go run ./postman
+
 // OpenAPI returns a copy of the OpenAPI 3.1 document (JSON) that describes
 // the app-facing API, the health checks and the webhook events; Safaricom's
 // endpoints and the operators' API are left out (see Documented).
