@@ -20,6 +20,7 @@ func TestImportsPointInward(t *testing.T) {
 	forbidden := map[string][]string{
 		mod:                         {mod + "/"},
 		mod + "/webhook":            {mod},
+		mod + "/client":             {"/internal/"},
 		mod + "/internal/daraja":    {"/internal/sqlstore", "/internal/gateway", "/internal/api", "/internal/darajasim"},
 		mod + "/internal/darajasim": {"/internal/daraja", "/internal/sqlstore", "/internal/gateway", "/internal/api"},
 		mod + "/internal/sqlstore":  {"/internal/daraja", "/internal/darajasim", "/internal/gateway", "/internal/api"},
