@@ -9,8 +9,8 @@ import (
 
 // TestImportsPointInward enforces the layering of docs/ARCHITECTURE.md:
 // adapters never import each other, the API reaches storage only through
-// the gateway, and the root and webhook packages use only the standard
-// library.
+// the gateway, the root and webhook packages use only the standard
+// library, and the public client uses no internal package.
 func TestImportsPointInward(t *testing.T) {
 	out, err := exec.Command("go", "list", "-json", "./...").Output()
 	if err != nil {
