@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -96,6 +97,19 @@ type Config struct {
 	// outcome, Daraja error code); never credentials or tokens. Default:
 	// discard.
 	Logger *slog.Logger
+
+	// InitiatorName and InitiatorPassword are the M-Pesa API operator that
+	// Reversal and TransactionStatus run as (docs/daraja.md "Initiator
+	// credentials"). Optional: both empty leaves those calls unconfigured
+	// (they return ErrNoInitiator); one without the other is an error.
+	// Surrounding spaces of the name are trimmed.
+	InitiatorName     string
+	InitiatorPassword lipa.Secret
+	// Certificate encrypts InitiatorPassword into the SecurityCredential.
+	// Default: CertificateFor(BaseURL), Safaricom's production certificate
+	// for ProductionURL and the sandbox one otherwise. A simulator with its
+	// own key pair needs its own certificate here.
+	Certificate *x509.Certificate
 }
 
 // Client calls Daraja. It caches one OAuth token for its credentials and is
@@ -114,11 +128,16 @@ type Client struct {
 	mu        sync.Mutex
 	token     string    // cached access token, "" when none
 	refreshAt time.Time // token is used until this instant (c.now clock)
+
+	initiator  string      // Config.InitiatorName; "" when not configured
+	credential lipa.Secret // SecurityCredential of the initiator
 }
 
 // New returns a Client for cfg. It returns an error naming the setting when
-// BaseURL is not an absolute http(s) URL, a credential is empty, or Timeout
-// is negative. New makes no network calls.
+// BaseURL is not an absolute http(s) URL, a credential is empty, Timeout is
+// negative, or only one of InitiatorName and InitiatorPassword is set (or
+// the password cannot be encrypted with the certificate). New makes no
+// network calls.
 func New(cfg Config) (*Client, error) {
 	base := strings.TrimRight(strings.TrimSpace(cfg.BaseURL), "/")
 	u, err := url.Parse(base)
@@ -157,6 +176,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
+	}
+	if err := c.initInitiator(cfg); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
