@@ -142,3 +142,19 @@ func checkoutRequestID(now time.Time, msisdn string, taken func(string) bool) st
 		}
 	}
 }
+
+// newConversationID returns a ConversationID in Daraja's format
+// "AG_yyyyMMdd_" + 20 hex digits, the date in East Africa Time
+// (docs/daraja.md "Reversal"), e.g. "AG_20211114_201018edbbf9f1582eaa".
+func newConversationID(now time.Time) string {
+	var b [10]byte
+	rand.Read(b[:])
+	return "AG_" + now.In(eat).Format("20060102") + "_" + hex.EncodeToString(b[:])
+}
+
+// placeholderReceipt is the receipt-shaped TransactionID Daraja puts in a
+// failed initiator result: the date letters of a receipt, then seven
+// zeros ("SKE0000000" in the portal's R000002 sample).
+func placeholderReceipt(now time.Time) string {
+	return NewReceipt(now)[:3] + "0000000"
+}

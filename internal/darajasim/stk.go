@@ -25,6 +25,8 @@ const (
 	PhoneNoCallback        = "254700000005" // no callback; query says "0"
 	PhoneDuplicateCallback = "254700000006" // success callback delivered twice
 	PhoneSubscriberLocked  = "254700000007" // push refused with HTTP 500 500.001.1001
+	PhonePending4999       = "254700000008" // prompt never answered: query says 4999 until PromptTimeout, then 1037
+	PhonePendingEmpty      = "254700000009" // prompt never answered: query says 500.001.1001 with an empty message (HTTP 200) until PromptTimeout, then 1037
 
 	// Faults on the push request itself (see Fault).
 	PhoneNoAnswer        = "254700000010" // FaultNoAnswer: held open, then dropped unanswered
@@ -42,7 +44,7 @@ const (
 	ResultDescCancelled         = "Request cancelled by user"
 	ResultDescInsufficientFunds = "The balance is insufficient for the transaction."
 	ResultDescWrongPIN          = "The initiator information is invalid."
-	ResultDescUnreachable       = "DS timeout user cannot be reached"
+	ResultDescUnreachable       = "DS timeout user cannot be reached."
 	// ResultDescStillProcessing is STK query's ResultDesc, with ResultCode
 	// "4999", for an unsettled push under QueryPending4999 (§6).
 	ResultDescStillProcessing = "The transaction is still under processing"
@@ -75,6 +77,14 @@ type Outcome struct {
 
 	// Deliveries is how many times the callback is POSTed: 0, 1 or 2.
 	Deliveries int
+
+	// PendingStyle, unless "", is the Config.QueryPendingStyle this push's
+	// STK query answers in while it is unsettled, whatever the Server's.
+	PendingStyle string
+
+	// Unanswered means nobody answers the prompt: the push settles after
+	// Config.PromptTimeout instead of Config.CallbackDelay.
+	Unanswered bool
 }
 
 var outcomes = []Outcome{
@@ -85,6 +95,8 @@ var outcomes = []Outcome{
 	{Phone: PhoneNoCallback, ResultCode: 0, ResultDesc: ResultDescSuccess, Deliveries: 0},
 	{Phone: PhoneDuplicateCallback, ResultCode: 0, ResultDesc: ResultDescSuccess, Deliveries: 2},
 	{Phone: PhoneSubscriberLocked, Refused: true},
+	{Phone: PhonePending4999, ResultCode: 1037, ResultDesc: ResultDescUnreachable, Deliveries: 1, PendingStyle: QueryPending4999, Unanswered: true},
+	{Phone: PhonePendingEmpty, ResultCode: 1037, ResultDesc: ResultDescUnreachable, Deliveries: 1, PendingStyle: QueryPendingEmpty, Unanswered: true},
 	{Phone: PhoneNoAnswer, Fault: FaultNoAnswer},
 	{Phone: PhoneUnavailable, Fault: FaultUnavailable},
 	{Phone: PhoneServerError, Fault: FaultServerError},
@@ -116,11 +128,15 @@ type stkTxn struct {
 	merchantRequestID string
 	checkoutRequestID string
 	shortCode         string
+	partyB            string
+	transactionType   string
+	accountRef        string
 	amount            int64 // whole shillings
 	phone             string
 	callbackURL       string
 	outcome           Outcome
-	final             bool // settled: the query reports the result
+	final             bool   // settled: the query reports the result
+	receipt           string // set when settled with ResultCode 0
 }
 
 type stkPushRequest struct {
@@ -152,6 +168,9 @@ type stkPushResponse struct {
 // Fault, then 200 with new IDs; the push settles after the callback delay.
 // Every request whose body is a JSON object is counted for PushCount first.
 func (s *Server) handleSTKPush(w http.ResponseWriter, r *http.Request) *failure {
+	if !jsonContentType(r) {
+		return invalid("BusinessShortCode")
+	}
 	var req stkPushRequest
 	if f := decodeBody(w, r, &req); f != nil {
 		return f
@@ -188,19 +207,34 @@ func (s *Server) handleSTKPush(w http.ResponseWriter, r *http.Request) *failure 
 
 	now := s.now()
 	s.mu.Lock()
+	if open, locked := s.locks[phone]; locked && !s.noLock {
+		s.mu.Unlock()
+		s.log.Info("stk push refused: subscriber locked", "open_checkout_request_id", open)
+		return &failure{status: http.StatusInternalServerError, code: "500.001.1001", message: MessageSubscriberLocked}
+	}
 	t := &stkTxn{
 		merchantRequestID: newHexID(),
 		checkoutRequestID: checkoutRequestID(now, phone, func(id string) bool { _, ok := s.stk[id]; return ok }),
 		shortCode:         shortCode,
+		partyB:            req.PartyB.text,
+		transactionType:   req.TransactionType.text,
+		accountRef:        req.AccountReference.text,
 		amount:            amount,
 		phone:             phone,
 		callbackURL:       req.CallBackURL.text,
 		outcome:           outcome,
 	}
 	s.stk[t.checkoutRequestID] = t
+	if !s.noLock {
+		s.locks[phone] = t.checkoutRequestID
+	}
+	delay := s.delay
+	if outcome.Unanswered {
+		delay = s.promptTimeout
+	}
 	if !s.closed {
 		s.wg.Add(1)
-		s.timers[t.checkoutRequestID] = time.AfterFunc(s.delay, func() {
+		s.timers[t.checkoutRequestID] = time.AfterFunc(delay, func() {
 			defer s.wg.Done()
 			s.settle(t.checkoutRequestID)
 		})
@@ -251,8 +285,9 @@ func (s *Server) checkPassword(shortCode, password, timestamp string) *failure {
 	return nil
 }
 
-// settle runs when a push's delay has passed: it marks the push final and
-// POSTs its callback Outcome.Deliveries times, one after another, unless the
+// settle runs when a push's delay has passed: it marks the push final,
+// releases the subscriber lock, logs a paid push as a Transaction, and POSTs
+// its callback Outcome.Deliveries times, one after another, unless the
 // Server has been closed.
 func (s *Server) settle(checkoutRequestID string) {
 	now := s.now()
@@ -260,6 +295,18 @@ func (s *Server) settle(checkoutRequestID string) {
 	delete(s.timers, checkoutRequestID)
 	t := s.stk[checkoutRequestID]
 	t.final = true
+	if s.locks[t.phone] == checkoutRequestID {
+		delete(s.locks, t.phone)
+	}
+	if t.outcome.ResultCode == 0 {
+		t.receipt = NewReceipt(now)
+		s.recordLocked(Transaction{
+			Receipt: t.receipt, Kind: KindSTK, ShortCode: t.shortCode, PartyB: t.partyB,
+			MSISDN: t.phone, Amount: t.amount, BillRef: t.accountRef, CommandID: t.transactionType,
+			CompletedAt: now,
+		})
+		s.utility[t.shortCode] += t.amount
+	}
 	closed := s.closed
 	body := t.callbackBody(now)
 	callbackURL, shortCode, n := t.callbackURL, t.shortCode, t.outcome.Deliveries
@@ -294,7 +341,7 @@ type metadataItem struct {
 }
 
 // callbackBody returns the callback JSON (§5.2) for t settled at now: the
-// success body carries Amount (integer), MpesaReceiptNumber (a new receipt),
+// success body carries Amount (integer), MpesaReceiptNumber (t.receipt),
 // Balance (no Value, as Daraja sends it), TransactionDate (EAT yyyyMMddHHmmss
 // as a number) and PhoneNumber (a number); failures carry no metadata.
 func (t *stkTxn) callbackBody(now time.Time) []byte {
@@ -309,7 +356,7 @@ func (t *stkTxn) callbackBody(now time.Time) []byte {
 		phone, _ := strconv.ParseInt(t.phone, 10, 64)
 		c.CallbackMetadata = &callbackMetadata{Item: []metadataItem{
 			{Name: "Amount", Value: t.amount},
-			{Name: "MpesaReceiptNumber", Value: NewReceipt(now)},
+			{Name: "MpesaReceiptNumber", Value: t.receipt},
 			{Name: "Balance"},
 			{Name: "TransactionDate", Value: date},
 			{Name: "PhoneNumber", Value: phone},
@@ -391,6 +438,10 @@ func (s *Server) handleSTKQuery(w http.ResponseWriter, r *http.Request) *failure
 	t, ok := s.stk[id]
 	var resp stkQueryResponse
 	final := ok && t.final
+	pending := s.pending
+	if ok && t.outcome.PendingStyle != "" {
+		pending = t.outcome.PendingStyle
+	}
 	if ok {
 		ok = t.shortCode == shortCode
 		resp = stkQueryResponse{
@@ -406,9 +457,9 @@ func (s *Server) handleSTKQuery(w http.ResponseWriter, r *http.Request) *failure
 	switch {
 	case !ok:
 		return &failure{status: http.StatusInternalServerError, code: "500.001.1001", message: "The transaction does not Exist"}
-	case !final && s.pending == QueryPending4999:
+	case !final && pending == QueryPending4999:
 		resp.ResultCode, resp.ResultDesc = "4999", ResultDescStillProcessing
-	case !final && s.pending == QueryPendingEmpty:
+	case !final && pending == QueryPendingEmpty:
 		return &failure{status: http.StatusOK, code: "500.001.1001", message: "", requestID: id}
 	case !final:
 		return &failure{status: http.StatusInternalServerError, code: "500.001.1001", message: "The transaction is being processed", requestID: id}

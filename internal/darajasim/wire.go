@@ -3,6 +3,8 @@ package darajasim
 import (
 	"bytes"
 	"encoding/json"
+	"mime"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -20,6 +22,9 @@ type value struct {
 	text string
 	set  bool
 	bad  bool
+	// boolean is true for JSON true or false (also bad: no Daraja field is
+	// a boolean), truth its value.
+	boolean, truth bool
 }
 
 func (v *value) UnmarshalJSON(b []byte) error {
@@ -35,6 +40,8 @@ func (v *value) UnmarshalJSON(b []byte) error {
 		*v = value{text: s, set: true}
 	case b[0] == '-' || (b[0] >= '0' && b[0] <= '9'):
 		*v = value{text: string(b), set: true}
+	case string(b) == "true" || string(b) == "false":
+		*v = value{set: true, bad: true, boolean: true, truth: string(b) == "true"}
 	default:
 		*v = value{set: true, bad: true}
 	}
@@ -136,4 +143,12 @@ func oneOf(allowed ...string) func(string) bool {
 		}
 		return false
 	}
+}
+
+// jsonContentType reports whether r says its body is JSON: a Content-Type
+// of application/json, with or without parameters such as charset. Daraja
+// refuses an STK push without it (docs/daraja.md "M-Pesa Express").
+func jsonContentType(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "application/json"
 }
