@@ -248,6 +248,9 @@ func (s *Server) handleSimulate(w http.ResponseWriter, r *http.Request) *failure
 // shortcode (ErrNotRegistered) sends nothing and returns an empty transID.
 // MSISDN is masked ("2547 ***** 149") when the URLs were registered through
 // v2, plain through v1. PayC2B blocks until delivery ends; ctx cancels it.
+// Every completed payment enters the transaction log (Transactions). With
+// p.NoConfirmation (or payer PhoneNoConfirmation) nothing is sent and no
+// registration is needed: the payment completes and is logged at once.
 func (s *Server) PayC2B(ctx context.Context, p C2BPayment) (transID string, err error) {
 	if err := p.validate(); err != nil {
 		return "", err
@@ -255,7 +258,7 @@ func (s *Server) PayC2B(ctx context.Context, p C2BPayment) (transID string, err 
 	s.mu.Lock()
 	reg, ok := s.c2b[p.ShortCode]
 	s.mu.Unlock()
-	if !ok {
+	if !ok && !p.NoConfirmation && p.MSISDN != PhoneNoConfirmation {
 		return "", fmt.Errorf("%w: %s", ErrNotRegistered, p.ShortCode)
 	}
 	return s.pay(ctx, p, reg)
