@@ -14,10 +14,11 @@ import (
 )
 
 // ValidationTimeout is how long the simulator waits for a C2B validation
-// answer before applying the registered ResponseType, as M-Pesa does (§7.2).
+// answer before applying the registered ResponseType, as M-Pesa does
+// (docs/daraja.md "C2B").
 const ValidationTimeout = 8 * time.Second
 
-// C2B command IDs (§7.6).
+// C2B command IDs (docs/daraja.md "C2B").
 const (
 	CommandPayBill  = "CustomerPayBillOnline"
 	CommandBuyGoods = "CustomerBuyGoodsOnline"
@@ -116,13 +117,14 @@ func forbiddenWord(u string) (string, bool) {
 	return "", false
 }
 
-// handleRegister is C2B Register URL (§7.1), v1 and v2 alike: token, JSON,
-// then ShortCode (5–7 digits), ResponseType ("Completed" or "Cancelled",
-// exactly), ConfirmationURL (absolute http(s)) and ValidationURL (optional;
-// absolute http(s) when given), each 400.002.02 Invalid <Field>; then a URL
-// containing a forbidden word is 400 "400.003.02 Bad Request - Invalid <Field>
-// - URL has the word <WORD>". Registering again replaces the URLs (sandbox
-// behaviour). The version decides the MSISDN format of later notifications.
+// handleRegister is C2B Register URL (docs/daraja.md "C2B"), v1 and v2
+// alike: token, JSON, then ShortCode (5–7 digits), ResponseType
+// ("Completed" or "Cancelled", exactly), ConfirmationURL (absolute http(s))
+// and ValidationURL (optional; absolute http(s) when given), each 400.002.02
+// Invalid <Field>; then a URL containing a forbidden word is 400
+// "400.003.02 Bad Request - Invalid <Field> - URL has the word <WORD>".
+// Registering again replaces the URLs (sandbox behaviour). The version
+// decides the MSISDN format of later notifications.
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request, version int) *failure {
 	var req registerRequest
 	if f := decodeBody(w, r, &req); f != nil {
@@ -174,11 +176,12 @@ type simulateRequest struct {
 	NoConfirmation value // simulator extension, see C2BPayment.NoConfirmation
 }
 
-// handleSimulate is the sandbox C2B simulate endpoint (§7.6): token, JSON,
-// then ShortCode, CommandID, Amount (whole shillings 1–250000), Msisdn and
-// BillRefNumber (optional, any text), each 400.002.02 Invalid <Field>; a
-// shortcode without registered URLs is HTTP 500 "500.003.1001". It answers
-// at once and delivers the notifications in the background, as PayC2B does.
+// handleSimulate is the sandbox C2B simulate endpoint (docs/daraja.md "C2B"):
+// token, JSON, then ShortCode, CommandID, Amount (whole shillings 1–250000),
+// Msisdn and BillRefNumber (optional, any text), each 400.002.02 Invalid
+// <Field>; a shortcode without registered URLs is HTTP 500 "500.003.1001". It
+// answers at once and delivers the notifications in the background, as PayC2B
+// does.
 func (s *Server) handleSimulate(w http.ResponseWriter, r *http.Request) *failure {
 	var req simulateRequest
 	if f := decodeBody(w, r, &req); f != nil {
@@ -307,12 +310,12 @@ func (s *Server) recordC2BLocked(p C2BPayment, transID string, now time.Time, wi
 // body there and, if the answer's ResultCode is not "0", returns ErrRejected
 // (naming the code) and sends no confirmation; a missing or unusable answer
 // counts as acceptance (ResponseType Completed). It then POSTs the
-// confirmation to confirmationURL. Bodies are those of §7.3 with all values
-// strings, TransTime from now in East Africa Time, the v2 masked MSISDN and an
-// empty OrgAccountBalance. client nil means a client with a 10 s timeout. It
-// returns the TransID used (empty when p is invalid and nothing was sent) and
-// an error for an invalid p, a rejection, or a confirmation that failed or
-// answered non-2xx.
+// confirmation to confirmationURL. Bodies are those of docs/daraja.md "C2B"
+// with all values strings, TransTime from now in East Africa Time, the v2
+// masked MSISDN and an empty OrgAccountBalance. client nil means a client
+// with a 10 s timeout. It returns the TransID used (empty when p is invalid
+// and nothing was sent) and an error for an invalid p, a rejection, or a
+// confirmation that failed or answered non-2xx.
 func SendC2B(ctx context.Context, client *http.Client, validationURL, confirmationURL string, p C2BPayment, now time.Time) (transID string, err error) {
 	if err := p.validate(); err != nil {
 		return "", err
@@ -334,7 +337,8 @@ func SendC2B(ctx context.Context, client *http.Client, validationURL, confirmati
 	return d.deliver(ctx, p, now)
 }
 
-// c2bNotification is the validation and confirmation body (§7.3).
+// c2bNotification is the validation and confirmation body (docs/daraja.md
+// "C2B").
 type c2bNotification struct {
 	TransactionType   string
 	TransID           string
@@ -467,7 +471,7 @@ func post(ctx context.Context, client *http.Client, u string, body, answer any) 
 func formatShillings(n int64) string { return fmt.Sprintf("%d.00", n) }
 
 // maskMSISDN returns the C2B v2 masked form of a 12-digit MSISDN,
-// "2547 ***** 149" (§7.4).
+// "2547 ***** 149" (docs/daraja.md "C2B").
 func maskMSISDN(m string) string {
 	if len(m) < 7 {
 		return m

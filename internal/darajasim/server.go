@@ -14,7 +14,8 @@ import (
 	"github.com/lipa-gateway/lipa"
 )
 
-// Sandbox credentials published by Safaricom (§10), accepted by default.
+// Sandbox credentials published by Safaricom (docs/daraja.md "Sandbox test
+// data"), accepted by default.
 const (
 	// SandboxShortCode is the public STK sandbox shortcode.
 	SandboxShortCode = "174379"
@@ -28,7 +29,8 @@ const (
 const DefaultCallbackDelay = 2 * time.Second
 
 // TokenLifetime is how long an access token from the OAuth endpoint stays
-// valid, measured with Config.Now; the token response says "3599" (§2).
+// valid, measured with Config.Now; the token response says "3599"
+// (docs/daraja.md "OAuth").
 const TokenLifetime = 3599 * time.Second
 
 // Config configures a Server. The zero value is usable: it accepts any
@@ -70,8 +72,9 @@ type Config struct {
 	// DefaultHangFor, 2 minutes. Real time, not Now.
 	HangFor time.Duration
 
-	// QueryPendingStyle picks how STK query answers for a push that has not
-	// settled yet, one of the three shapes recorded from Daraja (§6):
+	// QueryPendingStyle picks how STK query answers for a push that has
+	// not settled yet, one of the three shapes recorded from Daraja
+	// (docs/daraja.md "STK query"):
 	//
 	//	"" or QueryPendingError  HTTP 500 {"requestId": <CheckoutRequestID>,
 	//	                         "errorCode": "500.001.1001", "errorMessage":
@@ -129,7 +132,7 @@ type Config struct {
 	LegacyStatusResults bool
 }
 
-// Values of Config.QueryPendingStyle (§6).
+// Values of Config.QueryPendingStyle (docs/daraja.md "STK query").
 const (
 	QueryPendingError = "error"
 	QueryPending4999  = "4999"
@@ -302,7 +305,8 @@ func (s *Server) goLocked(f func()) bool {
 	return true
 }
 
-// failure is a refusal written as Daraja's error envelope (§3).
+// failure is a refusal written as Daraja's error envelope (docs/daraja.md
+// "Errors").
 type failure struct {
 	status    int
 	code      string
@@ -316,7 +320,7 @@ type envelope struct {
 	ErrorMessage string `json:"errorMessage"`
 }
 
-// Refusals shared by several endpoints (§3).
+// Refusals shared by several endpoints (docs/daraja.md "Errors").
 var (
 	errPayload  = &failure{status: http.StatusBadRequest, code: "400.002.05", message: "Invalid Request Payload"}
 	errTokenSTK = &failure{status: http.StatusNotFound, code: "404.001.03", message: "Invalid Access Token"}
@@ -420,11 +424,12 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) *failure {
 	return nil
 }
 
-// handleOAuth issues an access token (§2): grant_type must be
-// client_credentials (else 400 "400.008.02 Invalid grant type passed"), the
-// request must carry Basic credentials (else 400 "400.008.01 Invalid
-// Authentication passed") that the Config accepts (else the same 400.008.01).
-// The answer is {"access_token": <28 chars>, "expires_in": "3599"}.
+// handleOAuth issues an access token (docs/daraja.md "OAuth"): grant_type
+// must be client_credentials (else 400 "400.008.02 Invalid grant type
+// passed"), the request must carry Basic credentials (else 400 "400.008.01
+// Invalid Authentication passed") that the Config accepts (else the same
+// 400.008.01). The answer is {"access_token": <28 chars>, "expires_in":
+// "3599"}.
 func (s *Server) handleOAuth(w http.ResponseWriter, r *http.Request) *failure {
 	if r.URL.Query().Get("grant_type") != "client_credentials" {
 		return &failure{status: http.StatusBadRequest, code: "400.008.02", message: "Invalid grant type passed"}

@@ -38,15 +38,17 @@ const (
 	PhoneTokenExpired    = "254700000016" // FaultTokenExpired: first push 404.001.03 and token revoked
 )
 
-// Result descriptions the simulator sends, in Daraja's wording (§5.3).
+// Result descriptions the simulator sends, in Daraja's wording
+// (docs/daraja.md "STK callback").
 const (
 	ResultDescSuccess           = "The service request is processed successfully."
 	ResultDescCancelled         = "Request cancelled by user"
 	ResultDescInsufficientFunds = "The balance is insufficient for the transaction."
 	ResultDescWrongPIN          = "The initiator information is invalid."
 	ResultDescUnreachable       = "DS timeout user cannot be reached."
-	// ResultDescStillProcessing is STK query's ResultDesc, with ResultCode
-	// "4999", for an unsettled push under QueryPending4999 (§6).
+	// ResultDescStillProcessing is STK query's ResultDesc, with
+	// ResultCode "4999", for an unsettled push under QueryPending4999
+	// (docs/daraja.md "STK query").
 	ResultDescStillProcessing = "The transaction is still under processing"
 	// MessageSubscriberLocked is the errorMessage of the synchronous refusal
 	// for PhoneSubscriberLocked (errorCode "500.001.1001", HTTP 500).
@@ -54,7 +56,8 @@ const (
 )
 
 // Outcome is what the simulator does with an STK push to Phone that passed
-// validation and the credential checks (§5, §14).
+// validation and the credential checks (docs/daraja.md "STK callback",
+// "M-Pesa Express").
 type Outcome struct {
 	Phone string // 12-digit MSISDN, 2547XXXXXXXX
 
@@ -161,11 +164,14 @@ type stkPushResponse struct {
 	CustomerMessage     string
 }
 
-// handleSTKPush is M-Pesa Express (§4), validated in the order of §14: token
-// (in ServeHTTP), JSON (400.002.05), fields in request order (400.002.02
-// Invalid <Field>), Password (500.001.1001 Wrong credentials), shortcode
-// (500.001.1001 Merchant does not exist), the phone's scripted refusal or
-// Fault, then 200 with new IDs; the push settles after the callback delay.
+// handleSTKPush is M-Pesa Express (docs/daraja.md "M-Pesa Express"),
+// validated in Daraja's order: token (in ServeHTTP), a JSON Content-Type
+// (400.002.02 Invalid BusinessShortCode), the JSON body (400.002.05), fields
+// in request order (400.002.02 Invalid <Field>), Password (500.001.1001
+// Wrong credentials), shortcode (500.001.1001 Merchant does not exist), the
+// phone's scripted refusal or Fault, the subscriber lock (500.001.1001
+// Unable to lock subscriber), then 200 with new IDs; the push settles after
+// the callback delay (or Config.PromptTimeout for an unanswered prompt).
 // Every request whose body is a JSON object is counted for PushCount first.
 func (s *Server) handleSTKPush(w http.ResponseWriter, r *http.Request) *failure {
 	if !jsonContentType(r) {
@@ -261,9 +267,9 @@ func (s *Server) handleSTKPush(w http.ResponseWriter, r *http.Request) *failure 
 }
 
 // checkPassword checks Password == base64(shortCode + passkey + timestamp)
-// (§4.1). For a shortcode the Server does not know, a Password of the right
-// shape (shortcode + something + timestamp) is "Merchant does not exist";
-// anything else is "Wrong credentials".
+// (docs/daraja.md "M-Pesa Express"). For a shortcode the Server does not
+// know, a Password of the right shape (shortcode + something + timestamp) is
+// "Merchant does not exist"; anything else is "Wrong credentials".
 func (s *Server) checkPassword(shortCode, password, timestamp string) *failure {
 	wrong := &failure{status: http.StatusInternalServerError, code: "500.001.1001", message: "Wrong credentials"}
 	decoded, err := base64.StdEncoding.DecodeString(password)
@@ -340,10 +346,11 @@ type metadataItem struct {
 	Value any `json:",omitempty"`
 }
 
-// callbackBody returns the callback JSON (§5.2) for t settled at now: the
-// success body carries Amount (integer), MpesaReceiptNumber (t.receipt),
-// Balance (no Value, as Daraja sends it), TransactionDate (EAT yyyyMMddHHmmss
-// as a number) and PhoneNumber (a number); failures carry no metadata.
+// callbackBody returns the callback JSON (docs/daraja.md "STK callback") for
+// t settled at now: the success body carries Amount (integer),
+// MpesaReceiptNumber (t.receipt), Balance (no Value, as Daraja sends it),
+// TransactionDate (EAT yyyyMMddHHmmss as a number) and PhoneNumber (a
+// number); failures carry no metadata.
 func (t *stkTxn) callbackBody(now time.Time) []byte {
 	var cb stkCallback
 	c := &cb.Body.STKCallback
@@ -369,9 +376,10 @@ func (t *stkTxn) callbackBody(now time.Time) []byte {
 	return b
 }
 
-// postCallback delivers one STK callback as Daraja does (§5.1): a POST with
-// Content-Type application/json;charset=UTF-8 and a BusinessShortCode header,
-// no retries. The reply's status is logged; its body is ignored.
+// postCallback delivers one STK callback as Daraja does (docs/daraja.md "STK
+// callback"): a POST with Content-Type application/json;charset=UTF-8 and a
+// BusinessShortCode header, no retries. The reply's status is logged; its
+// body is ignored.
 func (s *Server) postCallback(callbackURL, shortCode, checkoutRequestID string, body []byte) {
 	host := callbackURL
 	if u, err := url.Parse(callbackURL); err == nil {
@@ -410,13 +418,14 @@ type stkQueryResponse struct {
 	ResultDesc          string
 }
 
-// handleSTKQuery is M-Pesa Express Query (§6): token, JSON, fields
-// (400.002.02), Password and shortcode as for the push; then an unknown
-// CheckoutRequestID (or one pushed under another shortcode) is HTTP 500
-// "500.001.1001 The transaction does not Exist", an unsettled one is
-// answered in Config.QueryPendingStyle (by default HTTP 500 "500.001.1001
-// The transaction is being processed" with the CheckoutRequestID as
-// requestId), and a settled one HTTP 200 with ResultCode as a string.
+// handleSTKQuery is M-Pesa Express Query (docs/daraja.md "STK query"): token,
+// JSON, fields (400.002.02), Password and shortcode as for the push; then an
+// unknown CheckoutRequestID (or one pushed under another shortcode) is HTTP
+// 500 "500.001.1001 The transaction does not Exist", an unsettled one is
+// answered in Config.QueryPendingStyle, or the style its phone picks (by
+// default HTTP 500 "500.001.1001 The transaction is being processed" with
+// the CheckoutRequestID as requestId), and a settled one HTTP 200 with
+// ResultCode as a string.
 func (s *Server) handleSTKQuery(w http.ResponseWriter, r *http.Request) *failure {
 	var req stkQueryRequest
 	if f := decodeBody(w, r, &req); f != nil {

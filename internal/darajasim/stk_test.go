@@ -395,8 +395,9 @@ type queryResponse struct {
 	ResultDesc          string
 }
 
-// waitFinal polls STK query until it answers a final result and returns
-// that answer. Pending answers may take any of the three shapes (§6).
+// waitFinal polls STK query until it answers a final result and returns that
+// answer. Pending answers may take any of the three shapes (docs/daraja.md
+// "STK query").
 func waitFinal(t *testing.T, base, tok, id string) queryResponse {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)

@@ -14,7 +14,7 @@ import (
 )
 
 // value is a request field Daraja accepts as a JSON string or a JSON number
-// (§1 "number-or-string looseness"). text is the string's content or the
+// (docs/daraja.md "Conventions"). text is the string's content or the
 // number's literal text; null and absence leave set false; any other JSON
 // type (object, array, boolean) sets bad, so validation reports the field as
 // invalid rather than the payload as malformed.
@@ -76,7 +76,7 @@ func firstInvalid(checks ...check) *failure {
 }
 
 // MaxAmount is the largest amount, in whole shillings, a single STK push or
-// C2B payment may carry (§12).
+// C2B payment may carry (docs/daraja.md "M-Pesa Express").
 const MaxAmount = 250_000
 
 var (
