@@ -179,9 +179,10 @@ type simulateRequest struct {
 // handleSimulate is the sandbox C2B simulate endpoint (docs/daraja.md "C2B"):
 // token, JSON, then ShortCode, CommandID, Amount (whole shillings 1–250000),
 // Msisdn and BillRefNumber (optional, any text), each 400.002.02 Invalid
-// <Field>; a shortcode without registered URLs is HTTP 500 "500.003.1001". It
-// answers at once and delivers the notifications in the background, as PayC2B
-// does.
+// <Field>, and the simulator's own NoConfirmation (optional: true, false,
+// "true" or "false"); a shortcode without registered URLs is HTTP 500
+// "500.003.1001". It answers at once and makes the payment in the
+// background, as PayC2B does (delivering nothing with NoConfirmation).
 func (s *Server) handleSimulate(w http.ResponseWriter, r *http.Request) *failure {
 	var req simulateRequest
 	if f := decodeBody(w, r, &req); f != nil {

@@ -235,7 +235,6 @@ func (s *Server) accept(w http.ResponseWriter, c *initiatorCall, resolve func(*i
 	c.originatorID = newHexID()
 	c.conversationID = newConversationID(now)
 	s.mu.Lock()
-	s.requests[c.originatorID] = c
 	if !s.closed {
 		s.wg.Add(1)
 		s.timers[c.conversationID] = time.AfterFunc(s.delay, func() {

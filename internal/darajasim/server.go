@@ -186,12 +186,11 @@ type Server struct {
 	pullPageSize      int
 	legacyStatus      bool
 
-	locks          map[string]string         // phone → CheckoutRequestID of its open prompt
-	ledger         []*Transaction            // completed transactions, in order of recording
-	byReceipt      map[string]*Transaction   // the ledger by receipt
-	requests       map[string]*initiatorCall // initiator requests by OriginatorConversationID
-	pullRegistered map[string]bool           // shortcodes registered for Pull
-	utility        map[string]int64          // shortcode → utility account balance, whole shillings
+	locks          map[string]string       // phone → CheckoutRequestID of its open prompt
+	ledger         []*Transaction          // completed transactions, in order of recording
+	byReceipt      map[string]*Transaction // the ledger by receipt
+	pullRegistered map[string]bool         // shortcodes registered for Pull
+	utility        map[string]int64        // shortcode → utility account balance, whole shillings
 }
 
 // New returns a Server configured by cfg, with the defaults documented on
@@ -231,7 +230,6 @@ func New(cfg Config) *Server {
 
 		locks:          make(map[string]string),
 		byReceipt:      make(map[string]*Transaction),
-		requests:       make(map[string]*initiatorCall),
 		pullRegistered: make(map[string]bool),
 		utility:        make(map[string]int64),
 	}
