@@ -83,7 +83,7 @@ func wantNotification(t *testing.T, d delivery, path string, want c2bNotificatio
 		t.Fatal(err)
 	}
 	if !receiptRE.MatchString(got.TransID) {
-		t.Errorf("got TransID %q, want the §4.4 receipt format", got.TransID)
+		t.Errorf("got TransID %q, want the receipt format of docs/daraja.md, M-Pesa Express", got.TransID)
 	}
 	if _, err := time.ParseInLocation("20060102150405", got.TransTime, eat); err != nil {
 		t.Errorf("got TransTime %q, want yyyyMMddHHmmss", got.TransTime)

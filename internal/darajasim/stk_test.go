@@ -129,7 +129,7 @@ func wantCallback(t *testing.T, d delivery, accepted pushResponse, o darajasim.O
 		json.Unmarshal(got.CallbackMetadata.Item[1].Value, &receipt)
 		date = string(got.CallbackMetadata.Item[3].Value)
 		if !receiptRE.MatchString(receipt) {
-			t.Errorf("got receipt %q, want the §4.4 format", receipt)
+			t.Errorf("got receipt %q, want the format of docs/daraja.md, M-Pesa Express", receipt)
 		}
 		if _, err := time.ParseInLocation("20060102150405", date, eat); err != nil {
 			t.Errorf("got TransactionDate %s, want yyyyMMddHHmmss: %v", date, err)
