@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/lipa-gateway/lipa"
@@ -77,6 +78,21 @@ func ParseCertificate(data []byte) (*x509.Certificate, error) {
 	}
 	if _, ok := c.PublicKey.(*rsa.PublicKey); !ok {
 		return nil, errors.New("daraja: certificate key is not RSA")
+	}
+	return c, nil
+}
+
+// LoadCertificate reads the certificate file at path (the portal's .cer
+// download, PEM or DER; MPESA_CERTIFICATE_FILE in the CLI) with
+// ParseCertificate. Errors name the file.
+func LoadCertificate(path string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("daraja: certificate file: %w", err)
+	}
+	c, err := ParseCertificate(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
 }

@@ -10,6 +10,9 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,6 +99,24 @@ func TestSecurityCredentialDecrypts(t *testing.T) {
 				t.Errorf("String: got %q, want it redacted", a.String())
 			}
 		})
+	}
+}
+
+func TestLoadCertificate(t *testing.T) {
+	_, certPEM := testKeyPair(t)
+	path := filepath.Join(t.TempDir(), "ProductionCertificate.cer")
+	if err := os.WriteFile(path, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := daraja.LoadCertificate(path); err != nil || c.Subject.CommonName != "test" {
+		t.Errorf("LoadCertificate: got %v, %v; want the test certificate", c, err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.cer")
+	os.WriteFile(bad, []byte("not a certificate"), 0o600)
+	for _, p := range []string{bad, filepath.Join(t.TempDir(), "missing.cer")} {
+		if _, err := daraja.LoadCertificate(p); err == nil || !strings.Contains(err.Error(), filepath.Base(p)) {
+			t.Errorf("LoadCertificate(%s): got %v, want an error naming the file", p, err)
+		}
 	}
 }
 
