@@ -51,7 +51,8 @@ const (
 	// (docs/daraja.md "STK query").
 	ResultDescStillProcessing = "The transaction is still under processing"
 	// MessageSubscriberLocked is the errorMessage of the synchronous refusal
-	// for PhoneSubscriberLocked (errorCode "500.001.1001", HTTP 500).
+	// (errorCode "500.001.1001", HTTP 500) of a push to a phone whose
+	// prompt is open, and of every push to PhoneSubscriberLocked.
 	MessageSubscriberLocked = "Unable to lock subscriber, a transaction is already in process for the current subscriber"
 )
 
