@@ -10,7 +10,7 @@
 //	lipa apps disable NAME          refuse an app's key
 //	lipa apps enable NAME           accept it again
 //	lipa simulator [--listen ADDR]  run the Daraja simulator on its own
-//	lipa simulate c2b --amount 100 --account ORDER1 --phone 254708374149 [--url URL]
+//	lipa simulate c2b --amount 100 --account ORDER1 --phone 254708374149 [--url URL] [--no-confirmation]
 //	                                send a simulated C2B payment to a running Lipa
 //	lipa c2b register               register Lipa's C2B URLs with Daraja
 //	lipa webhooks list --app NAME   an app's webhook deliveries and attempts
@@ -59,7 +59,7 @@ commands:
   apps disable NAME             refuse an app's API key
   apps enable NAME              accept it again
   simulator [--listen ADDR]     run the Daraja simulator on its own
-  simulate c2b --amount N --account REF --phone MSISDN [--url URL] [--shortcode N]
+  simulate c2b --amount N --account REF --phone MSISDN [--url URL] [--shortcode N] [--no-confirmation]
                                 send a simulated C2B payment to a running Lipa
   c2b register                  register Lipa's C2B URLs with Daraja
   webhooks list --app NAME [--json]

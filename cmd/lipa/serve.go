@@ -203,6 +203,11 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 				return fail(err)
 			}
 			simURL = s.simS.URL
+			// Kept so that CLI commands (`lipa simulate c2b
+			// --no-confirmation`) find the built-in simulator.
+			if err := storeSimulatorURL(ctx, s.db, simURL); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	client, err := daraja.New(daraja.Config{

@@ -13,14 +13,14 @@ import (
 )
 
 // STKCallback is the result of an STK push as Safaricom POSTs it to the
-// CallBackURL (Daraja reference §5.2), read leniently: ResultCode as a JSON
-// number or string, metadata items by Name (never by position), items
+// CallBackURL (docs/daraja.md "STK callback"), read leniently: ResultCode as
+// a JSON number or string, metadata items by Name (never by position), items
 // without a Value, Amount as an integer or a decimal, PhoneNumber as a number
 // or a string, and unknown fields ignored.
 type STKCallback struct {
 	MerchantRequestID  string
 	CheckoutRequestID  string
-	ResultCode         string // "0" is success; anything else is not (Daraja reference §5.3)
+	ResultCode         string // "0" is success; anything else is not (docs/daraja.md "STK callback")
 	ResultDesc         string
 	Amount             lipa.Amount // from CallbackMetadata; 0 when absent
 	MpesaReceiptNumber string
@@ -124,7 +124,7 @@ func checkNUL(what string, pairs ...string) error {
 }
 
 // C2BNotification is a C2B validation or confirmation request as Safaricom
-// POSTs it to the registered URLs (Daraja reference §7.3). Every value is
+// POSTs it to the registered URLs (docs/daraja.md "C2B"). Every value is
 // kept as the text Safaricom sent (numbers are accepted too and written in
 // decimal); MSISDN may be a plain number, a mask ("2547 ***** 149") or a
 // SHA-256 hash.

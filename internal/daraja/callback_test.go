@@ -224,8 +224,9 @@ func TestParseSTKCallbackMalformed(t *testing.T) {
 		name string
 		body string
 	}{
-		// BR-05: the SDK bug's nesting must not pass as a payment with empty fields.
-		{"swapped nesting (BR-05)", `{"stkCallback":{"Body":{"CheckoutRequestID":"ws_CO_01012024120000000000000005","ResultCode":0}}}`},
+		// The nesting an SDK once walked (docs/daraja.md "STK callback")
+		// must not pass as a payment with empty fields.
+		{"swapped nesting", `{"stkCallback":{"Body":{"CheckoutRequestID":"ws_CO_01012024120000000000000005","ResultCode":0}}}`},
 		{"not JSON", `ResultCode=0&CheckoutRequestID=ws_CO_1`},
 		{"empty body", ``},
 		{"whitespace only", " \n\t"},
