@@ -361,7 +361,7 @@ func (d *doctor) checkClock() {
 	default:
 		skew := at.Sub(date).Truncate(time.Second)
 		if skew > -maxClockSkew && skew < maxClockSkew {
-			d.add(checkClock, statusOK, fmt.Sprintf("this machine's clock agrees with Daraja's Date header (%s) within %s.", date.UTC().Format(time.RFC3339), maxClockSkew), "")
+			d.add(checkClock, statusOK, fmt.Sprintf("this machine's clock is %s from Daraja's Date header (%s); up to %d s is fine.", skew.Abs(), date.UTC().Format(time.RFC3339), int(maxClockSkew.Seconds())), "")
 			return
 		}
 		side := "ahead of"
