@@ -144,7 +144,7 @@ type doctor struct {
 	client      *daraja.Client
 	dates       *dateRecorder
 	gotToken    bool // Daraja issued an access token
-	callbackBad bool // a host-level problem of MPESA_CALLBACK_URL was found (C2B URLs share its host)
+	callbackBad bool // MPESA_CALLBACK_URL has a problem the C2B URLs share (scheme, host, token)
 }
 
 func (d *doctor) add(check string, s status, message, fix string) {
@@ -487,9 +487,11 @@ func (d *doctor) checkCallbackURL(ctx context.Context) {
 	}
 	shown := redactToken(c.CallbackURL, d.token)
 	fails := 0
-	fail := func(host bool, message, fix string) {
+	// fail reports a problem; shared says whether the C2B URLs, which
+	// share only the scheme, host and token, have it too.
+	fail := func(shared bool, message, fix string) {
 		fails++
-		d.callbackBad = d.callbackBad || host
+		d.callbackBad = d.callbackBad || shared
 		d.add(checkCallbackURL, statusFail, message, fix)
 	}
 	if c.Environment == envProduction && u.Scheme != "https" {
@@ -501,7 +503,7 @@ func (d *doctor) checkCallbackURL(ctx context.Context) {
 		bare = strings.ReplaceAll(bare, d.token.Reveal(), "")
 	}
 	if w := daraja.RefusedURLWord(bare); w != "" {
-		fail(true, fmt.Sprintf("MPESA_CALLBACK_URL %s contains %q, a word Safaricom refuses in callback URLs: Daraja refuses the push (400.002.02 Invalid CallBackURL) or never calls it.", shown, w),
+		fail(daraja.RefusedURLWord(u.Host) != "", fmt.Sprintf("MPESA_CALLBACK_URL %s contains %q, a word Safaricom refuses in callback URLs: Daraja refuses the push (400.002.02 Invalid CallBackURL) or never calls it.", shown, w),
 			"use Lipa's path /api/stk/callback/ on a host name without mpesa, m-pesa, safaricom, exe, exec, cmd, sql or query.")
 	}
 	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
@@ -518,7 +520,7 @@ func (d *doctor) checkCallbackURL(ctx context.Context) {
 			"set MPESA_CALLBACK_URL to https://<your host>/api/stk/callback/ (a reverse proxy may put a prefix before /api/).")
 	}
 	if d.token == "" {
-		fail(false, fmt.Sprintf("the callback URL %s does not end in a secret token (LIPA_CALLBACK_TOKEN is unset): anyone who finds it can post forged callbacks.", shown),
+		fail(true, fmt.Sprintf("the callback URL %s does not end in a secret token (LIPA_CALLBACK_TOKEN is unset): anyone who finds it can post forged callbacks.", shown),
 			"generate a token with `lipa callback-token`, set LIPA_CALLBACK_TOKEN, and remove MPESA_ALLOW_TOKENLESS_CALLBACKS once Safaricom calls the new URL.")
 	}
 	addrs, why := d.publicHost(ctx, u.Hostname())
@@ -600,7 +602,7 @@ func (d *doctor) checkC2BURLs() {
 		return
 	}
 	if d.callbackBad {
-		d.add(checkC2BURLs, statusFail, "the C2B URLs are registered on MPESA_CALLBACK_URL's scheme and host, so the callback-url failures above apply to them too.",
+		d.add(checkC2BURLs, statusFail, "the C2B URLs are registered on MPESA_CALLBACK_URL's scheme and host, with the same token, so the callback-url failures above about those apply to them too.",
 			"fix MPESA_CALLBACK_URL, then run `lipa c2b register` again.")
 		return
 	}

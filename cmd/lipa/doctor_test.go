@@ -110,6 +110,7 @@ func TestDoctor(t *testing.T) {
 			check   string // the check that must report it ("" for the good setup)
 			status  status
 			mention string // words its findings must hold
+			c2b     status // what c2b-urls must say ("" for anything): the C2B URLs share the callback URL's scheme, host and token only
 		}{
 			{name: "a good setup", code: 0},
 			{name: "wrong consumer secret", env: map[string]string{"MPESA_CONSUMER_SECRET": "notTheSecret"}, code: 1,
@@ -123,19 +124,19 @@ func TestDoctor(t *testing.T) {
 			{name: "clock five minutes behind Daraja's", env: map[string]string{"MPESA_BASE_URL": skewed}, code: 1,
 				check: checkClock, status: statusFail, mention: "behind"},
 			{name: "http callback URL in production", env: map[string]string{"MPESA_ENVIRONMENT": "production", "MPESA_CALLBACK_URL": "http://" + doctorHost + "/api/stk/callback/"}, code: 1,
-				check: checkCallbackURL, status: statusFail, mention: "uses http"},
+				check: checkCallbackURL, status: statusFail, mention: "uses http", c2b: statusFail},
 			{name: "callback URL with mpesa", env: map[string]string{"MPESA_CALLBACK_URL": "https://" + doctorHost + "/api/mpesa/stk-callback/"}, code: 1,
-				check: checkCallbackURL, status: statusFail, mention: `"mpesa"`},
+				check: checkCallbackURL, status: statusFail, mention: `"mpesa"`, c2b: statusOK},
 			{name: "callback URL without the token", env: map[string]string{"LIPA_CALLBACK_TOKEN": "<unset>", "MPESA_ALLOW_TOKENLESS_CALLBACKS": "true"}, code: 1,
-				check: checkCallbackURL, status: statusFail, mention: "secret token"},
+				check: checkCallbackURL, status: statusFail, mention: "secret token", c2b: statusFail},
 			{name: "callback URL holding the token already", env: map[string]string{"MPESA_CALLBACK_URL": "https://" + doctorHost + "/api/stk/callback/" + doctorToken + "/"}, code: 1,
 				check: checkCallbackURL, status: statusFail, mention: "already holds LIPA_CALLBACK_TOKEN"},
 			{name: "callback URL on another path", env: map[string]string{"MPESA_CALLBACK_URL": "https://" + doctorHost + "/payments/callback/"}, code: 1,
 				check: checkCallbackURL, status: statusFail, mention: "/api/stk/callback/"},
 			{name: "callback URL with a query", env: map[string]string{"MPESA_CALLBACK_URL": "https://" + doctorHost + "/api/stk/callback/?shop=1"}, code: 1,
-				check: checkCallbackURL, status: statusFail, mention: "query"},
+				check: checkCallbackURL, status: statusFail, mention: "query", c2b: statusOK},
 			{name: "callback URL on a private IP", env: map[string]string{"MPESA_CALLBACK_URL": "https://10.20.30.40/api/stk/callback/"}, code: 1,
-				check: checkCallbackURL, status: statusFail, mention: "private"},
+				check: checkCallbackURL, status: statusFail, mention: "private", c2b: statusFail},
 			{name: "callback URL on a link-local IP", env: map[string]string{"MPESA_CALLBACK_URL": "https://169.254.10.20/api/stk/callback/"}, code: 1,
 				check: checkCallbackURL, status: statusFail, mention: "link-local"},
 			{name: "callback host resolving to loopback", env: map[string]string{"MPESA_CALLBACK_URL": "https://localhost/api/stk/callback/"}, code: 1,
@@ -171,6 +172,9 @@ func TestDoctor(t *testing.T) {
 				got, msg := statusOf(fs, c.check)
 				if got != c.status || !strings.Contains(msg, c.mention) {
 					t.Errorf("%s: got %q %q, want %q mentioning %q", c.check, got, msg, c.status, c.mention)
+				}
+				if got, msg := statusOf(fs, checkC2BURLs); c.c2b != "" && got != c.c2b {
+					t.Errorf("%s: got %q %q, want %q", checkC2BURLs, got, msg, c.c2b)
 				}
 				for _, f := range fs {
 					if strings.Contains(f.Message+f.Fix, doctorToken) || strings.Contains(f.Message+f.Fix, doctorSecret) {

@@ -89,7 +89,10 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		}
 		return 0
 	}
-	switch args[0] { // these need no valid configuration: doctor reports every wrong setting itself, and callback-token makes the one a configuration may lack
+	// These two need no valid configuration: doctor reports every wrong
+	// setting itself, and callback-token makes the token a configuration
+	// may be refused for lacking.
+	switch args[0] {
 	case "doctor":
 		return cmdDoctor(ctx, args[1:], lookup, ".env", stdout, stderr)
 	case "callback-token":
