@@ -114,9 +114,10 @@ func cmdDoctor(ctx context.Context, args []string, lookup func(string) (string, 
 			if f.Status == statusOK {
 				label = "ok"
 			}
-			line := fmt.Sprintf("%-5s %-16s %s", label, f.Check, f.Message)
+			// Daraja's words and error texts come from outside Lipa.
+			line := fmt.Sprintf("%-5s %-16s %s", label, f.Check, terminalSafe(f.Message))
 			if f.Fix != "" {
-				line += " Fix: " + f.Fix
+				line += " Fix: " + terminalSafe(f.Fix)
 			}
 			fmt.Fprintln(stdout, line)
 		}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"maps"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -411,5 +413,22 @@ func TestDoctorBinary(t *testing.T) {
 				t.Errorf("daraja-oauth: got %q %q, want %q", got, msg, want)
 			}
 		})
+	}
+}
+
+// TestDoctorTextIsTerminalSafe: Daraja's words reach the report quoted
+// when they hold control characters, so an answer from outside Lipa cannot
+// drive the operator's terminal.
+func TestDoctorTextIsTerminalSafe(t *testing.T) {
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"requestId":"1-2-3","errorCode":"400.008.01","errorMessage":"Invalid Authentication passed\u001b[2J\u001b]0;owned\u0007"}`)
+	}))
+	t.Cleanup(fake.Close)
+	env := doctorEnv(t, sqlstoretest.URL(t, sqlstore.SQLite), fake.URL)
+	code, stdout, _ := runCLI(t, env, "doctor")
+	if code != 1 || !strings.Contains(stdout, "400.008.01") || strings.ContainsAny(stdout, "\x1b\x07") {
+		t.Errorf("got exit %d, report %q; want 1, Daraja's answer named, no control characters", code, stdout)
 	}
 }
