@@ -16,6 +16,7 @@
 //	lipa webhooks list --app NAME   an app's webhook deliveries and attempts
 //	lipa webhooks redeliver …       send an event again, or every failed one
 //	lipa callback-token             print a new random LIPA_CALLBACK_TOKEN
+//	lipa doctor [--json] [--strict] check the configuration the way Safaricom and the internet will
 //	lipa reconcile                  run one reconciliation pass
 //	lipa callbacks unmatched        list stored STK callbacks that found no payment
 //	lipa callbacks match ID PAYMENT apply one of them to a payment whose push answer was lost
@@ -67,6 +68,8 @@ commands:
   webhooks redeliver --app NAME (EVENT_ID | --failed)
                                 send an event again, or every failed one
   callback-token                print a new random LIPA_CALLBACK_TOKEN
+  doctor [--json] [--strict]    check the configuration, database, Daraja credentials,
+                                callback URLs and clock; exit 1 when a check fails
   reconcile                     resolve PENDING payments now (STK push query, expiry)
   callbacks unmatched [--json]  list stored STK callbacks that found no payment
   callbacks match ID PAYMENT_ID apply an unmatched callback to a payment whose push answer was lost
@@ -103,6 +106,19 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		}
 		return 0
 	}
+	// These two need no valid configuration: doctor reports every wrong
+	// setting itself, and callback-token makes the token a configuration
+	// may be refused for lacking.
+	switch args[0] {
+	case "doctor":
+		return cmdDoctor(ctx, args[1:], lookup, ".env", stdout, stderr)
+	case "callback-token":
+		if err := cmdCallbackToken(args[1:], stdout); err != nil {
+			fmt.Fprintln(stderr, "lipa: "+err.Error())
+			return 2
+		}
+		return 0
+	}
 	cfg, err := loadConfig(lookup, ".env")
 	if err != nil {
 		fmt.Fprintln(stderr, "lipa: "+err.Error())
@@ -122,8 +138,6 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		cmdErr = cmdSimulate(ctx, cfg, args[1:], stdout)
 	case "c2b":
 		cmdErr = cmdC2B(ctx, cfg, args[1:], stdout)
-	case "callback-token":
-		cmdErr = cmdCallbackToken(args[1:], stdout)
 	case "reconcile":
 		cmdErr = cmdReconcile(ctx, cfg, args[1:], stdout)
 	case "webhooks":

@@ -109,7 +109,7 @@ func gatewayConfig(cfg Config, callbackURL string, log *slog.Logger) gateway.Con
 		ShortCode: cfg.ShortCode, Passkey: cfg.Passkey, TransactionType: cfg.TransactionType,
 		PartyB: cfg.PartyB, CallbackURL: callbackURL, Logger: log,
 		PromptLifetime: cfg.PromptLifetime, ReconcileAfter: cfg.ReconcileAfter, PendingExpiry: cfg.PendingExpiry,
-		IdempotencyWait: cfg.DarajaTimeout + 15*time.Second, KeyRotationGrace: cfg.KeyRotationGrace,
+		IdempotencyWait: gateway.IdempotencyWaitFor(cfg.DarajaTimeout), KeyRotationGrace: cfg.KeyRotationGrace,
 		ConfirmByQuery: cfg.ConfirmByQuery, CallbackPhoneOptional: cfg.PhoneOptional, PhonePushesPerHour: cfg.PhonePushesPerHour,
 		C2BAccountPattern: cfg.C2BAccountPattern, C2BMinAmount: cfg.C2BMinAmount, C2BMaxAmount: cfg.C2BMaxAmount,
 		WebhookRetrySpan: cfg.WebhookRetrySpan, WebhookBackoff: cfg.WebhookBackoff,
@@ -157,9 +157,6 @@ func (s *service) backgroundLoop(ctx context.Context, interval time.Duration) {
 // startService starts Lipa as configured and returns once it is listening.
 func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) (*service, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if err := cfg.checkCallbackToken(); err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.ListenAddr)

@@ -142,25 +142,16 @@ func cmdC2B(ctx context.Context, cfg Config, args []string, stdout io.Writer) er
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if err := cfg.checkCallbackToken(); err != nil {
-		return fmt.Errorf("%w; nothing was registered", err)
-	}
 	if cfg.Environment == envSimulator && cfg.BaseURL == "" {
 		return errors.New("in simulator mode `lipa serve` registers its C2B URLs with its built-in simulator at start; set MPESA_BASE_URL to register with a simulator running elsewhere")
 	}
 	if cfg.CallbackURL == "" {
 		return errors.New("MPESA_CALLBACK_URL is required: the C2B URLs are registered on its host")
 	}
-	origin := cfg.CallbackURL
-	if i := strings.Index(origin, "://"); i >= 0 {
-		if j := strings.Index(origin[i+3:], "/"); j >= 0 {
-			origin = origin[:i+3+j]
-		}
-	}
+	validation, confirmation := c2bURLs(cfg)
 	req := daraja.RegisterURLRequest{
 		ShortCode: cfg.ShortCode, ResponseType: cfg.C2BResponseType,
-		ConfirmationURL: withToken(origin+"/api/c2b/confirmation/", cfg.CallbackToken),
-		ValidationURL:   withToken(origin+"/api/c2b/validation/", cfg.CallbackToken),
+		ConfirmationURL: confirmation, ValidationURL: validation,
 	}
 	for _, u := range []struct{ name, url string }{{"confirmation", req.ConfirmationURL}, {"validation", req.ValidationURL}} {
 		if w := daraja.RefusedURLWord(u.url); w != "" {
@@ -183,7 +174,24 @@ func cmdC2B(ctx context.Context, cfg Config, args []string, stdout io.Writer) er
 	fmt.Fprintf(stdout, "registered C2B URLs for shortcode %s (%s, ResponseType %s):\n  validation:   %s\n  confirmation: %s\nDaraja: %s %s\n",
 		cfg.ShortCode, cfg.C2BVersion, cfg.C2BResponseType, redactToken(req.ValidationURL, cfg.CallbackToken),
 		redactToken(req.ConfirmationURL, cfg.CallbackToken), resp.ResponseCode, resp.ResponseDescription)
+	if err := recordC2BRegistration(ctx, cfg, time.Now()); err != nil {
+		fmt.Fprintf(stdout, "note: the registration is done, but Lipa could not record it for `lipa doctor`: %v\n", err)
+	}
 	return nil
+}
+
+// c2bURLs returns the C2B validation and confirmation URLs `lipa c2b
+// register` gives Daraja: /api/c2b/validation/<token>/ and
+// /api/c2b/confirmation/<token>/ on the scheme and host of
+// MPESA_CALLBACK_URL (its path is not used).
+func c2bURLs(cfg Config) (validation, confirmation string) {
+	origin := cfg.CallbackURL
+	if i := strings.Index(origin, "://"); i >= 0 {
+		if j := strings.Index(origin[i+3:], "/"); j >= 0 {
+			origin = origin[:i+3+j]
+		}
+	}
+	return withToken(origin+"/api/c2b/validation/", cfg.CallbackToken), withToken(origin+"/api/c2b/confirmation/", cfg.CallbackToken)
 }
 
 // redactToken hides the callback token in a URL that is printed.

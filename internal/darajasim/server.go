@@ -62,8 +62,10 @@ type Config struct {
 	// and delivery failure. Default: discard.
 	Logger *slog.Logger
 
-	// Now is the clock for token expiry, IDs, receipts and wire timestamps.
-	// Default: time.Now. Callback timing uses real timers regardless.
+	// Now is the clock for token expiry, IDs, receipts, wire timestamps and
+	// the Date header of every answer (so a test can play Daraja with a
+	// clock that disagrees with the caller's). Default: time.Now. Callback
+	// timing uses real timers regardless.
 	Now func() time.Time
 
 	// HangFor is how long an STK push with FaultNoAnswer (PhoneNoAnswer) is
@@ -359,8 +361,10 @@ var routes = map[string]route{
 // ServeHTTP answers one Daraja API request. It checks, in order: the path
 // (unknown → 404 "404.001.01 Resource not found"), the method (→ 405
 // "405.001 <METHOD> Method Not Allowed"), the bearer token where the endpoint
-// needs one, then the endpoint's own rules (see the handlers' docs).
+// needs one, then the endpoint's own rules (see the handlers' docs). Every
+// answer carries a Date header read from Config.Now.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Date", s.now().UTC().Format(http.TimeFormat))
 	rt, ok := routes[r.URL.Path]
 	var f *failure
 	switch {
