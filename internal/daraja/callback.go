@@ -97,7 +97,10 @@ func ParseSTKCallback(body []byte) (*STKCallback, error) {
 			}
 		}
 	}
-	if err := checkNUL("stkCallback", "MerchantRequestID", cb.MerchantRequestID, "CheckoutRequestID", cb.CheckoutRequestID,
+	// The CheckoutRequestID is left out: one holding a NUL is an ID Lipa never
+	// issued, so the callback is unmatched (see ValidCheckoutRequestID), not
+	// unreadable.
+	if err := checkNUL("stkCallback", "MerchantRequestID", cb.MerchantRequestID,
 		"ResultCode", cb.ResultCode, "ResultDesc", cb.ResultDesc, "MpesaReceiptNumber", cb.MpesaReceiptNumber,
 		"PhoneNumber", cb.PhoneNumber); err != nil {
 		return nil, err
@@ -211,4 +214,21 @@ func scalar(raw json.RawMessage) string {
 		return string(raw)
 	}
 	return ""
+}
+
+// ValidCheckoutRequestID reports whether id could be a CheckoutRequestID
+// Daraja issued: not empty and free of control characters (NUL included).
+// Daraja's IDs are printable ASCII (docs/daraja.md "Receipt and ID
+// shapes"); a callback naming any other is stored as unmatched and can
+// never be matched to a payment.
+func ValidCheckoutRequestID(id string) bool {
+	if id == "" {
+		return false
+	}
+	for _, r := range id {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
 }
