@@ -114,6 +114,8 @@ type Client struct {
 	mu        sync.Mutex
 	token     string    // cached access token, "" when none
 	refreshAt time.Time // token is used until this instant (c.now clock)
+
+	health healthState // what Health reports
 }
 
 // New returns a Client for cfg. It returns an error naming the setting when
@@ -261,6 +263,7 @@ func (c *Client) fetchToken(ctx context.Context) (string, error) {
 	c.token = tok
 	c.refreshAt = issued.Add(life - margin)
 	c.mu.Unlock()
+	c.health.token(issued, issued.Add(life))
 	return tok, nil
 }
 
@@ -432,6 +435,7 @@ func (c *Client) logCall(ctx context.Context, op, path string, attempt int, ans 
 		level, outcome = slog.LevelWarn, "transport_error"
 	}
 	attrs = append(attrs, slog.String("outcome", outcome))
+	c.health.call(op, c.now(), err)
 	if err != nil {
 		attrs = append(attrs, slog.String("err", err.Error()))
 	}
