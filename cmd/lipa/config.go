@@ -66,6 +66,8 @@ type Config struct {
 	C2BMaxAmount       lipa.Amount    // LIPA_C2B_MAX_AMOUNT: C2B validation rejects larger amounts (shillings); default none
 	WebhookRetrySpan   time.Duration  // LIPA_WEBHOOK_RETRY_SPAN: how long a webhook delivery is retried; default 24h
 	WebhookBackoff     time.Duration  // LIPA_WEBHOOK_BACKOFF: wait before a failed webhook's first retry (doubling after); default 5s
+
+	Console consoleConfig // LIPA_ADMIN_ADDR, LIPA_ADMIN_ALLOWED_IPS, …: the operators' web console (see consoleConfig)
 }
 
 // loadConfig builds the Config from lookup (the process environment in
@@ -218,6 +220,9 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 		return c, fmt.Errorf("DATABASE_MAX_CONNS %q is not a whole number from 1 to 1000", get("DATABASE_MAX_CONNS", ""))
 	}
 	c.DatabaseMaxConn = n
+	if err := loadConsoleConfig(get, &c.Console); err != nil {
+		return c, err
+	}
 	if c.Environment == envSimulator {
 		if c.ShortCode == "" {
 			c.ShortCode = darajasim.SandboxShortCode

@@ -19,6 +19,11 @@
 //	lipa reconcile                  run one reconciliation pass
 //	lipa callbacks unmatched        list stored STK callbacks that found no payment
 //	lipa callbacks match ID PAYMENT apply one of them to a payment whose push answer was lost
+//	lipa operators create NAME --role admin|viewer [--password-stdin]
+//	                                an operator account for the web console at /admin/
+//	lipa operators list|disable|enable|set-password …
+//	lipa payments list [--q VALUE] …   search payments as the console does
+//	lipa payments show PAYMENT_ID   a payment with its timeline
 //
 // Configuration comes from environment variables and a .env file; see the
 // README.
@@ -63,6 +68,14 @@ commands:
   reconcile                     resolve PENDING payments now (STK push query, expiry)
   callbacks unmatched [--json]  list stored STK callbacks that found no payment
   callbacks match ID PAYMENT_ID apply an unmatched callback to a payment whose push answer was lost
+  operators create NAME --role admin|viewer [--password-stdin]
+                                an account for the web console (/admin/); a password is made and printed unless given on stdin
+  operators list|disable|enable|set-password …
+                                the console's operator accounts
+  payments list [--q VALUE] [--app NAME] [--status S] … [--json]
+                                search payments as the console does (receipt, reference, phone, ids)
+  payments show PAYMENT_ID [--json]
+                                a payment with its timeline
 `
 
 // run executes one command and returns the process exit code: 0 on
@@ -102,6 +115,10 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		cmdErr = cmdWebhooks(ctx, cfg, args[1:], stdout)
 	case "callbacks":
 		cmdErr = cmdCallbacks(ctx, cfg, args[1:], stdout)
+	case "operators":
+		cmdErr = cmdOperators(ctx, cfg, args[1:], os.Stdin, stdout)
+	case "payments":
+		cmdErr = cmdPayments(ctx, cfg, args[1:], stdout)
 	default:
 		fmt.Fprintf(stderr, "lipa: unknown command %q\n\n%s", args[0], usage)
 		return 2
