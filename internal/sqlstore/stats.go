@@ -16,8 +16,8 @@ type StatRow struct {
 	Status        lipa.Status
 	FailureReason lipa.FailureReason
 	ResolvedBy    string
-	Payments   int64
-	Amount     lipa.Amount // the sum of their amounts
+	Payments      int64
+	Amount        lipa.Amount // the sum of their amounts
 }
 
 // PaymentStats groups the payments created in [from, before) by app, type,
