@@ -569,6 +569,9 @@ func runCLIWithStdin(t *testing.T, env map[string]string, stdin string, args ...
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := cmdOperators(ctx, cfg, args[1:], strings.NewReader(stdin), &out); err != nil {
+			if _, ok := err.(usageError); ok {
+				return 2, out.String(), err.Error()
+			}
 			return 1, out.String(), err.Error()
 		}
 		return 0, out.String(), ""
