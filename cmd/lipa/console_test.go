@@ -502,3 +502,26 @@ func TestPaymentsCLIAndCSV(t *testing.T) {
 		}
 	})
 }
+
+// TestConsoleRefusesBadText: a NUL byte or invalid UTF-8 in the address or
+// a form is a 400, never a database error (PostgreSQL refuses such text).
+func TestConsoleRefusesBadText(t *testing.T) {
+	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
+		s := startTestService(t, databaseURL, nil)
+		createOperator(t, s.Env, "boss", "admin", adminPassword)
+		anon := &consoleClient{t: t, base: s.URL}
+		if st, _ := anon.post("/admin/login", url.Values{"username": {"bo\x00ss"}, "password": {adminPassword}}); st != http.StatusBadRequest {
+			t.Errorf("sign-in with a NUL in the username: got %d, want 400", st)
+		}
+		c := &consoleClient{t: t, base: s.URL}
+		c.signIn("boss", adminPassword)
+		for _, path := range []string{"/admin/payments?q=%00", "/admin/payments?q=%ff%fe", "/admin/payments.csv?app=%00", "/admin/webhooks?app=%c3"} {
+			if st, _ := c.page(path); st != http.StatusBadRequest {
+				t.Errorf("GET %s: got %d, want 400", path, st)
+			}
+		}
+		if st, _ := c.post("/admin/apps", url.Values{"name": {"sh\x00p"}}); st != http.StatusBadRequest {
+			t.Errorf("create an app named with a NUL: got %d, want 400", st)
+		}
+	})
+}

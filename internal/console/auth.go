@@ -93,7 +93,7 @@ func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 // login serves POST /admin/login: the form's username and password.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := r.ParseForm(); err != nil {
+	if err := r.ParseForm(); err != nil || !cleanValues(r.PostForm) {
 		s.render(w, r, nil, http.StatusBadRequest, "login", "Sign in", "", loginPage{Error: "The form could not be read."})
 		return
 	}

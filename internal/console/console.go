@@ -27,6 +27,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lipa-gateway/lipa"
 	"github.com/lipa-gateway/lipa/internal/gateway"
@@ -117,7 +118,7 @@ func New(gw *gateway.Gateway, cfg Config) *Server {
 		panic(err) // the embedded tree is fixed at build time
 	}
 	s := &Server{gw: gw, cfg: cfg, log: cfg.Logger, now: cfg.Now, mux: http.NewServeMux(), pages: map[string]*template.Template{},
-		cop: http.NewCrossOriginProtection(), static: http.StripPrefix("/admin/static/", http.FileServerFS(static)),
+		cop: http.NewCrossOriginProtection(), static: staticFiles(static),
 		signins: newSignInLimits(), stats: map[time.Time]cachedDay{}, statsTTL: 5 * time.Minute}
 	s.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("console refused a cross-site request", "method", r.Method, "path", r.URL.Path, "origin", r.Header.Get("Origin"),
@@ -189,7 +190,28 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, nil, http.StatusNotFound, "There is no such page.")
 		return
 	}
+	if !cleanValues(r.URL.Query()) {
+		s.errorPage(w, r, nil, http.StatusBadRequest, "The address holds text that is not valid UTF-8, or a NUL character.")
+		return
+	}
 	s.cop.Handler(http.HandlerFunc(s.route)).ServeHTTP(w, r)
+}
+
+// cleanValues reports whether every key and value is valid UTF-8 without
+// NUL bytes: no payment, name or password holds them, and PostgreSQL
+// refuses such text outright.
+func cleanValues(v url.Values) bool {
+	for k, vs := range v {
+		if !utf8.ValidString(k) || strings.ContainsRune(k, 0) {
+			return false
+		}
+		for _, x := range vs {
+			if !utf8.ValidString(x) || strings.ContainsRune(x, 0) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
@@ -233,8 +255,8 @@ func (s *Server) action(h handler) http.HandlerFunc {
 			return lipa.Errorf(lipa.Forbidden, "viewer_read_only", "you are signed in as a viewer: viewers see everything and change nothing")
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-		if err := r.ParseForm(); err != nil {
-			return lipa.Errorf(lipa.Invalid, "invalid_form", "the form could not be read")
+		if err := r.ParseForm(); err != nil || !cleanValues(r.PostForm) {
+			return lipa.Errorf(lipa.Invalid, "invalid_form", "the form could not be read, or holds text that is not valid UTF-8")
 		}
 		return h(w, r, op)
 	})
@@ -313,6 +335,20 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, op *gateway.Oper
 	if r.Method != http.MethodHead {
 		w.Write([]byte(b.String()))
 	}
+}
+
+// staticFiles serves the embedded stylesheet and icon under
+// /admin/static/, cacheable for an hour, without directory listings.
+func staticFiles(fsys fs.FS) http.Handler {
+	files := http.StripPrefix("/admin/static/", http.FileServerFS(fsys))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		files.ServeHTTP(w, r)
+	})
 }
 
 // defaultStatus is StatusOf when none is configured.

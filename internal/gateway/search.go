@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lipa-gateway/lipa"
 	"github.com/lipa-gateway/lipa/internal/sqlstore"
@@ -37,10 +38,15 @@ type PaymentQuery struct {
 const ExportPageSize = 500
 
 // filter turns a PaymentQuery into the store's filter. Errors: Invalid
-// "invalid_app", "invalid_status", "invalid_type", "invalid_claimed",
+// "invalid_parameter" (not UTF-8, or a NUL), "invalid_app", "invalid_status", "invalid_type", "invalid_claimed",
 // "invalid_date".
 func (g *Gateway) filter(ctx context.Context, tx *sqlstore.Tx, q PaymentQuery) (sqlstore.PaymentFilter, error) {
 	var f sqlstore.PaymentFilter
+	for _, v := range []string{q.App, q.Status, q.Type, q.Claimed, q.From, q.To, q.Q} {
+		if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
+			return f, lipa.Errorf(lipa.Invalid, "invalid_parameter", "a filter is not valid UTF-8 or contains a NUL character")
+		}
+	}
 	if name := strings.TrimSpace(q.App); name != "" {
 		app, err := tx.AppByName(ctx, name)
 		if lipa.ErrorKind(err) == lipa.NotFound {

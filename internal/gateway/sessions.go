@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lipa-gateway/lipa"
 	"github.com/lipa-gateway/lipa/internal/sqlstore"
@@ -55,7 +57,7 @@ func (g *Gateway) SignIn(ctx context.Context, actor Actor, r SignInRequest, poli
 	policy = policy.withDefaults()
 	username := normUsername(actor.Name)
 	wrong := lipa.Errorf(lipa.Unauthorized, "invalid_credentials", "wrong username or password")
-	if len(r.Password.Reveal()) > MaxPasswordLength || len(username) > 63 {
+	if len(r.Password.Reveal()) > MaxPasswordLength || len(username) > 63 || !utf8.ValidString(username) || strings.ContainsRune(username, 0) {
 		return nil, "", wrong
 	}
 	var o *lipa.Operator
