@@ -327,8 +327,8 @@ func TestDashboardFigures(t *testing.T) {
 		f.settled(t, darajasim.PhoneCancelled, "20", "D3")
 		f.settled(t, darajasim.PhoneInsufficientFunds, "30", "D4")
 		f.push(t, darajasim.PhoneNoCallback, "40", "D5") // no callback: settled by the STK push query
-		f.push(t, "254711000090", "60", "D6")           // its callback is never applied: settled by the query too
-		f.push(t, "254711000091", "70", "D7")           // pushed after the others: still PENDING at the pass
+		f.push(t, "254711000090", "60", "D6")            // its callback is never applied: settled by the query too
+		f.push(t, "254711000091", "70", "D7")            // pushed after the others: still PENDING at the pass
 		f.c2b(t, "c2b-confirmation-hashed-msisdn.json", "", "")
 		f.clock.Advance(time.Minute)
 		if _, err := f.g.InitiateSTKPush(ctx, f.app, gateway.STKPushRequest{PhoneNumber: "254711000092", Amount: "80", Reference: "D8"}); err != nil {
