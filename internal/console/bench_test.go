@@ -41,12 +41,15 @@ func BenchmarkConsolePages(b *testing.B) {
 		b.Run(string(backend), func(b *testing.B) {
 			databaseURL := sqlstoretest.URL(b, backend)
 			db := sqlstoretest.OpenURL(b, databaseURL)
-			now := time.Now().UTC().Truncate(time.Microsecond)
+			// Late in the Kenya day, so that "today" holds a full day of
+			// payments: the dashboard's worst hour.
+			now := gateway.KenyaDay(time.Now()).Add(23*time.Hour + 50*time.Minute).UTC().Truncate(time.Microsecond)
+			clock := func() time.Time { return now }
 			start := time.Now()
 			seed := seedPayments(b, databaseURL, backend, n, now)
 			b.Logf("%s: seeded %d payments in %s", backend, n, time.Since(start).Round(time.Second))
 			quiet := slog.New(slog.DiscardHandler)
-			gw := gateway.New(db, nil, gateway.Config{Logger: quiet})
+			gw := gateway.New(db, nil, gateway.Config{Logger: quiet, Now: clock})
 			ctx := context.Background()
 			if _, err := gw.CreateOperator(ctx, gateway.Actor{Kind: gateway.ActorCLI, Name: "bench"}, "boss", lipa.RoleAdmin, "Correct-Horse-Battery-4217"); err != nil {
 				b.Fatal(err)
@@ -55,7 +58,7 @@ func BenchmarkConsolePages(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			con := console.New(gw, console.Config{Logger: quiet})
+			con := console.New(gw, console.Config{Logger: quiet, Now: clock})
 			get := func(b *testing.B, srv http.Handler, path string) *httptest.ResponseRecorder {
 				req := httptest.NewRequest("GET", path, nil)
 				req.AddCookie(&http.Cookie{Name: console.CookieName, Value: token.Reveal()})
@@ -66,6 +69,9 @@ func BenchmarkConsolePages(b *testing.B) {
 				}
 				return rec
 			}
+			t0 := time.Now()
+			get(b, console.New(gw, console.Config{Logger: quiet, Now: clock}), "/admin/")
+			b.Logf("%s: the very first dashboard view (14 days computed, the closed ones kept): %s", backend, time.Since(t0).Round(time.Millisecond))
 			day := now.AddDate(0, 0, -100).In(lipa.NairobiTime).Format("2006-01-02")
 			first := get(b, con, "/admin/payments").Body.String()
 			cursor := first[strings.Index(first, "cursor=")+7:]
@@ -101,9 +107,9 @@ func BenchmarkConsolePages(b *testing.B) {
 					b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/page")
 				})
 			}
-			b.Run("dashboard first view", func(b *testing.B) {
-				for b.Loop() {
-					get(b, console.New(gw, console.Config{Logger: quiet}), "/admin/") // every past day read again
+			b.Run("dashboard first view in a process", func(b *testing.B) {
+				for b.Loop() { // no day in memory: today and yesterday computed, the others read as kept
+					get(b, console.New(gw, console.Config{Logger: quiet, Now: clock}), "/admin/")
 				}
 				b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/page")
 			})

@@ -328,9 +328,10 @@ func TestDashboardFigures(t *testing.T) {
 		f.settled(t, darajasim.PhoneInsufficientFunds, "30", "D4")
 		f.push(t, darajasim.PhoneNoCallback, "40", "D5") // no callback: settled by the STK push query
 		f.push(t, "254711000090", "60", "D6")            // its callback is never applied: settled by the query too
-		f.push(t, "254711000091", "70", "D7")            // pushed after the others: still PENDING at the pass
+		f.push(t, "254711000091", "70", "D7")            // the same
 		f.c2b(t, "c2b-confirmation-hashed-msisdn.json", "", "")
 		f.clock.Advance(time.Minute)
+		// Pushed after the others: too young for the reconciler, PENDING.
 		if _, err := f.g.InitiateSTKPush(ctx, f.app, gateway.STKPushRequest{PhoneNumber: "254711000092", Amount: "80", Reference: "D8"}); err != nil {
 			t.Fatal(err)
 		}
@@ -476,6 +477,53 @@ func TestWebhookOperations(t *testing.T) {
 		apps, _ := f.g.Apps(ctx)
 		if !apps[0].PausedAt.IsZero() {
 			t.Errorf("app after resume: got paused at %v, want not paused", apps[0].PausedAt)
+		}
+	})
+}
+
+// TestClosedDaysKept: a day past the pending expiry with no PENDING
+// payment is computed once and kept, so later views read the kept figures;
+// a day with a PENDING payment is computed again each time.
+func TestClosedDaysKept(t *testing.T) {
+	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
+		f := newFixture(t, databaseURL, darajasim.Config{CallbackDelay: time.Millisecond},
+			gateway.Config{ReconcileAfter: time.Minute, PendingExpiry: time.Hour})
+		ctx := context.Background()
+		day := f.clock.Now()
+		f.settled(t, "254708374149", "100", "K1")
+		f.push(t, "254711000095", "50", "K2") // its callback is never applied
+		raw := rawDB(t, databaseURL)
+		kept := func() (n int) {
+			raw.QueryRow("SELECT COUNT(*) FROM payment_days").Scan(&n)
+			return n
+		}
+		collected := func() lipa.Amount {
+			d, err := f.g.DayStats(ctx, day)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return gateway.Summarize([]*gateway.DayStats{d})[0].Collected
+		}
+		if got := collected(); got != lipa.Shillings(100) || kept() != 0 {
+			t.Fatalf("today: got %s collected, %d days kept, want 100 and none kept", got, kept())
+		}
+		f.clock.Advance(48 * time.Hour)
+		if got := collected(); got != lipa.Shillings(100) || kept() != 0 {
+			t.Fatalf("a past day with a PENDING payment: got %s, %d kept, want 100 and not kept", got, kept())
+		}
+		f.reconcile(t) // K2 settled SUCCESS by the STK push query
+		if got := collected(); got != lipa.Shillings(150) || kept() != 1 {
+			t.Fatalf("the day once settled: got %s, %d kept, want 150 and kept", got, kept())
+		}
+		if _, err := raw.Exec("UPDATE payments SET amount_cents = 1"); err != nil {
+			t.Fatal(err)
+		}
+		if got := collected(); got != lipa.Shillings(150) {
+			t.Errorf("a kept day: got %s, want the kept 150", got)
+		}
+		d, _ := f.g.DayStats(ctx, day)
+		if s := gateway.Summarize([]*gateway.DayStats{d}); s[0].LagSamples != 1 || s[0].Payments != 2 || s[0].Reconciled != 1 {
+			t.Errorf("a kept day: got %+v, want 2 payments, 1 reconciled, 1 callback lag", s[0])
 		}
 	})
 }

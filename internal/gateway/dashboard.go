@@ -47,31 +47,58 @@ func KenyaDay(t time.Time) time.Time {
 
 // DayStats counts the payments created on the Kenya day of day, and
 // samples that day's callback lag. It reads only that day's rows. A day
-// before the pending expiry has passed still changes (PENDING payments
-// settle), so callers may keep older days for a while but not today.
+// whose payments can no longer change (it ended more than the pending
+// expiry and an hour ago, and none of its payments is PENDING) is computed
+// once and kept (tables payment_days, payment_day_counts,
+// payment_day_lags), so later views, on any replica, read a few rows
+// instead. Later changes to a kept day are not reflected: only a claim can
+// still change one (an intake payment becomes an app's).
 func (g *Gateway) DayStats(ctx context.Context, day time.Time) (*DayStats, error) {
 	start := KenyaDay(day)
 	end := start.AddDate(0, 0, 1)
+	key := start.Format("2006-01-02")
+	closed := !g.clock().Before(end.Add(g.cfg.PendingExpiry + time.Hour))
 	out := &DayStats{Day: start, Lags: map[string][]time.Duration{}}
 	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
 		names, err := appNames(ctx, tx)
 		if err != nil {
 			return err
 		}
-		rows, err := tx.PaymentStats(ctx, start.UTC(), end.UTC())
-		if err != nil {
-			return err
+		var d *sqlstore.StoredDay
+		found := false
+		if closed {
+			if d, found, err = tx.StoredDayStats(ctx, key); err != nil {
+				return err
+			}
 		}
-		for _, r := range rows {
+		if !found {
+			d = &sqlstore.StoredDay{Lags: map[lipa.AppID][]time.Duration{}}
+			if d.Counts, err = tx.PaymentStats(ctx, start.UTC(), end.UTC()); err != nil {
+				return err
+			}
+			lags, err := tx.CallbackLags(ctx, start.UTC(), end.UTC(), maxLagSample)
+			if err != nil {
+				return err
+			}
+			for _, l := range lags {
+				d.Lags[l.App] = append(d.Lags[l.App], l.Lag)
+			}
+			pending := false
+			for _, r := range d.Counts {
+				pending = pending || r.Status == lipa.StatusPending
+			}
+			if closed && !pending {
+				if err := tx.StoreDayStats(ctx, key, d, g.clock()); err != nil {
+					return err
+				}
+			}
+		}
+		for _, r := range d.Counts {
 			out.Counts = append(out.Counts, PaymentCount{App: names[r.App], Type: r.Type, Status: r.Status,
 				FailureReason: r.FailureReason, ResolvedBy: r.ResolvedBy, Payments: r.Payments, Amount: r.Amount})
 		}
-		lags, err := tx.CallbackLags(ctx, start.UTC(), end.UTC(), maxLagSample)
-		if err != nil {
-			return err
-		}
-		for _, l := range lags {
-			out.Lags[names[l.App]] = append(out.Lags[names[l.App]], l.Lag)
+		for app, l := range d.Lags {
+			out.Lags[names[app]] = append(out.Lags[names[app]], l...)
 		}
 		return nil
 	})

@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lipa-gateway/lipa"
@@ -116,4 +118,87 @@ func (t *Tx) DeliveryBacklog(ctx context.Context) ([]BacklogRow, error) {
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// StoredDay is a day's figures as kept once the day can no longer change:
+// its counts, and per app the sampled callback lags.
+type StoredDay struct {
+	Counts []StatRow
+	Lags   map[lipa.AppID][]time.Duration
+}
+
+// StoredDayStats returns the kept figures of day (a Kenya date,
+// YYYY-MM-DD), and false when they were never stored.
+func (t *Tx) StoredDayStats(ctx context.Context, day string) (*StoredDay, bool, error) {
+	var n int
+	if err := t.queryRow(ctx, "SELECT COUNT(*) FROM payment_days WHERE day = ?", day).Scan(&n); err != nil {
+		return nil, false, fmt.Errorf("stored day: %w", err)
+	}
+	if n == 0 {
+		return nil, false, nil
+	}
+	out := &StoredDay{Lags: map[lipa.AppID][]time.Duration{}}
+	rows, err := t.query(ctx, `SELECT app_id, payment_type, status, failure_reason, resolved_by, payments, amount_cents
+		FROM payment_day_counts WHERE day = ?`, day)
+	if err != nil {
+		return nil, false, fmt.Errorf("stored day counts: %w", err)
+	}
+	for rows.Next() {
+		var r StatRow
+		if err := rows.Scan(&r.App, &r.Type, &r.Status, &r.FailureReason, &r.ResolvedBy, &r.Payments, &r.Amount); err != nil {
+			rows.Close()
+			return nil, false, fmt.Errorf("scan stored day counts: %w", err)
+		}
+		out.Counts = append(out.Counts, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	rows, err = t.query(ctx, "SELECT app_id, lags_ms FROM payment_day_lags WHERE day = ?", day)
+	if err != nil {
+		return nil, false, fmt.Errorf("stored day lags: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var app lipa.AppID
+		var list string
+		if err := rows.Scan(&app, &list); err != nil {
+			return nil, false, fmt.Errorf("scan stored day lags: %w", err)
+		}
+		for _, f := range strings.Split(list, ",") {
+			if ms, err := strconv.ParseInt(f, 10, 64); err == nil {
+				out.Lags[app] = append(out.Lags[app], time.Duration(ms)*time.Millisecond)
+			}
+		}
+	}
+	return out, true, rows.Err()
+}
+
+// StoreDayStats keeps a day's figures for later views. A day stored
+// already (by another replica) is left as it is.
+func (t *Tx) StoreDayStats(ctx context.Context, day string, d *StoredDay, now time.Time) error {
+	res, err := t.exec(ctx, "INSERT INTO payment_days (day, computed_at) VALUES (?, ?) ON CONFLICT (day) DO NOTHING", day, dbTime(now))
+	if err != nil {
+		return fmt.Errorf("store day: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil
+	}
+	for _, r := range d.Counts {
+		if _, err := t.exec(ctx, `INSERT INTO payment_day_counts (day, app_id, payment_type, status, failure_reason, resolved_by, payments, amount_cents)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, day, r.App, r.Type, r.Status, r.FailureReason, r.ResolvedBy, r.Payments, int64(r.Amount)); err != nil {
+			return fmt.Errorf("store day counts: %w", err)
+		}
+	}
+	for app, lags := range d.Lags {
+		ms := make([]string, len(lags))
+		for i, l := range lags {
+			ms[i] = strconv.FormatInt(l.Milliseconds(), 10)
+		}
+		if _, err := t.exec(ctx, "INSERT INTO payment_day_lags (day, app_id, lags_ms) VALUES (?, ?, ?)", day, app, strings.Join(ms, ",")); err != nil {
+			return fmt.Errorf("store day lags: %w", err)
+		}
+	}
+	return nil
 }

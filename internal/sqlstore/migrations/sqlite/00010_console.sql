@@ -24,6 +24,31 @@ CREATE TABLE operator_sessions (
 CREATE INDEX operator_sessions_operator ON operator_sessions (operator_id);
 CREATE INDEX operator_sessions_expires ON operator_sessions (expires_at);
 
+-- The dashboard's figures of days that can no longer change (no PENDING
+-- payment left, past the pending expiry), kept once computed: day is the
+-- Kenya date (YYYY-MM-DD), app_id '' the intake pool.
+CREATE TABLE payment_days (
+    day         TEXT PRIMARY KEY,
+    computed_at TIMESTAMP NOT NULL
+);
+CREATE TABLE payment_day_counts (
+    day            TEXT NOT NULL,
+    app_id         TEXT NOT NULL,
+    payment_type   TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    failure_reason TEXT NOT NULL,
+    resolved_by    TEXT NOT NULL,
+    payments       BIGINT NOT NULL,
+    amount_cents   BIGINT NOT NULL,
+    PRIMARY KEY (day, app_id, payment_type, status, failure_reason, resolved_by)
+);
+CREATE TABLE payment_day_lags (
+    day     TEXT NOT NULL,
+    app_id  TEXT NOT NULL,
+    lags_ms TEXT NOT NULL,
+    PRIMARY KEY (day, app_id)
+);
+
 -- The console's filters and search, newest first, each behind an index
 -- that also gives the order (created_at, id).
 DROP INDEX payments_status_created;
@@ -48,5 +73,8 @@ DROP INDEX payments_type_created;
 DROP INDEX payments_created;
 DROP INDEX payments_status_created;
 CREATE INDEX payments_status_created ON payments (status, created_at);
+DROP TABLE payment_day_lags;
+DROP TABLE payment_day_counts;
+DROP TABLE payment_days;
 DROP TABLE operator_sessions;
 DROP TABLE operators;
