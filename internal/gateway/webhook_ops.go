@@ -19,7 +19,7 @@ import (
 // EventWebhookTest is the type of the event an operator sends to check an
 // app's webhook (SendTestEvent). It is signed like every event, carries no
 // payment ("payment": null) and is not in the app's events feed.
-const EventWebhookTest = "webhook.test"
+const EventWebhookTest = webhook.TypeWebhookTest
 
 // DeliveryQuery filters the operators' list of webhook deliveries; empty
 // fields do not filter.
