@@ -73,6 +73,8 @@ type Config struct {
 	C2BMaxAmount       lipa.Amount    // LIPA_C2B_MAX_AMOUNT: C2B validation rejects larger amounts (shillings); default none
 	WebhookRetrySpan   time.Duration  // LIPA_WEBHOOK_RETRY_SPAN: how long a webhook delivery is retried; default 24h
 	WebhookBackoff     time.Duration  // LIPA_WEBHOOK_BACKOFF: wait before a failed webhook's first retry (doubling after); default 5s
+
+	Console consoleConfig // LIPA_ADMIN_ADDR, LIPA_ADMIN_ALLOWED_IPS, …: the operators' web console (see consoleConfig)
 }
 
 // defaultConfig returns the configuration with every setting at its
@@ -336,6 +338,15 @@ func readConfig(lookup func(string) (string, bool), dotenv string) (Config, []er
 	amount("LIPA_C2B_MIN_AMOUNT", &c.C2BMinAmount)
 	amount("LIPA_C2B_MAX_AMOUNT", &c.C2BMaxAmount)
 	whole("DATABASE_MAX_CONNS", &c.DatabaseMaxConn)
+	orDefault := func(name, def string) string {
+		if v, ok := get(name); ok && v != "" {
+			return v
+		}
+		return def
+	}
+	if err := loadConsoleConfig(orDefault, &c.Console); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Environment == envSimulator {
 		c.simulatorDefaults()
 	}

@@ -27,6 +27,11 @@
 //	lipa review match|settle|create-payment|dismiss ID … --reason TEXT
 //	                                resolve an item (audited)
 //	lipa audit list [--json]        operator actions, newest first
+//	lipa operators create NAME --role admin|viewer [--password-stdin]
+//	                                an operator account for the web console at /admin/
+//	lipa operators list|disable|enable|set-password …
+//	lipa payments list [--q VALUE] …   search payments as the console does
+//	lipa payments show PAYMENT_ID   a payment with its timeline
 //
 // Configuration comes from environment variables and a .env file; see the
 // README.
@@ -87,6 +92,14 @@ commands:
                                 close the item, changing nothing
   audit list [--actor A] [--action A] [--target T] [--since T] [--json]
                                 operator actions, newest first
+  operators create NAME --role admin|viewer [--password-stdin]
+                                an account for the web console (/admin/); a password is made and printed unless given on stdin
+  operators list|disable|enable|set-password …
+                                the console's operator accounts
+  payments list [--q VALUE] [--app NAME] [--status S] … [--json]
+                                search payments as the console does (receipt, reference, phone, ids)
+  payments show PAYMENT_ID [--json]
+                                a payment with its timeline
 `
 
 // run executes one command and returns the process exit code: 0 on
@@ -150,6 +163,10 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		cmdErr = cmdReview(ctx, cfg, args[1:], stdout)
 	case "audit":
 		cmdErr = cmdAudit(ctx, cfg, args[1:], stdout)
+	case "operators":
+		cmdErr = cmdOperators(ctx, cfg, args[1:], os.Stdin, stdout)
+	case "payments":
+		cmdErr = cmdPayments(ctx, cfg, args[1:], stdout)
 	default:
 		fmt.Fprintf(stderr, "lipa: unknown command %q\n\n%s", args[0], usage)
 		return 2

@@ -96,6 +96,10 @@ type service struct {
 	simS *loopbackServer
 	db   *sqlstore.DB
 	gw   *gateway.Gateway
+
+	AdminURL string       // where this machine reaches the console's own listener (LIPA_ADMIN_ADDR); "" when it has none
+	admin    *http.Server // the console's own listener, when LIPA_ADMIN_ADDR is set
+
 	log  *slog.Logger
 	done chan error
 
@@ -248,6 +252,9 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if s.http.Handler, err = s.startConsole(cfg, gw, s.http.Handler, callbackURL, token, log); err != nil {
+		return fail(err)
+	}
 	go func() { s.done <- s.http.Serve(ln) }()
 	rctx, stopReconciler := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopReconciler = stopReconciler
@@ -262,6 +269,9 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 // context's deadline), then closes the simulator and the database.
 func (s *service) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
+	if s.admin != nil {
+		s.admin.Shutdown(ctx)
+	}
 	s.stopReconciler()
 	<-s.reconcilerDone
 	s.gw.Wait()
@@ -270,6 +280,9 @@ func (s *service) Shutdown(ctx context.Context) error {
 }
 
 func (s *service) closeBackends() {
+	if s.admin != nil {
+		s.admin.Close()
+	}
 	if s.simS != nil {
 		s.simS.Close()
 	}

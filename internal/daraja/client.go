@@ -133,6 +133,7 @@ type Client struct {
 
 	initiator  string      // Config.InitiatorName; "" when not configured
 	credential lipa.Secret // SecurityCredential of the initiator
+	health     healthState // what Health reports
 }
 
 // New returns a Client for cfg. It returns an error naming the setting when
@@ -285,6 +286,7 @@ func (c *Client) fetchToken(ctx context.Context) (string, error) {
 	c.token = tok
 	c.refreshAt = issued.Add(life - margin)
 	c.mu.Unlock()
+	c.health.token(issued, issued.Add(life))
 	return tok, nil
 }
 
@@ -456,6 +458,7 @@ func (c *Client) logCall(ctx context.Context, op, path string, attempt int, ans 
 		level, outcome = slog.LevelWarn, "transport_error"
 	}
 	attrs = append(attrs, slog.String("outcome", outcome))
+	c.health.call(op, c.now(), err)
 	if err != nil {
 		attrs = append(attrs, slog.String("err", err.Error()))
 	}
