@@ -123,7 +123,6 @@ func urlOrigin(u string) string {
 	return u
 }
 
-
 // settingValues is the effective configuration as the console's Settings
 // page shows it: every variable, secrets as "set (hidden)" or "not set".
 func settingValues(cfg Config) []console.Setting {
