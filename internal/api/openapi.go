@@ -31,6 +31,7 @@ var undocumented = []struct{ prefix, why string }{
 	{"/api/stk/", "Safaricom's STK callback at a path without the words Safaricom refuses"},
 	{"/api/c2b/", "Safaricom's C2B validation and confirmation"},
 	{"/api/admin/", "the operators' API (X-ADMIN-KEY), not for apps"},
+	{"/admin/", "the operators' web console: HTML pages for people, served by internal/console"},
 }
 
 // Documented reports whether the OpenAPI document describes the endpoints
