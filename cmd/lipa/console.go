@@ -81,7 +81,10 @@ func (s *service) startConsole(cfg Config, gw *gateway.Gateway, apiHandler http.
 			CallbackURL:        redactToken(callbackURL, token),
 			C2BValidationURL:   redactToken(withToken(origin+"/api/c2b/validation/", token), token),
 			C2BConfirmationURL: redactToken(withToken(origin+"/api/c2b/confirmation/", token), token),
-			Values:             settingValues(cfg)},
+			SeedURLs: []string{redactToken(withToken(origin+"/api/mpesa/stk-callback/", token), token),
+				redactToken(withToken(origin+"/api/mpesa/c2b/validation/", token), token),
+				redactToken(withToken(origin+"/api/mpesa/c2b/confirmation/", token), token)},
+			Values: settingValues(cfg)},
 	})
 	if cc.Addr == "" {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
