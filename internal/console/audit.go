@@ -165,10 +165,11 @@ func changes(before, after []byte) []string {
 	flatten("", a, fa)
 	var keys []string
 	for k, x := range fa {
-		if b == nil && (x == `""` || x == "null") {
-			continue // nothing to tell of a new document's empty fields
+		y, ok := fb[k]
+		if !ok && (x == `""` || x == "null") {
+			continue // nothing to tell of a new field left empty
 		}
-		if y, ok := fb[k]; b == nil || !ok || y != x {
+		if b == nil || !ok || y != x {
 			keys = append(keys, k)
 		}
 	}
