@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"text/tabwriter"
@@ -74,13 +75,19 @@ func cmdOperators(ctx context.Context, cfg Config, args []string, stdin io.Reade
 			password, generated = gateway.NewPassword(), true
 		}
 	}
-	db, err := openDB(ctx, cfg)
+	// list only reads: it creates no database and no log file.
+	open, log, closeLog := openDB, slog.New(slog.DiscardHandler), func() {}
+	if sub == "list" {
+		open = openExistingDB
+	} else {
+		log, closeLog = auditLogger(cfg)
+	}
+	defer closeLog()
+	db, err := open(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	log, closeLog := auditLogger(cfg)
-	defer closeLog()
 	gw := gateway.New(db, nil, gatewayConfig(cfg, "", log))
 	who := cliActor()
 	switch sub {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -49,14 +50,13 @@ func cmdPayments(ctx context.Context, cfg Config, args []string, stdout io.Write
 	if err := fs.Parse(rest); err != nil || fs.NArg() != 0 {
 		return usageError(paymentsUsage)
 	}
-	db, err := openDB(ctx, cfg)
+	// Both only read: they create no database and no log file.
+	db, err := openExistingDB(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	log, closeLog := auditLogger(cfg)
-	defer closeLog()
-	gw := gateway.New(db, nil, gatewayConfig(cfg, "", log))
+	gw := gateway.New(db, nil, gatewayConfig(cfg, "", slog.New(slog.DiscardHandler)))
 	if args[0] == "show" {
 		d, err := gw.PaymentDetail(ctx, lipa.PaymentID(id))
 		if err != nil {

@@ -57,6 +57,7 @@ func TestReadOnlyCommandsCreateNothing(t *testing.T) {
 		{"webhooks", "list", "--app", "shop"}, {"webhooks", "list", "--app", "shop", "--json"},
 		{"callbacks", "unmatched"}, {"callbacks", "unmatched", "--json"},
 		{"review", "list"}, {"review", "list", "--json"}, {"audit", "list"}, {"audit", "list", "--json"},
+		{"payments", "list"}, {"payments", "list", "--json"}, {"operators", "list"},
 	}
 	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
 		logFile := filepath.Join(t.TempDir(), "payments.log")
