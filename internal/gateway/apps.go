@@ -53,7 +53,7 @@ func (g *Gateway) CreateApp(ctx context.Context, name string) (*lipa.App, lipa.S
 	if err != nil {
 		return nil, "", err
 	}
-	g.log.Info("app created", "app", name)
+	g.log.InfoContext(ctx, "app created", "app", name)
 	return app, key, nil
 }
 
@@ -105,7 +105,7 @@ func (g *Gateway) touch(ctx context.Context, id lipa.AppID, now time.Time) {
 	}
 	g.touched.Store(id, now)
 	if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.TouchApp(ctx, id, now) }); err != nil {
-		g.log.Warn("record app key use", "app_id", id, "err", err)
+		g.log.WarnContext(ctx, "record app key use", "app_id", id, "err", err)
 	}
 }
 
@@ -127,7 +127,7 @@ func (g *Gateway) RotateKey(ctx context.Context, name string) (lipa.Secret, time
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	g.log.Info("app key rotated", "app", name, "old_key_valid_until", graceUntil.Format(time.RFC3339))
+	g.log.InfoContext(ctx, "app key rotated", "app", name, "old_key_valid_until", graceUntil.Format(time.RFC3339))
 	return key, graceUntil, nil
 }
 
@@ -142,7 +142,7 @@ func (g *Gateway) SetAppDisabled(ctx context.Context, name string, disabled bool
 		return tx.SetAppDisabled(ctx, app.ID, disabled, g.clock())
 	})
 	if err == nil {
-		g.log.Info("app updated", "app", name, "disabled", disabled)
+		g.log.InfoContext(ctx, "app updated", "app", name, "disabled", disabled)
 	}
 	return err
 }

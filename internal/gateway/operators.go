@@ -68,6 +68,6 @@ func (g *Gateway) MatchCallback(ctx context.Context, inboundID int64, paymentID 
 	if err != nil {
 		return nil, err
 	}
-	g.log.Info("unmatched callback matched by an operator", "inbound_id", inboundID, "payment_id", p.ID, "status", p.Status)
+	g.log.InfoContext(ctx, "unmatched callback matched by an operator", "inbound_id", inboundID, "payment_id", p.ID, "status", p.Status)
 	return p, nil
 }
