@@ -18,6 +18,7 @@ const (
 	NotFound         Kind = "not_found"          // no such object, or one the app may not see: 404
 	MethodNotAllowed Kind = "method_not_allowed" // the endpoint exists for other methods: 405
 	Conflict         Kind = "conflict"           // the object's state forbids the request: 409
+	RequestTimeout   Kind = "request_timeout"    // the client did not send its whole request in time: 408
 	TooLarge         Kind = "too_large"          // the request body is over the limit: 413
 	Unprocessable    Kind = "unprocessable"      // well-formed but contradicts stored data (amount mismatch): 422
 	TooManyRequests  Kind = "too_many_requests"  // a rate limit was hit: 429

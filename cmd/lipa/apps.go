@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"text/tabwriter"
 	"time"
 
@@ -32,12 +33,19 @@ func cmdApps(ctx context.Context, cfg Config, args []string, stdout io.Writer) e
 		}
 		return rest[0], nil
 	}
-	db, err := openDB(ctx, cfg)
+	open, audited := openDB, true
+	if sub == "list" {
+		open, audited = openExistingDB, false // only reads: creates no database and no log file
+	}
+	db, err := open(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	log, closeLog := auditLogger(cfg)
+	log, closeLog := slog.New(slog.DiscardHandler), func() {}
+	if audited {
+		log, closeLog = auditLogger(cfg)
+	}
 	defer closeLog()
 	gw := gateway.New(db, nil, gateway.Config{Logger: log, KeyRotationGrace: cfg.KeyRotationGrace})
 	switch sub {
@@ -130,7 +138,7 @@ func cmdApps(ctx context.Context, cfg Config, args []string, stdout io.Writer) e
 					hook += " (PAUSED since " + a.PausedAt.Format(time.RFC3339) + ": lipa webhooks redeliver --app " + a.Name + " --failed)"
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Name, status, a.KeyHint, used, hook, a.CreatedAt.Format(time.RFC3339))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", terminalSafe(a.Name), status, a.KeyHint, used, terminalSafe(hook), a.CreatedAt.Format(time.RFC3339))
 		}
 		return tw.Flush()
 	default:

@@ -19,6 +19,8 @@
 //	lipa reconcile                  run one reconciliation pass
 //	lipa callbacks unmatched        list stored STK callbacks that found no payment
 //	lipa callbacks match ID PAYMENT apply one of them to a payment whose push answer was lost
+//	lipa version                    print the version, VCS revision and Go version
+//	lipa healthcheck [--url URL]    exit 0 only when the running Lipa's /readyz answers 200
 //
 // Configuration comes from environment variables and a .env file; see the
 // README.
@@ -63,6 +65,8 @@ commands:
   reconcile                     resolve PENDING payments now (STK push query, expiry)
   callbacks unmatched [--json]  list stored STK callbacks that found no payment
   callbacks match ID PAYMENT_ID apply an unmatched callback to a payment whose push answer was lost
+  version                       print the version, VCS revision and Go version
+  healthcheck [--url URL]       exit 0 only when the running Lipa's /readyz answers 200
 `
 
 // run executes one command and returns the process exit code: 0 on
@@ -71,6 +75,13 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stderr, usage)
 		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	if args[0] == "version" { // needs no configuration, so that it works with a broken one
+		if err := cmdVersion(args[1:], stdout); err != nil {
+			fmt.Fprintln(stderr, "lipa: "+err.Error())
 			return 2
 		}
 		return 0
@@ -102,6 +113,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		cmdErr = cmdWebhooks(ctx, cfg, args[1:], stdout)
 	case "callbacks":
 		cmdErr = cmdCallbacks(ctx, cfg, args[1:], stdout)
+	case "healthcheck":
+		cmdErr = cmdHealthcheck(ctx, cfg, args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "lipa: unknown command %q\n\n%s", args[0], usage)
 		return 2

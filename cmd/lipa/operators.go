@@ -59,6 +59,13 @@ func cmdCallbacks(ctx context.Context, cfg Config, args []string, stdout io.Writ
 		(args[0] != "unmatched" && args[0] != "match") {
 		return usageError("usage: lipa callbacks unmatched [--json] | lipa callbacks match ID PAYMENT_ID")
 	}
+	if args[0] == "unmatched" {
+		return listUnmatchedCallbacks(ctx, cfg, asJSON, stdout)
+	}
+	id, err := strconv.ParseInt(args[1], 10, 64)
+	if err != nil {
+		return usageError("callbacks match: ID must be the number `lipa callbacks unmatched` shows")
+	}
 	db, err := openDB(ctx, cfg)
 	if err != nil {
 		return err
@@ -67,18 +74,24 @@ func cmdCallbacks(ctx context.Context, cfg Config, args []string, stdout io.Writ
 	log, closeLog := auditLogger(cfg)
 	defer closeLog()
 	gw := gateway.New(db, nil, gatewayConfig(cfg, cfg.CallbackURL, log))
-	if args[0] == "match" {
-		id, err := strconv.ParseInt(args[1], 10, 64)
-		if err != nil {
-			return usageError("callbacks match: ID must be the number `lipa callbacks unmatched` shows")
-		}
-		p, err := gw.MatchCallback(ctx, id, lipa.PaymentID(args[2]))
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "callback %d applied to payment %s: now %s\n", id, p.ID, p.Status)
-		return nil
+	p, err := gw.MatchCallback(ctx, id, lipa.PaymentID(args[2]))
+	if err != nil {
+		return err
 	}
+	fmt.Fprintf(stdout, "callback %d applied to payment %s: now %s\n", id, p.ID, p.Status)
+	return nil
+}
+
+// listUnmatchedCallbacks runs `lipa callbacks unmatched`, which only reads:
+// it creates no database and no log file. The table shows what Safaricom
+// sent through terminalSafe.
+func listUnmatchedCallbacks(ctx context.Context, cfg Config, asJSON bool, stdout io.Writer) error {
+	db, err := openExistingDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	gw := gateway.New(db, nil, gatewayConfig(cfg, cfg.CallbackURL, slog.New(slog.DiscardHandler)))
 	msgs, err := gw.UnmatchedCallbacks(ctx, 1000)
 	if err != nil {
 		return err
@@ -98,7 +111,7 @@ func cmdCallbacks(ctx context.Context, cfg Config, args []string, stdout io.Writ
 		if cb, err := daraja.ParseSTKCallback(m.Body); err == nil {
 			result = cb.ResultCode + " " + cb.ResultDesc
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", m.ID, m.ReceivedAt.Format(time.RFC3339), m.CheckoutRequestID, result, m.SourceAddr)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", m.ID, m.ReceivedAt.Format(time.RFC3339), terminalSafe(m.CheckoutRequestID), terminalSafe(result), terminalSafe(m.SourceAddr))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -29,6 +30,13 @@ func cmdWebhooks(ctx context.Context, cfg Config, args []string, stdout io.Write
 	if err := fs.Parse(args[1:]); err != nil || *app == "" || *limit < 1 || *limit > 1000 {
 		return usageError(usage)
 	}
+	if args[0] == "list" {
+		return listWebhooks(ctx, cfg, *app, *limit, *asJSON, stdout)
+	}
+	eventID := fs.Arg(0)
+	if (eventID == "") == !*failed || fs.NArg() > 1 {
+		return usageError(usage)
+	}
 	db, err := openDB(ctx, cfg)
 	if err != nil {
 		return err
@@ -37,23 +45,28 @@ func cmdWebhooks(ctx context.Context, cfg Config, args []string, stdout io.Write
 	log, closeLog := auditLogger(cfg)
 	defer closeLog()
 	gw := gateway.New(db, nil, gatewayConfig(cfg, "", log))
-	if args[0] == "redeliver" {
-		eventID := fs.Arg(0)
-		if (eventID == "") == !*failed || fs.NArg() > 1 {
-			return usageError(usage)
-		}
-		n, err := gw.Redeliver(ctx, *app, eventID)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%d deliveries queued for %q; a running lipa serve sends them within a second\n", n, *app)
-		return nil
-	}
-	ds, err := gw.WebhookDeliveries(ctx, *app, *limit)
+	n, err := gw.Redeliver(ctx, *app, eventID)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	fmt.Fprintf(stdout, "%d deliveries queued for %q; a running lipa serve sends them within a second\n", n, *app)
+	return nil
+}
+
+// listWebhooks runs `lipa webhooks list`, which only reads: it creates no
+// database and no log file.
+func listWebhooks(ctx context.Context, cfg Config, app string, limit int, asJSON bool, stdout io.Writer) error {
+	db, err := openExistingDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	gw := gateway.New(db, nil, gatewayConfig(cfg, "", slog.New(slog.DiscardHandler)))
+	ds, err := gw.WebhookDeliveries(ctx, app, limit)
+	if err != nil {
+		return err
+	}
+	if asJSON {
 		out := []map[string]any{}
 		for _, d := range ds {
 			attempts := []map[string]any{}
@@ -75,7 +88,7 @@ func cmdWebhooks(ctx context.Context, cfg Config, args []string, stdout io.Write
 			if a.StatusCode == 0 {
 				status = "no answer"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%d ms\t%s\t\n", a.AttemptedAt.Format(time.RFC3339), status, a.Latency.Milliseconds(), a.Error)
+			fmt.Fprintf(tw, "  %s\t%s\t%d ms\t%s\t\n", a.AttemptedAt.Format(time.RFC3339), status, a.Latency.Milliseconds(), terminalSafe(a.Error))
 		}
 	}
 	return tw.Flush()

@@ -1136,8 +1136,8 @@ func TestEventsFeed(t *testing.T) {
 				t.Errorf("paging with limit=1 (-all at once +paged):\n%s", diff)
 			}
 			p := whFeed(t, svc, key, "?after="+url.QueryEscape(after))
-			if len(p.Events) != 0 || p.HasMore || p.LastID != nil {
-				t.Errorf("after the last event: got %d events, has_more %v, last_id %v; want none, false, null", len(p.Events), p.HasMore, p.LastID)
+			if len(p.Events) != 0 || p.HasMore || p.LastID == nil || *p.LastID != after {
+				t.Errorf("after the last event: got %d events, has_more %v, last_id %v; want none, false, %q (the position to keep)", len(p.Events), p.HasMore, p.LastID, after)
 			}
 		})
 

@@ -12,15 +12,24 @@ import (
 )
 
 // admin guards an operators' endpoint: 404 when no admin key is configured,
-// 401 unless X-ADMIN-KEY matches it (compared in constant time).
+// 401 unless X-ADMIN-KEY matches it (compared in constant time). Wrong or
+// missing keys count as failed authentications of their source address,
+// like wrong API keys (429 "too_many_failed_auth" past the limit). Two
+// X-ADMIN-KEY headers or a query parameter given twice are 400.
 func (s *Server) admin(h handlerFunc) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		if s.adminKey == [32]byte{} {
 			return lipa.Errorf(lipa.NotFound, "not_found", "the operators' API is disabled; set LIPA_ADMIN_KEY to enable it")
 		}
+		if err := singleHeader(r, "X-ADMIN-KEY"); err != nil {
+			return err
+		}
 		got := sha256.Sum256([]byte(r.Header.Get("X-ADMIN-KEY")))
 		if subtle.ConstantTimeCompare(got[:], s.adminKey[:]) != 1 {
-			return lipa.Errorf(lipa.Unauthorized, "invalid_admin_key", "send the operators' key (LIPA_ADMIN_KEY) in the X-ADMIN-KEY header")
+			return s.authFailure(w, r, "X-ADMIN-KEY", lipa.Errorf(lipa.Unauthorized, "invalid_admin_key", "send the operators' key (LIPA_ADMIN_KEY) in the X-ADMIN-KEY header"))
+		}
+		if err := singleParameters(r); err != nil {
+			return err
 		}
 		return h(w, r)
 	}

@@ -45,6 +45,9 @@ type Config struct {
 	// (LIPA_AUTH_FAILURES_PER_MINUTE); beyond it the address gets 429 before
 	// its key is even looked at. 0 means no limit.
 	AuthFailuresPerMinute int
+	// Version is the running build's version, reported by /readyz as
+	// "version" (empty: "unknown").
+	Version string
 }
 
 // Server routes Lipa's HTTP requests. It is an http.Handler, safe for
@@ -53,11 +56,13 @@ type Server struct {
 	gw       *gateway.Gateway
 	log      *slog.Logger
 	mux      *http.ServeMux
-	adminKey [32]byte // SHA-256 of the admin key; zero when disabled
+	only     map[string]string // path → the one method it takes, for paths a wildcard route would take for other methods (onlyMethod)
+	adminKey [32]byte          // SHA-256 of the admin key; zero when disabled
 	guard    CallbackGuard
 	apps     *limiters // requests per app
 	failures *limiters // failed authentications per source address
 	rejects  *limiters // stored rejected Safaricom-facing requests per source address
+	version  string    // reported by /readyz
 }
 
 // New returns the HTTP handler for gw.
@@ -68,7 +73,10 @@ func New(gw *gateway.Gateway, cfg Config) *Server {
 	s := &Server{gw: gw, log: cfg.Logger, mux: http.NewServeMux(), guard: cfg.Callbacks,
 		apps:     &limiters{limit: rate.Limit(cfg.AppRateLimit), burst: max(1, int(2*cfg.AppRateLimit))},
 		failures: &limiters{limit: rate.Limit(float64(cfg.AuthFailuresPerMinute) / 60), burst: cfg.AuthFailuresPerMinute},
-		rejects:  &limiters{limit: 1, burst: 60}}
+		rejects:  &limiters{limit: 1, burst: 60}, version: cfg.Version}
+	if s.version == "" {
+		s.version = "unknown"
+	}
 	if cfg.AdminKey != "" {
 		s.adminKey = sha256.Sum256([]byte(cfg.AdminKey.Reveal()))
 	}
@@ -83,6 +91,7 @@ func (s *Server) routes() {
 	s.route("GET /api/payments/", s.authed(s.listPayments))
 	s.route("GET /api/payments/verify/", s.authed(s.verify))
 	s.route("POST /api/payments/claim/", s.authed(s.claim))
+	s.onlyMethod("/api/payments/claim/", "POST") // not GET /api/payments/{id}/ with id "claim"
 	s.route("GET /api/payments/{id}/", s.authed(s.getPayment))
 	s.route("GET /api/events/", s.authed(s.events))
 
@@ -108,7 +117,7 @@ func (s *Server) routes() {
 		if err := s.gw.Ready(r.Context()); err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		return writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "version": s.version})
 	})
 }
 
@@ -131,6 +140,22 @@ func (s *Server) route(pattern string, h handlerFunc) {
 		return
 	}
 	s.mux.Handle(pattern, hh)
+}
+
+// onlyMethod makes path (with and without its trailing slash), which has a
+// route for method (not GET), answer 405 method_not_allowed with "Allow:
+// method" to every other method, also to GET and HEAD, which a GET route
+// with a wildcard would otherwise take (GET /api/payments/claim/ is not the
+// payment "claim").
+func (s *Server) onlyMethod(path, method string) {
+	if s.only == nil {
+		s.only = map[string]string{}
+	}
+	s.only[strings.TrimSuffix(path, "/")] = method
+	s.route("GET "+path, func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Allow", method)
+		return lipa.Errorf(lipa.MethodNotAllowed, "method_not_allowed", "%s is not allowed on %s; use %s", r.Method, s.guard.redactedPath(r), method)
+	})
 }
 
 // ServeHTTP serves a request. Unknown paths and methods get a JSON error, a
@@ -163,11 +188,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// answer in JSON.
 		rec := &statusRecorder{header: http.Header{}}
 		handler.ServeHTTP(rec, r)
-		if allow := rec.header.Get("Allow"); allow != "" {
+		allow := rec.header.Get("Allow")
+		if m, ok := s.only[strings.TrimSuffix(r.URL.Path, "/")]; ok {
+			allow = m // the mux would also list the methods onlyMethod refuses
+		}
+		if allow != "" {
 			w.Header().Set("Allow", allow)
 		}
 		if rec.status == http.StatusMethodNotAllowed {
-			s.writeError(w, r, lipa.Errorf(lipa.MethodNotAllowed, "method_not_allowed", "%s is not allowed on %s; use %s", r.Method, s.guard.redactedPath(r), rec.header.Get("Allow")))
+			s.writeError(w, r, lipa.Errorf(lipa.MethodNotAllowed, "method_not_allowed", "%s is not allowed on %s; use %s", r.Method, s.guard.redactedPath(r), allow))
 			return
 		}
 		s.writeError(w, r, lipa.Errorf(lipa.NotFound, "not_found", "no endpoint at %s %s", r.Method, s.guard.redactedPath(r)))
@@ -199,6 +228,7 @@ var statusOf = map[lipa.Kind]int{
 	lipa.TooManyRequests:  http.StatusTooManyRequests,
 	lipa.NotFound:         http.StatusNotFound,
 	lipa.MethodNotAllowed: http.StatusMethodNotAllowed,
+	lipa.RequestTimeout:   http.StatusRequestTimeout,
 	lipa.Conflict:         http.StatusConflict,
 	lipa.TooLarge:         http.StatusRequestEntityTooLarge,
 	lipa.Unprocessable:    http.StatusUnprocessableEntity,

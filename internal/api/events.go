@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 
 	"github.com/lipa-gateway/lipa"
@@ -9,22 +10,26 @@ import (
 
 // events serves GET /api/events/?after=<event id>&limit=: the app's events
 // in order, for apps that cannot receive webhooks and to catch up after an
-// outage. Answer: {"events": [...], "has_more": bool, "last_id": id|null};
-// pass last_id back as after.
+// outage. Answer: {"events": [...], "has_more": bool, "last_id": id}.
+// last_id is always the position to pass back as after: the last event
+// answered, or, when there is nothing new, the after given ("" before the
+// app's first event, when none was given: after= reads from the start).
 func (s *Server) events(w http.ResponseWriter, r *http.Request, app *lipa.App) error {
 	q := r.URL.Query()
-	evs, more, err := s.gw.Events(r.Context(), app, q.Get("after"), q.Get("limit"))
+	after := q.Get("after")
+	evs, more, err := s.gw.Events(r.Context(), app, after, q.Get("limit"))
 	if err != nil {
 		return err
 	}
-	var last *string
+	last := after
 	if n := len(evs); n > 0 {
 		var head struct {
 			ID string `json:"id"`
 		}
-		if err := json.Unmarshal(evs[n-1], &head); err == nil {
-			last = &head.ID
+		if err := json.Unmarshal(evs[n-1], &head); err != nil || head.ID == "" {
+			return fmt.Errorf("read the id of event %d of the page: %w", n, err)
 		}
+		last = head.ID
 	}
 	if evs == nil {
 		evs = []json.RawMessage{}

@@ -19,7 +19,8 @@ func (s *Server) stkPush(w http.ResponseWriter, r *http.Request, app *lipa.App) 
 	if len(key) > 255 || hasControl(key) || !cleanText(key) {
 		return lipa.InvalidField("invalid_idempotency_key", "Idempotency-Key", "the Idempotency-Key header must be at most 255 printable characters")
 	}
-	f, err := readFields(w, r, "phone_number", "amount", "reference", "account_reference", "description")
+	f, err := readBody(w, r, `{"phone_number": "0712345678", "amount": 10, "reference": "ORDER1"}`,
+		[]string{"phone_number", "amount", "reference", "account_reference", "description"})
 	if err != nil {
 		return err
 	}
@@ -149,7 +150,8 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, app *lipa.App) e
 
 // claim serves POST /api/payments/claim/.
 func (s *Server) claim(w http.ResponseWriter, r *http.Request, app *lipa.App) error {
-	f, err := readFields(w, r, "payment_id", "receipt", "reference", "amount")
+	f, err := readBody(w, r, `{"payment_id": "pay_…"}, {"receipt": "NLJ7RT61SV"} or {"reference": "ORDER1"}, with an optional "amount"`,
+		[]string{"payment_id", "receipt", "reference", "amount"})
 	if err != nil {
 		return err
 	}

@@ -152,7 +152,7 @@ type AppInfo struct {
 	lipa.App
 	KeyHint    string    // the start of the current API key, e.g. "lipa_abcdef…"
 	LastUsedAt time.Time // when a key of the app was last used (to the minute); zero if never
-	WebhookURL string    // "" when the app has no webhook
+	WebhookURL string    // "" when the app has no webhook; credentials in it are shown as *** (RedactURLUserinfo)
 	PausedAt   time.Time // when its webhook was paused after failing for the whole retry span; zero if not
 }
 
@@ -173,7 +173,7 @@ func (g *Gateway) Apps(ctx context.Context) ([]AppInfo, error) {
 			if err != nil {
 				return err
 			}
-			out = append(out, AppInfo{App: a, KeyHint: hint, LastUsedAt: used, WebhookURL: wh.URL, PausedAt: wh.PausedAt})
+			out = append(out, AppInfo{App: a, KeyHint: hint, LastUsedAt: used, WebhookURL: RedactURLUserinfo(wh.URL), PausedAt: wh.PausedAt})
 		}
 		return nil
 	})

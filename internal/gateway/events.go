@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/lipa-gateway/lipa"
 	"github.com/lipa-gateway/lipa/internal/sqlstore"
@@ -17,14 +18,22 @@ import (
 
 // SetWebhook sets the named app's webhook URL (absolute http or https) and
 // returns a new signing secret, shown this once; deliveries resume. An empty
-// url removes the webhook (events stay in the feed). Errors: Invalid
-// "invalid_webhook_url"; NotFound "app_not_found".
+// url removes the webhook (events stay in the feed). A URL with credentials
+// in it (https://user:password@host/) is refused: they would be stored in
+// clear and shown wherever the URL is, and the receiver authenticates Lipa
+// by the Lipa-Signature header instead. Errors: Invalid
+// "invalid_webhook_url" (the message never repeats a URL with "@" in it);
+// NotFound "app_not_found".
 func (g *Gateway) SetWebhook(ctx context.Context, name, rawURL string) (lipa.Secret, error) {
 	var secret lipa.Secret
 	if rawURL != "" {
 		u, err := url.Parse(rawURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return "", lipa.InvalidField("invalid_webhook_url", "url", "webhook URL %q is not an absolute http(s) URL", rawURL)
+		shown := RedactURLUserinfo(rawURL)
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			return "", lipa.InvalidField("invalid_webhook_url", "url", "webhook URL %q is not an absolute http(s) URL", shown)
+		case u.User != nil:
+			return "", lipa.InvalidField("invalid_webhook_url", "url", "webhook URL %q carries a user name or password (user:password@), which Lipa would store and show in clear; remove them and have the receiver check the Lipa-Signature header instead", shown)
 		}
 		b := make([]byte, 32)
 		rand.Read(b)
@@ -42,6 +51,25 @@ func (g *Gateway) SetWebhook(ctx context.Context, name, rawURL string) (lipa.Sec
 	}
 	g.log.Info("webhook set", "app", name, "url", rawURL)
 	return secret, nil
+}
+
+// RedactURLUserinfo returns raw with any user name and password replaced by
+// "***" (https://***@host/path), for showing a URL stored before Lipa
+// refused credentials in webhook URLs. A URL with an "@" that Lipa cannot
+// read as scheme://host/… is hidden whole.
+func RedactURLUserinfo(raw string) string {
+	if !strings.Contains(raw, "@") {
+		return raw
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Host == "" || u.Opaque != "":
+		return "(a URL with an @ in it, hidden)"
+	case u.User == nil:
+		return raw
+	}
+	u.User = nil
+	return strings.Replace(u.String(), "//", "//***@", 1)
 }
 
 // Events returns the app's events after the event with ID after (from the

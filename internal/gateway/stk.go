@@ -232,7 +232,7 @@ func (g *Gateway) newSTKPayment(app *lipa.App, r STKPushRequest) (*lipa.Payment,
 		}
 	} else {
 		if err := checkDarajaText("reference", "invalid_reference", ref, MaxAccountReferenceLength); err != nil {
-			return nil, err.(*lipa.Error).With("hint", "send an account_reference of at most 12 letters, digits, spaces, '-', '_' or '.' for M-Pesa to show the customer")
+			return nil, err.(*lipa.Error).With("hint", "send an account_reference of at most 12 ASCII letters, digits, spaces, '-', '_' or '.' for M-Pesa to show the customer")
 		}
 		acc = ref
 	}
@@ -265,7 +265,7 @@ func checkDarajaText(field, code, v string, max int) error {
 	for _, r := range v {
 		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == ' ' || r == '-' || r == '_' || r == '.'
 		if !ok {
-			return lipa.InvalidField(code, field, "%s contains %q, which M-Pesa refuses; use letters, digits, spaces, '-', '_' or '.'", field, r)
+			return lipa.InvalidField(code, field, "%s contains %q (%U), which M-Pesa refuses; M-Pesa accepts only ASCII letters (A-Z, a-z), digits (0-9), spaces, '-', '_' and '.'", field, r, r)
 		}
 	}
 	return nil

@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -49,6 +51,10 @@ type Options struct {
 	// slow query cannot hang a request; SQLite waits at most this long for a
 	// lock held by another process.
 	StatementTimeout time.Duration
+	// MustExist opens only a database that is already there, for commands
+	// that only read: a SQLite file that does not exist is ErrNoDatabase
+	// instead of being created. (Open never creates a PostgreSQL database.)
+	MustExist bool
 }
 
 // DB is a handle on Lipa's database. It is safe for concurrent use.
@@ -58,9 +64,9 @@ type DB struct {
 }
 
 // Open connects to the database named by url: "sqlite:PATH" (PATH a file;
-// created when missing) or "postgres://…" / "postgresql://…". It does not
-// apply migrations (see Migrate). The error names what is wrong with the URL
-// or the connection.
+// created when missing, unless opt.MustExist) or "postgres://…" /
+// "postgresql://…". It does not apply migrations (see Migrate). The error
+// names what is wrong with the URL or the connection.
 func Open(ctx context.Context, databaseURL string, opt Options) (*DB, error) {
 	if opt.MaxConns <= 0 {
 		opt.MaxConns = 10
@@ -83,6 +89,13 @@ func Open(ctx context.Context, databaseURL string, opt Options) (*DB, error) {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", "immediate")
+		if opt.MustExist {
+			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+				abs, _ := filepath.Abs(path)
+				return nil, fmt.Errorf("%w: the SQLite file %s does not exist", ErrNoDatabase, abs)
+			}
+			q.Set("mode", "rw") // SQLite's "open, never create"
+		}
 		q.Set("_time_format", "sqlite")
 		s, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 		if err != nil {
