@@ -66,6 +66,7 @@ type Config struct {
 	C2BMaxAmount       lipa.Amount    // LIPA_C2B_MAX_AMOUNT: C2B validation rejects larger amounts (shillings); default none
 	WebhookRetrySpan   time.Duration  // LIPA_WEBHOOK_RETRY_SPAN: how long a webhook delivery is retried; default 24h
 	WebhookBackoff     time.Duration  // LIPA_WEBHOOK_BACKOFF: wait before a failed webhook's first retry (doubling after); default 5s
+	WebhookConcurrency int            // LIPA_WEBHOOK_CONCURRENCY: webhook attempts under way at once per process, 1 to 1024; one app gets at most a quarter (at least 2); default 64
 }
 
 // loadConfig builds the Config from lookup (the process environment in
@@ -158,6 +159,9 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 	}
 	if c.WebhookBackoff > 8*time.Second {
 		return c, fmt.Errorf("LIPA_WEBHOOK_BACKOFF %s is over 8s; with its jitter the first retry must come within 10 s", c.WebhookBackoff)
+	}
+	if c.WebhookConcurrency, err = strconv.Atoi(get("LIPA_WEBHOOK_CONCURRENCY", "64")); err != nil || c.WebhookConcurrency < 1 || c.WebhookConcurrency > 1024 {
+		return c, fmt.Errorf("LIPA_WEBHOOK_CONCURRENCY %q is not a whole number from 1 to 1024", get("LIPA_WEBHOOK_CONCURRENCY", ""))
 	}
 	if c.KeyRotationGrace, err = duration(get, "LIPA_KEY_ROTATION_GRACE", "24h"); err != nil {
 		return c, err

@@ -165,7 +165,7 @@ func (s *Server) fromSafaricom(kind gateway.InboundKind, h func(http.ResponseWri
 			if s.rejects.get(src.String()).Allow() {
 				s.gw.RejectInbound(r.Context(), kind, in, reason)
 			} else {
-				s.log.Warn("rejected a Safaricom-facing request (not stored: too many from this source)", "source", src, "reason", reason)
+				s.log.WarnContext(r.Context(), "rejected a Safaricom-facing request (not stored: too many from this source)", "source", src, "reason", reason)
 			}
 			return err
 		}

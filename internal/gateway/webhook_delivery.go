@@ -319,3 +319,15 @@ func truncateText(s string, n int) string {
 	}
 	return strings.ToValidUTF8(s[:n], "")
 }
+
+// WebhookBacklog returns how many webhook deliveries are pending in the
+// database, for every app and replica: due, waiting for a retry, or under
+// way.
+func (g *Gateway) WebhookBacklog(ctx context.Context) (int64, error) {
+	var n int64
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) {
+		n, err = tx.DeliveryBacklog(ctx)
+		return err
+	})
+	return n, err
+}
