@@ -52,16 +52,29 @@ func (t *Tx) RecordAttempts(ctx context.Context, rs []AttemptResult) error {
 	if _, err := t.exec(ctx, "INSERT INTO webhook_attempts (event_seq, attempted_at, url, status_code, latency_ms, error) VALUES "+values, args...); err != nil {
 		return fmt.Errorf("record attempts: %w", err)
 	}
+	// Every delivery's new state in one UPDATE … FROM (VALUES …): a VALUES
+	// list's columns are column1, column2, … on both databases; PostgreSQL
+	// needs the parameters' types.
+	row := "(?, ?, ?, ?, ?)"
+	if t.backend == Postgres {
+		row = "(?::bigint, ?::text, ?::timestamptz, ?::timestamptz, ?::text)"
+	}
+	args = args[:0]
 	for _, r := range rs {
 		var delivered any
 		if r.State == "delivered" {
 			delivered = dbTime(r.AttemptedAt)
 		}
-		_, err := t.exec(ctx, `UPDATE webhook_deliveries SET state = ?, attempts = attempts + 1, next_attempt_at = ?, delivered_at = ?, last_error = ?
-			WHERE event_seq = ?`, r.State, dbTime(r.Next), delivered, r.Error, r.EventSeq)
-		if err != nil {
-			return fmt.Errorf("update delivery: %w", err)
-		}
+		args = append(args, r.EventSeq, r.State, dbTime(r.Next), delivered, r.Error)
+	}
+	_, err := t.exec(ctx, `UPDATE webhook_deliveries SET state = v.column2, attempts = webhook_deliveries.attempts + 1,
+		next_attempt_at = v.column3, delivered_at = v.column4, last_error = v.column5
+		FROM (VALUES `+strings.TrimSuffix(strings.Repeat(row+", ", len(rs)), ", ")+`) AS v
+		WHERE webhook_deliveries.event_seq = v.column1`, args...)
+	if err != nil {
+		return fmt.Errorf("update deliveries: %w", err)
+	}
+	for _, r := range rs {
 		if r.State == "failed" && r.AppID != "" {
 			if err := t.PauseWebhook(ctx, r.AppID, r.AttemptedAt); err != nil {
 				return err
