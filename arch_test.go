@@ -20,9 +20,10 @@ func TestImportsPointInward(t *testing.T) {
 	forbidden := map[string][]string{
 		mod:                         {mod + "/"},
 		mod + "/webhook":            {mod},
-		mod + "/internal/daraja":    {"/internal/sqlstore", "/internal/gateway", "/internal/api", "/internal/darajasim"},
+		mod + "/internal/daraja":    {"/internal/sqlstore", "/internal/gateway", "/internal/api", "/internal/darajasim", "/internal/metrics"},
+		mod + "/internal/metrics":   {mod + "/"},
 		mod + "/internal/darajasim": {"/internal/daraja", "/internal/sqlstore", "/internal/gateway", "/internal/api"},
-		mod + "/internal/sqlstore":  {"/internal/daraja", "/internal/darajasim", "/internal/gateway", "/internal/api"},
+		mod + "/internal/sqlstore":  {"/internal/daraja", "/internal/darajasim", "/internal/gateway", "/internal/api", "/internal/metrics"},
 		mod + "/internal/gateway":   {"/internal/api", "/internal/darajasim"},
 		mod + "/internal/api":       {"/internal/sqlstore", "/internal/daraja", "/internal/darajasim"},
 	}

@@ -181,8 +181,9 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 	}
 	s.http = &http.Server{
 		Handler: api.New(gw, api.Config{Logger: log, AdminKey: cfg.AdminKey, AppRateLimit: cfg.AppRateLimit,
-			AuthFailuresPerMinute: cfg.AuthFailureLimit, Metrics: s.metrics,
+			AuthFailuresPerMinute: cfg.AuthFailureLimit,
 			Version:               readBuildVersion().Short(),
+			Metrics:               s.metrics,
 			Callbacks: api.CallbackGuard{Token: token, AllowTokenless: cfg.AllowTokenless,
 				Allowed: cfg.CallbackAllowedIPs, TrustedProxies: cfg.TrustedProxies}}),
 		ReadHeaderTimeout: 10 * time.Second,

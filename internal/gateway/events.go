@@ -176,4 +176,3 @@ func (g *Gateway) Redeliver(ctx context.Context, name, eventID string) (int64, e
 	}
 	return n, err
 }
-

@@ -80,4 +80,3 @@ func settledEvent(before lipa.Status, p *lipa.Payment) string {
 	}
 	return ""
 }
-
