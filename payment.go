@@ -50,6 +50,8 @@ const (
 	ReasonNotPermitted        FailureReason = "not_permitted"        // ResultCode 2028, SFC_IC0003: shortcode/till set-up
 	ReasonDarajaRejected      FailureReason = "daraja_rejected"      // Daraja refused the STK push request itself
 	ReasonDarajaUnreachable   FailureReason = "daraja_unreachable"   // the STK push never reached Daraja
+	ReasonRateLimited         FailureReason = "rate_limited"         // Daraja refused the STK push for the rate of requests (HTTP 429, 500.003.02/03); no prompt was sent
+	ReasonDarajaUnavailable   FailureReason = "daraja_unavailable"   // Daraja refused the STK push while under maintenance (00.002.1001); no prompt was sent
 	ReasonUnknownResult       FailureReason = "unknown_result_code"  // a non-zero ResultCode Lipa does not know
 )
 

@@ -54,7 +54,7 @@ func cmdApps(ctx context.Context, cfg Config, args []string, stdout io.Writer) e
 		if err != nil {
 			return err
 		}
-		app, key, err := gw.CreateApp(ctx, name)
+		app, key, err := gw.CreateApp(ctx, cliActor(), name)
 		if err != nil {
 			return err
 		}
@@ -67,7 +67,7 @@ func cmdApps(ctx context.Context, cfg Config, args []string, stdout io.Writer) e
 		if err != nil {
 			return err
 		}
-		key, graceUntil, err := gw.RotateKey(ctx, name)
+		key, graceUntil, err := gw.RotateKey(ctx, cliActor(), name)
 		if err != nil {
 			return err
 		}
@@ -79,7 +79,7 @@ func cmdApps(ctx context.Context, cfg Config, args []string, stdout io.Writer) e
 		if len(rest) != 2 {
 			return usageError("usage: lipa apps set-webhook NAME URL [--json]   (an empty URL \"\" removes the webhook)")
 		}
-		secret, err := gw.SetWebhook(ctx, rest[0], rest[1])
+		secret, err := gw.SetWebhook(ctx, cliActor(), rest[0], rest[1])
 		if err != nil {
 			return err
 		}
@@ -96,7 +96,7 @@ func cmdApps(ctx context.Context, cfg Config, args []string, stdout io.Writer) e
 		if err != nil {
 			return err
 		}
-		if err := gw.SetAppDisabled(ctx, name, sub == "disable"); err != nil {
+		if err := gw.SetAppDisabled(ctx, cliActor(), name, sub == "disable"); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "app %q %sd\n", name, sub)

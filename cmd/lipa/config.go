@@ -35,7 +35,7 @@ type Config struct {
 	ConsumerSecret   lipa.Secret   // MPESA_CONSUMER_SECRET: Daraja app secret; required outside simulator mode
 	ShortCode        string        // MPESA_SHORTCODE: BusinessShortCode, 5-7 digits; simulator default 174379
 	Passkey          lipa.Secret   // MPESA_PASSKEY: Lipa na M-Pesa Online passkey; simulator default the public sandbox passkey
-	CallbackURL      string        // MPESA_CALLBACK_URL: public URL of POST /api/mpesa/stk-callback/; simulator default Lipa's own listen address
+	CallbackURL      string        // MPESA_CALLBACK_URL: public URL of POST /api/stk/callback/ (or the older /api/mpesa/stk-callback/, which Safaricom may refuse); simulator default Lipa's own listen address
 	TransactionType  string        // MPESA_TRANSACTION_TYPE: CustomerPayBillOnline (default) or CustomerBuyGoodsOnline
 	PartyB           string        // MPESA_PARTY_B: the till number, required for CustomerBuyGoodsOnline
 	BaseURL          string        // MPESA_BASE_URL: overrides Daraja's base URL (a proxy, or a simulator elsewhere)
@@ -45,7 +45,11 @@ type Config struct {
 	DatabaseURL      string        // DATABASE_URL: sqlite:PATH or postgres://…; default sqlite:lipa.db
 	DatabaseMaxConn  int           // DATABASE_MAX_CONNS: PostgreSQL pool size; default 10
 	ListenAddr       string        // LISTEN_ADDR: host:port to serve on; default 127.0.0.1:8000
-	LogFile          string        // LOG_FILE: JSON log lines are appended here; default payments.log
+	LogFile          string        // LOG_FILE: JSON log lines are appended here, or written to stdout only when "-"; default payments.log
+	LogMaxSizeMB     int           // LOG_MAX_SIZE_MB: LOG_FILE is rotated before it grows past this many megabytes; default 100
+	LogMaxBackups    int           // LOG_MAX_BACKUPS: rotated log files kept (older ones are deleted); 0 keeps all; default 10
+	LogMaxAgeDays    int           // LOG_MAX_AGE_DAYS: rotated log files older than this many days are deleted; 0 keeps them by count only; default 0
+	LogCompress      bool          // LOG_COMPRESS: gzip rotated log files; default true
 	SimulatorDelay   time.Duration // LIPA_SIMULATOR_CALLBACK_DELAY: simulator STK callback delay; default 2s
 	ReconcileAfter   time.Duration // LIPA_RECONCILE_AFTER: a PENDING push without callback is queried after this; default 60s
 	PendingExpiry    time.Duration // LIPA_PENDING_EXPIRY: a payment PENDING this long becomes FAILED "expired"; default 24h
@@ -58,6 +62,7 @@ type Config struct {
 	CallbackAllowedIPs []netip.Prefix // LIPA_CALLBACK_ALLOWED_IPS: comma-separated IPs/CIDRs callbacks may come from, or "any"; default Safaricom's published IPs (simulator: loopback)
 	TrustedProxies     []netip.Prefix // LIPA_TRUSTED_PROXIES: comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is believed; default none
 	ConfirmByQuery     bool           // LIPA_CONFIRM_BY_QUERY: confirm each SUCCESS callback with an STK push query before applying it; default false
+	PhoneOptional      bool           // LIPA_CALLBACK_PHONE_OPTIONAL: apply a SUCCESS callback that has no PhoneNumber (or one masked beyond comparing); default false: it is flagged, not applied
 	AppRateLimit       float64        // LIPA_APP_RATE_LIMIT: requests per second per app (bursts of twice that); 0 disables; default 50
 	AuthFailureLimit   int            // LIPA_AUTH_FAILURES_PER_MINUTE: failed authentications per source address per minute; 0 disables; default 20
 	PhonePushesPerHour int            // LIPA_PHONE_PUSHES_PER_HOUR: STK pushes to one phone per hour; default 10
@@ -117,6 +122,18 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 	}
 	c.Environment = env
 	var err error
+	for _, v := range []struct {
+		name, def string
+		min       int
+		dst       *int
+	}{{"LOG_MAX_SIZE_MB", "100", 1, &c.LogMaxSizeMB}, {"LOG_MAX_BACKUPS", "10", 0, &c.LogMaxBackups}, {"LOG_MAX_AGE_DAYS", "0", 0, &c.LogMaxAgeDays}} {
+		if *v.dst, err = strconv.Atoi(get(v.name, v.def)); err != nil || *v.dst < v.min || *v.dst > 1_000_000 {
+			return c, fmt.Errorf("%s %q is not a whole number of at least %d", v.name, get(v.name, v.def), v.min)
+		}
+	}
+	if c.LogCompress, err = strconv.ParseBool(get("LOG_COMPRESS", "true")); err != nil {
+		return c, fmt.Errorf("LOG_COMPRESS %q must be true or false", get("LOG_COMPRESS", ""))
+	}
 	if c.DarajaTimeout, err = duration(get, "MPESA_TIMEOUT", "30s"); err != nil {
 		return c, err
 	}
@@ -170,6 +187,9 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 		return c, err
 	}
 	if c.ConfirmByQuery, err = boolean(get, "LIPA_CONFIRM_BY_QUERY"); err != nil {
+		return c, err
+	}
+	if c.PhoneOptional, err = boolean(get, "LIPA_CALLBACK_PHONE_OPTIONAL"); err != nil {
 		return c, err
 	}
 	c.CallbackToken = lipa.Secret(get("LIPA_CALLBACK_TOKEN", ""))
@@ -240,6 +260,17 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 }
 
 var callbackTokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]{16,128}$`)
+
+// checkCallbackToken refuses a LIPA_CALLBACK_TOKEN holding a word Safaricom
+// refuses in callback URLs (daraja.RefusedURLWord), naming the word but not
+// the token: every callback URL ends with the token, so Daraja would refuse
+// them or never call them. `serve` and `c2b register` check it.
+func (c Config) checkCallbackToken() error {
+	if w := daraja.RefusedURLWord(c.CallbackToken.Reveal()); w != "" {
+		return fmt.Errorf("LIPA_CALLBACK_TOKEN contains %q, a word Safaricom refuses in callback URLs (see docs/daraja.md); generate a new token with `lipa callback-token`", w)
+	}
+	return nil
+}
 
 func boolean(get func(string, string) string, name string) (bool, error) {
 	v := get(name, "false")

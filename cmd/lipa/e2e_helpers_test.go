@@ -70,7 +70,7 @@ func startTestService(t *testing.T, databaseURL string, extra map[string]string)
 	if err != nil {
 		t.Fatalf("loadConfig: got error %v, want nil", err)
 	}
-	log, closeLog, err := newLogger(cfg, io.Discard)
+	log, closeLog, err := newLogger(cfg, io.Discard, io.Discard)
 	if err != nil {
 		t.Fatalf("newLogger: got error %v, want nil", err)
 	}

@@ -305,13 +305,14 @@ func TestE2ESimulatorFaults(t *testing.T) {
 		pushes   int    // push requests that may reach the simulator
 	}
 	wants := map[darajasim.Fault]want{
-		darajasim.FaultNoAnswer:        {pushCode: "daraja_timeout", status: http.StatusGatewayTimeout, stored: "PENDING", pushes: 1},
-		darajasim.FaultUnavailable:     {pushes: 1},
-		darajasim.FaultServerError:     {pushes: 1},
-		darajasim.FaultTooManyRequests: {pushes: 1},
-		darajasim.FaultSpikeArrest:     {pushes: 1},
-		darajasim.FaultMalformedAnswer: {accepted: true, pushes: 1},
-		darajasim.FaultTokenExpired:    {accepted: true, ok: true, pushes: 2}, // issue 2: refresh the token once and retry
+		darajasim.FaultNoAnswer:           {pushCode: "daraja_timeout", status: http.StatusGatewayTimeout, stored: "PENDING", pushes: 1},
+		darajasim.FaultUnavailable:        {pushes: 1},
+		darajasim.FaultServerError:        {pushes: 1},
+		darajasim.FaultTooManyRequests:    {pushCode: "daraja_rate_limited", status: http.StatusServiceUnavailable, stored: "FAILED", pushes: 1},
+		darajasim.FaultSpikeArrest:        {pushCode: "daraja_rate_limited", status: http.StatusServiceUnavailable, stored: "FAILED", pushes: 1},
+		darajasim.FaultGatewaySpikeArrest: {pushCode: "daraja_rate_limited", status: http.StatusServiceUnavailable, stored: "FAILED", pushes: 1},
+		darajasim.FaultMalformedAnswer:    {accepted: true, pushes: 1},
+		darajasim.FaultTokenExpired:       {accepted: true, ok: true, pushes: 2}, // issue 2: refresh the token once and retry
 	}
 	var faults []darajasim.Outcome
 	for _, o := range darajasim.Outcomes() {

@@ -698,9 +698,10 @@ func TestLifecycleDarajaFaults(t *testing.T) {
 		{"no answer", darajasim.PhoneNoAnswer, http.StatusGatewayTimeout, "daraja_timeout", "PENDING", "", 1},
 		{"503 html", darajasim.PhoneUnavailable, http.StatusBadGateway, "daraja_error", "PENDING", "", 1},
 		{"500 html", darajasim.PhoneServerError, http.StatusBadGateway, "daraja_error", "PENDING", "", 1},
-		{"429", darajasim.PhoneTooManyRequests, http.StatusBadGateway, "daraja_error", "FAILED", "daraja_rejected", 1},
+		{"429", darajasim.PhoneTooManyRequests, http.StatusServiceUnavailable, "daraja_rate_limited", "FAILED", "rate_limited", 1},
+		{"429 spike-arrest fault", darajasim.PhoneGatewayLimited, http.StatusServiceUnavailable, "daraja_rate_limited", "FAILED", "rate_limited", 1},
 		{"malformed answer", darajasim.PhoneMalformedAnswer, http.StatusBadGateway, "daraja_error", "PENDING", "", 1},
-		{"spike arrest", darajasim.PhoneSpikeArrest, http.StatusBadGateway, "daraja_error", "FAILED", "daraja_rejected", 1},
+		{"spike arrest", darajasim.PhoneSpikeArrest, http.StatusServiceUnavailable, "daraja_rate_limited", "FAILED", "rate_limited", 1},
 		{"token expired", darajasim.PhoneTokenExpired, http.StatusOK, "", "PENDING", "", 2},
 		{"subscriber locked", darajasim.PhoneSubscriberLocked, http.StatusConflict, "subscriber_busy", "FAILED", "subscriber_busy", 1},
 	}

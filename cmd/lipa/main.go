@@ -21,6 +21,11 @@
 //	lipa callbacks match ID PAYMENT apply one of them to a payment whose push answer was lost
 //	lipa version                    print the version, VCS revision and Go version
 //	lipa healthcheck [--url URL]    exit 0 only when the running Lipa's /readyz answers 200
+//	lipa review list [--json]       the review queue: what Lipa could not settle by itself
+//	lipa review show ID             one item: its stored payload, payment and history
+//	lipa review match|settle|create-payment|dismiss ID … --reason TEXT
+//	                                resolve an item (audited)
+//	lipa audit list [--json]        operator actions, newest first
 //
 // Configuration comes from environment variables and a .env file; see the
 // README.
@@ -67,6 +72,18 @@ commands:
   callbacks match ID PAYMENT_ID apply an unmatched callback to a payment whose push answer was lost
   version                       print the version, VCS revision and Go version
   healthcheck [--url URL]       exit 0 only when the running Lipa's /readyz answers 200
+  review list [--all] [--json]  the review queue: payloads and payments Lipa could not settle by itself
+  review show ID [--json]       one item: its stored payload, its payment, its history
+  review match ID PAYMENT_ID --reason TEXT
+                                apply the item's unmatched callback to a payment whose push answer was lost
+  review settle ID --status SUCCESS --receipt R --reason TEXT | --status FAILED --reason TEXT
+                                settle the item's PENDING payment as found on the M-Pesa statement
+  review create-payment ID [--amount A] [--account X] [--phone P] --reason TEXT
+                                make the intake payment of a corrected C2B confirmation
+  review dismiss ID --reason TEXT
+                                close the item, changing nothing
+  audit list [--actor A] [--action A] [--target T] [--since T] [--json]
+                                operator actions, newest first
 `
 
 // run executes one command and returns the process exit code: 0 on
@@ -94,7 +111,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	var cmdErr error
 	switch args[0] {
 	case "serve":
-		cmdErr = cmdServe(ctx, cfg, args[1:], stderr)
+		cmdErr = cmdServe(ctx, cfg, args[1:], stdout, stderr)
 	case "migrate":
 		cmdErr = cmdMigrate(ctx, cfg, stdout)
 	case "apps":
@@ -115,6 +132,10 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		cmdErr = cmdCallbacks(ctx, cfg, args[1:], stdout)
 	case "healthcheck":
 		cmdErr = cmdHealthcheck(ctx, cfg, args[1:], stdout, stderr)
+	case "review":
+		cmdErr = cmdReview(ctx, cfg, args[1:], stdout)
+	case "audit":
+		cmdErr = cmdAudit(ctx, cfg, args[1:], stdout)
 	default:
 		fmt.Fprintf(stderr, "lipa: unknown command %q\n\n%s", args[0], usage)
 		return 2

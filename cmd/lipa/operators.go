@@ -45,19 +45,27 @@ func cmdReconcile(ctx context.Context, cfg Config, args []string, stdout io.Writ
 	}
 	fmt.Fprintf(stdout, "checked %d pending payments: %d succeeded, %d failed, %d expired, %d still pending\n",
 		rep.Checked, rep.Succeeded, rep.Failed, rep.Expired, rep.Deferred)
+	if rep.Held > 0 {
+		fmt.Fprintf(stdout, "%d past LIPA_PENDING_EXPIRY left PENDING for the review queue (lipa review list)\n", rep.Held)
+	}
 	return nil
 }
 
 // cmdCallbacks runs `lipa callbacks unmatched [--json]` and `lipa callbacks
-// match ID PAYMENT_ID`.
+// match ID PAYMENT_ID [--reason TEXT]` (the review queue's match, addressed
+// by the stored callback's ID).
 func cmdCallbacks(ctx context.Context, cfg Config, args []string, stdout io.Writer) error {
 	asJSON := len(args) > 0 && args[len(args)-1] == "--json"
 	if asJSON {
 		args = args[:len(args)-1]
 	}
+	reason := ""
+	if n := len(args); n >= 2 && args[n-2] == "--reason" {
+		reason, args = args[n-1], args[:n-2]
+	}
 	if len(args) == 0 || (args[0] == "unmatched" && len(args) != 1) || (args[0] == "match" && len(args) != 3) ||
 		(args[0] != "unmatched" && args[0] != "match") {
-		return usageError("usage: lipa callbacks unmatched [--json] | lipa callbacks match ID PAYMENT_ID")
+		return usageError("usage: lipa callbacks unmatched [--json] | lipa callbacks match ID PAYMENT_ID [--reason TEXT]")
 	}
 	if args[0] == "unmatched" {
 		return listUnmatchedCallbacks(ctx, cfg, asJSON, stdout)
@@ -74,7 +82,7 @@ func cmdCallbacks(ctx context.Context, cfg Config, args []string, stdout io.Writ
 	log, closeLog := auditLogger(cfg)
 	defer closeLog()
 	gw := gateway.New(db, nil, gatewayConfig(cfg, cfg.CallbackURL, log))
-	p, err := gw.MatchCallback(ctx, id, lipa.PaymentID(args[2]))
+	p, err := gw.MatchCallback(ctx, cliActor(), id, lipa.PaymentID(args[2]), reason)
 	if err != nil {
 		return err
 	}

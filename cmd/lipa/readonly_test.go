@@ -56,6 +56,7 @@ func TestReadOnlyCommandsCreateNothing(t *testing.T) {
 		{"apps", "list"}, {"apps", "list", "--json"},
 		{"webhooks", "list", "--app", "shop"}, {"webhooks", "list", "--app", "shop", "--json"},
 		{"callbacks", "unmatched"}, {"callbacks", "unmatched", "--json"},
+		{"review", "list"}, {"review", "list", "--json"}, {"audit", "list"}, {"audit", "list", "--json"},
 	}
 	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
 		logFile := filepath.Join(t.TempDir(), "payments.log")
@@ -114,7 +115,7 @@ func TestReadOnlyCommandsCreateNothing(t *testing.T) {
 		hide(-want, want)
 		// The app the listed webhooks belong to, made without the CLI (which
 		// would write the log).
-		if _, _, err := gateway.New(db, nil, gateway.Config{Logger: slog.New(slog.DiscardHandler)}).CreateApp(context.Background(), "shop"); err != nil {
+		if _, _, err := gateway.New(db, nil, gateway.Config{Logger: slog.New(slog.DiscardHandler)}).CreateApp(context.Background(), gateway.Actor{Kind: gateway.ActorCLI, Name: "test"}, "shop"); err != nil {
 			t.Fatal(err)
 		}
 		for _, args := range commands {

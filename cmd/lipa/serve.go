@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"gopkg.in/natefinch/lumberjack.v2"
+
 	"github.com/lipa-gateway/lipa"
 	"github.com/lipa-gateway/lipa/internal/api"
 	"github.com/lipa-gateway/lipa/internal/daraja"
@@ -24,34 +26,50 @@ import (
 	"github.com/lipa-gateway/lipa/internal/sqlstore"
 )
 
-// newLogger returns a logger writing JSON lines to cfg.LogFile and readable
-// text to stderr, and a function that closes the file.
-func newLogger(cfg Config, stderr io.Writer) (*slog.Logger, func(), error) {
+// newLogger returns the service's logger and a function that closes its
+// file. With LOG_FILE "-" it writes JSON lines to stdout and nothing else
+// (for systemd's journal and container logs); otherwise JSON lines to
+// cfg.LogFile, rotated by size (LOG_MAX_SIZE_MB, LOG_MAX_BACKUPS,
+// LOG_MAX_AGE_DAYS, LOG_COMPRESS), and readable text to stderr.
+func newLogger(cfg Config, stdout, stderr io.Writer) (*slog.Logger, func(), error) {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if cfg.LogFile == "-" {
+		return slog.New(slog.NewJSONHandler(stdout, opts)), func() {}, nil
+	}
+	// Created here with Lipa's mode (lumberjack would make it 0600); a
+	// rotation keeps the mode of the file it replaces.
 	f, err := os.OpenFile(cfg.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
 	if err != nil {
 		return nil, nil, fmt.Errorf("LOG_FILE %q: %w", cfg.LogFile, err)
 	}
-	h := slog.NewMultiHandler(
-		slog.NewJSONHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo}),
-		slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}),
-	)
-	return slog.New(h), func() { f.Close() }, nil
+	f.Close()
+	file := &lumberjack.Logger{Filename: cfg.LogFile, MaxSize: cfg.LogMaxSizeMB, MaxBackups: cfg.LogMaxBackups,
+		MaxAge: cfg.LogMaxAgeDays, Compress: cfg.LogCompress}
+	h := slog.NewMultiHandler(slog.NewJSONHandler(file, opts), slog.NewTextHandler(stderr, opts))
+	return slog.New(h), func() { file.Close() }, nil
 }
 
 // auditLogger returns a logger for an operator's CLI command: JSON lines
 // appended to cfg.LogFile, each naming the operating-system user, so that
 // app and key changes leave an audit trail beside the service's own log.
 // If the file cannot be opened it logs nowhere (the command still runs).
+// With LOG_FILE "-" the lines go to stderr (stdout is the command's
+// output).
 func auditLogger(cfg Config) (*slog.Logger, func()) {
-	f, err := os.OpenFile(cfg.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
-	if err != nil {
-		return slog.New(slog.DiscardHandler), func() {}
+	var w io.Writer = os.Stderr
+	closeFile := func() {}
+	if cfg.LogFile != "-" {
+		f, err := os.OpenFile(cfg.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+		if err != nil {
+			return slog.New(slog.DiscardHandler), func() {}
+		}
+		w, closeFile = f, func() { f.Close() }
 	}
 	operator := "unknown"
 	if u, err := user.Current(); err == nil {
 		operator = u.Username
 	}
-	return slog.New(slog.NewJSONHandler(f, nil)).With("source", "cli", "operator", operator), func() { f.Close() }
+	return slog.New(slog.NewJSONHandler(w, nil)).With("source", "cli", "operator", operator), closeFile
 }
 
 // openDB opens and migrates the configured database.
@@ -94,7 +112,7 @@ func gatewayConfig(cfg Config, callbackURL string, log *slog.Logger) gateway.Con
 		PartyB: cfg.PartyB, CallbackURL: callbackURL, Logger: log,
 		PromptLifetime: cfg.PromptLifetime, ReconcileAfter: cfg.ReconcileAfter, PendingExpiry: cfg.PendingExpiry,
 		IdempotencyWait: cfg.DarajaTimeout + 15*time.Second, KeyRotationGrace: cfg.KeyRotationGrace,
-		ConfirmByQuery: cfg.ConfirmByQuery, PhonePushesPerHour: cfg.PhonePushesPerHour,
+		ConfirmByQuery: cfg.ConfirmByQuery, CallbackPhoneOptional: cfg.PhoneOptional, PhonePushesPerHour: cfg.PhonePushesPerHour,
 		C2BAccountPattern: cfg.C2BAccountPattern, C2BMinAmount: cfg.C2BMinAmount, C2BMaxAmount: cfg.C2BMaxAmount,
 		WebhookRetrySpan: cfg.WebhookRetrySpan, WebhookBackoff: cfg.WebhookBackoff, WebhookConcurrency: cfg.WebhookConcurrency,
 	}
@@ -103,6 +121,9 @@ func gatewayConfig(cfg Config, callbackURL string, log *slog.Logger) gateway.Con
 // startService starts Lipa as configured and returns once it is listening.
 func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) (*service, error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.checkCallbackToken(); err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
@@ -128,9 +149,13 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 		log.Warn("MPESA_ALLOW_TOKENLESS_CALLBACKS=true: callbacks are also accepted on the bare paths, without the secret token; turn it off once Safaricom has the new URLs")
 	}
 	callbackURL := cfg.CallbackURL
+	if w := daraja.RefusedURLWord(callbackURL); w != "" {
+		log.Warn(fmt.Sprintf("MPESA_CALLBACK_URL contains %q, a word Safaricom refuses in callback URLs: Daraja may refuse the pushes or never send their callbacks; use Lipa's path /api/stk/callback/ on a host without such words (see docs/daraja.md)", w),
+			"word", w, "callback_url", redactToken(callbackURL, token))
+	}
 	simURL := ""
 	if cfg.Environment == envSimulator && callbackURL == "" {
-		callbackURL = s.URL + "/api/mpesa/stk-callback/"
+		callbackURL = s.URL + "/api/stk/callback/"
 	}
 	callbackURL = withToken(callbackURL, token)
 	if cfg.Environment == envSimulator {
@@ -160,7 +185,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 	s.metrics.WatchDB(string(s.db.Backend()), s.db.Pool())
 	s.metrics.WatchWebhookBacklog(gw.WebhookBacklog)
 	if cfg.Environment == envSimulator {
-		key, created, err := gw.EnsureDemoApp(ctx)
+		key, created, err := gw.EnsureDemoApp(ctx, cliActor())
 		if err != nil {
 			return fail(err)
 		}
@@ -236,11 +261,11 @@ func (s *service) closeBackends() {
 
 // cmdServe runs `lipa serve` until ctx ends (SIGINT or SIGTERM), then drains
 // in-flight requests for up to twice the Daraja timeout plus 15 s.
-func cmdServe(ctx context.Context, cfg Config, args []string, stderr io.Writer) error {
+func cmdServe(ctx context.Context, cfg Config, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		return usageError("serve takes no arguments; configure it with environment variables (see the README)")
 	}
-	log, closeLog, err := newLogger(cfg, stderr)
+	log, closeLog, err := newLogger(cfg, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -312,11 +337,17 @@ func callbackToken(ctx context.Context, cfg Config, db *sqlstore.DB) (lipa.Secre
 	return lipa.Secret(v), err
 }
 
-// newCallbackToken returns 32 random URL-safe characters (192 bits).
+// newCallbackToken returns 32 random URL-safe characters (192 bits) that
+// hold no word Safaricom refuses in callback URLs (daraja.RefusedURLWord):
+// about 2 in 1,000 random draws do, and are drawn again.
 func newCallbackToken() string {
-	b := make([]byte, 24)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
+	for {
+		b := make([]byte, 24)
+		rand.Read(b)
+		if t := base64.RawURLEncoding.EncodeToString(b); daraja.RefusedURLWord(t) == "" {
+			return t
+		}
+	}
 }
 
 // withToken appends the token as the last path segment of a callback URL

@@ -128,6 +128,9 @@ func cmdC2B(ctx context.Context, cfg Config, args []string, stdout io.Writer) er
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if err := cfg.checkCallbackToken(); err != nil {
+		return fmt.Errorf("%w; nothing was registered", err)
+	}
 	if cfg.Environment == envSimulator && cfg.BaseURL == "" {
 		return errors.New("in simulator mode `lipa serve` registers its C2B URLs with its built-in simulator at start; set MPESA_BASE_URL to register with a simulator running elsewhere")
 	}
@@ -144,6 +147,12 @@ func cmdC2B(ctx context.Context, cfg Config, args []string, stdout io.Writer) er
 		ShortCode: cfg.ShortCode, ResponseType: cfg.C2BResponseType,
 		ConfirmationURL: withToken(origin+"/api/c2b/confirmation/", cfg.CallbackToken),
 		ValidationURL:   withToken(origin+"/api/c2b/validation/", cfg.CallbackToken),
+	}
+	for _, u := range []struct{ name, url string }{{"confirmation", req.ConfirmationURL}, {"validation", req.ValidationURL}} {
+		if w := daraja.RefusedURLWord(u.url); w != "" {
+			return fmt.Errorf("the C2B %s URL %s contains %q, a word Safaricom refuses in callback URLs (see docs/daraja.md); nothing was registered: serve Lipa on a host name without it and set MPESA_CALLBACK_URL to match",
+				u.name, redactToken(u.url, cfg.CallbackToken), w)
+		}
 	}
 	client, err := daraja.New(daraja.Config{BaseURL: cfg.darajaBaseURL(""), ConsumerKey: cfg.ConsumerKey, ConsumerSecret: cfg.ConsumerSecret, Timeout: cfg.DarajaTimeout})
 	if err != nil {

@@ -45,7 +45,7 @@ func cmdWebhooks(ctx context.Context, cfg Config, args []string, stdout io.Write
 	log, closeLog := auditLogger(cfg)
 	defer closeLog()
 	gw := gateway.New(db, nil, gatewayConfig(cfg, "", log))
-	n, err := gw.Redeliver(ctx, *app, eventID)
+	n, err := gw.Redeliver(ctx, cliActor(), *app, eventID)
 	if err != nil {
 		return err
 	}

@@ -63,18 +63,19 @@ func (s *Server) unmatchedCallbacks(w http.ResponseWriter, r *http.Request) erro
 }
 
 // matchCallback serves POST /api/admin/callbacks/{id}/match/ with body
-// {"payment_id"}: applies a stored unmatched callback to a PENDING payment
-// whose push answer was lost.
+// {"payment_id", "reason"?}: applies a stored unmatched callback to a
+// PENDING payment whose push answer was lost (the review queue's match,
+// addressed by the stored callback's ID).
 func (s *Server) matchCallback(w http.ResponseWriter, r *http.Request) error {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
 		return lipa.Errorf(lipa.NotFound, "inbound_not_found", "no stored message %q", r.PathValue("id"))
 	}
-	f, err := readFields(w, r, "payment_id")
+	f, err := readFields(w, r, "payment_id", "reason")
 	if err != nil {
 		return err
 	}
-	p, err := s.gw.MatchCallback(r.Context(), id, lipa.PaymentID(f["payment_id"]))
+	p, err := s.gw.MatchCallback(r.Context(), adminActor, id, lipa.PaymentID(f["payment_id"]), f["reason"])
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -69,6 +70,8 @@ type Server struct {
 	rejects  *limiters // stored rejected Safaricom-facing requests per source address
 	version  string    // reported by /readyz
 
+	refusalLogs *logLimiter // log lines of refused requests per source address
+
 	metrics *metrics.Metrics
 	routeOf map[string]string // mux pattern → the route label of its metrics
 }
@@ -86,6 +89,7 @@ func New(gw *gateway.Gateway, cfg Config) *Server {
 	if s.version == "" {
 		s.version = "unknown"
 	}
+	s.refusalLogs = newLogLimiter(refusalLogBurst, refusalLogEvery, refusalLogTotalBurst)
 	if cfg.AdminKey != "" {
 		s.adminKey = sha256.Sum256([]byte(cfg.AdminKey.Reveal()))
 	}
@@ -107,8 +111,11 @@ func (s *Server) routes() {
 
 	// Safaricom-facing: no API key (Safaricom sends none); a secret token
 	// ends the path, and the bare paths work only when tokenless callbacks
-	// are allowed.
+	// are allowed. /api/stk/callback/ is the STK callback path to register:
+	// Safaricom refuses URLs with "mpesa" in them (docs/daraja.md); the
+	// seed's /api/mpesa/stk-callback/ stays for URLs already in use.
 	for _, suffix := range []string{"", "{token}/"} {
+		s.route("POST /api/stk/callback/"+suffix, s.fromSafaricom(gateway.KindSTKCallback, s.stkCallback))
 		s.route("POST /api/mpesa/stk-callback/"+suffix, s.fromSafaricom(gateway.KindSTKCallback, s.stkCallback))
 		for _, prefix := range []string{"/api/c2b/", "/api/mpesa/c2b/"} {
 			s.route("POST "+prefix+"validation/"+suffix, s.fromSafaricom(gateway.KindC2BValidation, s.c2bValidation))
@@ -119,6 +126,12 @@ func (s *Server) routes() {
 	// Operators (X-ADMIN-KEY).
 	s.route("GET /api/admin/callbacks/unmatched/", s.admin(s.unmatchedCallbacks))
 	s.route("POST /api/admin/callbacks/{id}/match/", s.admin(s.matchCallback))
+	s.route("GET /api/admin/review/", s.admin(s.listReview))
+	s.route("GET /api/admin/review/{id}/", s.admin(s.showReview))
+	for _, action := range []string{"match", "settle", "create-payment", "dismiss"} {
+		s.route("POST /api/admin/review/{id}/"+action+"/", s.admin(s.resolveReview(action)))
+	}
+	s.route("GET /api/admin/audit/", s.admin(s.listAudit))
 
 	s.route("GET /healthz", func(w http.ResponseWriter, r *http.Request) error {
 		return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -262,10 +275,34 @@ type errorBody struct {
 // writeError answers err as {"error": {"code", "message", "details"}} with
 // the status of its kind, and logs it: server-side failures (5xx) at error
 // level with their cause, the rest at info. The cause is never sent to the
-// client.
+// client. Refusals (see refusal) are logged at most a few lines a minute
+// per source address, each line counting those left out before it
+// ("suppressed").
+//
+// A 503 (a database or Daraja that cannot serve the request now) always
+// carries Retry-After: details.retry_after when the error names one, else
+// DefaultRetryAfter.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, body := s.errorResponse(r, err)
+	setRetryAfter(w, status, body)
 	writeJSON(w, status, body)
+}
+
+// DefaultRetryAfter is the Retry-After of a 503 answer whose error names
+// no wait of its own, in seconds.
+const DefaultRetryAfter = 5
+
+// setRetryAfter sets the Retry-After header of a 503 answer unless a
+// handler already has.
+func setRetryAfter(w http.ResponseWriter, status int, body errorBody) {
+	if status != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "" {
+		return
+	}
+	secs := DefaultRetryAfter
+	if n, ok := body.Error.Details["retry_after"].(int); ok && n > 0 {
+		secs = n
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
 }
 
 // errorResponse returns the status and body that answer err, and logs it
@@ -291,13 +328,45 @@ func (s *Server) errorResponse(r *http.Request, err error) (int, errorBody) {
 	if id, ok := le.Details["payment_id"]; ok {
 		attrs = append(attrs, "payment_id", id)
 	}
-	if status >= 500 {
+	var logged *loggedError
+	switch {
+	case errors.As(err, &logged):
+	case status >= 500:
 		s.log.ErrorContext(r.Context(), "request failed", append(attrs, "err", err)...)
-	} else {
+	case s.refusal(r, le.Kind):
+		ok, dropped := s.refusalLogs.allow(sourceKey(s.guard.clientIP(r)))
+		if !ok {
+			break
+		}
+		attrs = append(attrs, "source", s.guard.clientIP(r), "message", le.Message)
+		if dropped > 0 {
+			attrs = append(attrs, "suppressed", dropped)
+		}
+		s.log.InfoContext(r.Context(), "request refused", attrs...)
+	default:
 		s.log.InfoContext(r.Context(), "request refused", append(attrs, "message", le.Message)...)
 	}
 	return status, body
 }
+
+// refusal reports whether a 4xx answer of that kind refuses who is asking
+// rather than what an app asked: a failed authentication, a source not
+// allowed, a rate limit, or anything answered to a caller that did not
+// authenticate as an app (a wrong callback token, an unknown path). Such
+// requests can come by the thousand from one client.
+func (s *Server) refusal(r *http.Request, k lipa.Kind) bool {
+	switch k {
+	case lipa.Unauthorized, lipa.Forbidden, lipa.TooManyRequests:
+		return true
+	}
+	return appFrom(r) == nil
+}
+
+// loggedError is a request error its handler has logged already (under
+// the same limits); writeError answers it without a second line.
+type loggedError struct{ error }
+
+func (e *loggedError) Unwrap() error { return e.error }
 
 // writeJSON writes v as the JSON body with the given status.
 func writeJSON(w http.ResponseWriter, status int, v any) error {

@@ -27,7 +27,7 @@ func benchService(b *testing.B, backend sqlstore.Backend, n int) (url, key strin
 	db := sqlstoretest.Open(b, backend)
 	gw := gateway.New(db, nil, gateway.Config{Logger: slog.New(slog.DiscardHandler)})
 	ctx := context.Background()
-	app, k, err := gw.CreateApp(ctx, "bench")
+	app, k, err := gw.CreateApp(ctx, gateway.Actor{Kind: gateway.ActorCLI, Name: "bench"}, "bench")
 	if err != nil {
 		b.Fatal(err)
 	}

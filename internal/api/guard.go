@@ -161,13 +161,20 @@ func (s *Server) fromSafaricom(kind gateway.InboundKind, h func(http.ResponseWri
 		in := gateway.Inbound{Path: s.guard.redactedPath(r), SourceAddr: src.String(), Body: body}
 		if reason, err := s.guard.check(r, src); err != nil {
 			// Stored for the record, at most one a second (bursts of 60) per
-			// source, so nobody can make Lipa write without limit.
-			if s.rejects.get(src.String()).Allow() {
+			// source, so nobody can make Lipa write without limit; logged
+			// at most a few lines a minute per source.
+			stored := s.rejects.get(src.String()).Allow()
+			if stored {
 				s.gw.RejectInbound(r.Context(), kind, in, reason)
-			} else {
-				s.log.WarnContext(r.Context(), "rejected a Safaricom-facing request (not stored: too many from this source)", "source", src, "reason", reason)
 			}
-			return err
+			if ok, dropped := s.refusalLogs.allow(sourceKey(src)); ok {
+				attrs := []any{"kind", kind, "source", src, "path", in.Path, "reason", reason, "stored", stored}
+				if dropped > 0 {
+					attrs = append(attrs, "suppressed", dropped)
+				}
+				s.log.WarnContext(r.Context(), "rejected a Safaricom-facing request", attrs...)
+			}
+			return &loggedError{err}
 		}
 		return h(w, r, in)
 	}

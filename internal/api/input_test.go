@@ -56,7 +56,7 @@ func newInputAPI(t *testing.T, databaseURL string, cfg api.Config, readTimeout t
 	gw := gateway.New(db, client, gateway.Config{ShortCode: darajasim.SandboxShortCode, Passkey: darajasim.SandboxPasskey,
 		CallbackURL: sink.URL + "/callback", Logger: log})
 	t.Cleanup(gw.Wait)
-	_, key, err := gw.CreateApp(context.Background(), "shop")
+	_, key, err := gw.CreateApp(context.Background(), gateway.Actor{Kind: gateway.ActorCLI, Name: "test"}, "shop")
 	if err != nil {
 		t.Fatalf("CreateApp: %v", err)
 	}

@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -28,8 +27,8 @@ func (s *Server) stkPush(w http.ResponseWriter, r *http.Request, app *lipa.App) 
 		PhoneNumber: f["phone_number"], Amount: f["amount"], Reference: f["reference"],
 		AccountReference: f["account_reference"], Description: f["description"], IdempotencyKey: key,
 	})
-	if err != nil && (key == "" || lipa.ErrorCode(err) == "idempotency_key_reused") {
-		return err
+	if err != nil && (key == "" || gateway.RecordedPayment(err) == "") {
+		return err // nothing stored under the key: no answer to keep
 	}
 	if err == nil && res.Replay != nil {
 		w.Header().Set("Content-Type", "application/json")
@@ -41,7 +40,10 @@ func (s *Server) stkPush(w http.ResponseWriter, r *http.Request, app *lipa.App) 
 	var status int
 	var body any
 	if err != nil {
-		status, body = s.errorResponse(r, err)
+		var eb errorBody
+		status, eb = s.errorResponse(r, err)
+		setRetryAfter(w, status, eb)
+		body = eb
 	} else {
 		p := res.Payment
 		status, body = http.StatusOK, map[string]any{
@@ -65,13 +67,9 @@ func (s *Server) stkPush(w http.ResponseWriter, r *http.Request, app *lipa.App) 
 	// Only the request that reserved the key stores its answer: it is the
 	// one whose payment the key names (refusals before the reservation, and
 	// repeats, carry no payment of their own).
-	var paymentID lipa.PaymentID
+	paymentID := gateway.RecordedPayment(err)
 	if err == nil {
 		paymentID = res.Payment.ID
-	} else if le := (*lipa.Error)(nil); errors.As(err, &le) {
-		if id, ok := le.Details["payment_id"].(string); ok {
-			paymentID = lipa.PaymentID(id)
-		}
 	}
 	if key != "" && paymentID != "" {
 		if serr := s.gw.SaveIdempotentResponse(r.Context(), app, key, paymentID, status, raw); serr != nil {

@@ -6,7 +6,8 @@ import (
 	"github.com/lipa-gateway/lipa/internal/gateway"
 )
 
-// stkCallback serves POST /api/mpesa/stk-callback/: Safaricom's STK result
+// stkCallback serves POST /api/stk/callback/ (and the seed's
+// /api/mpesa/stk-callback/): Safaricom's STK result
 // (Daraja reference §5). Every readable callback is acknowledged with
 // {"ResultCode": 0, "ResultDesc": "Accepted"} once stored, whatever was done
 // with it; a body that is not a callback is stored and answered 400.

@@ -29,12 +29,16 @@ type STKCallback struct {
 }
 
 // ErrMalformed is wrapped by the parse functions' errors when a body is not
-// a payload of the expected shape.
+// a payload of the expected shape. A value Lipa keeps (an identifier, the
+// amount, phone, account or names) holding a NUL character makes a body
+// malformed too: no Daraja value holds one, and PostgreSQL cannot store one
+// as text.
 var ErrMalformed = errors.New("malformed Daraja payload")
 
 // ParseSTKCallback reads an STK callback body. A body that is not JSON, not
-// shaped {"Body":{"stkCallback":{…}}}, or lacks CheckoutRequestID or
-// ResultCode is an error wrapping ErrMalformed. Metadata values that cannot
+// shaped {"Body":{"stkCallback":{…}}}, lacks CheckoutRequestID or
+// ResultCode, or has a NUL character in a value Lipa keeps (see
+// ErrMalformed) is an error wrapping ErrMalformed. Metadata values that cannot
 // be read (an Amount that is not a number, a TransactionDate that is not a
 // date) are left zero rather than refusing the callback: the raw body is
 // kept by the caller.
@@ -93,7 +97,30 @@ func ParseSTKCallback(body []byte) (*STKCallback, error) {
 			}
 		}
 	}
+	if err := checkNUL("stkCallback", "MerchantRequestID", cb.MerchantRequestID, "CheckoutRequestID", cb.CheckoutRequestID,
+		"ResultCode", cb.ResultCode, "ResultDesc", cb.ResultDesc, "MpesaReceiptNumber", cb.MpesaReceiptNumber,
+		"PhoneNumber", cb.PhoneNumber); err != nil {
+		return nil, err
+	}
 	return cb, nil
+}
+
+// checkNUL returns an error wrapping ErrMalformed that names the first of
+// the (name, value) pairs whose value holds a NUL character (U+0000, sent
+// as \u0000 in JSON), quoting it in Go syntax (at most 64 bytes of it).
+// No Daraja identifier, amount, phone number or description holds one
+// (docs/daraja.md), and PostgreSQL cannot store one in a text column, so
+// such a payload is kept only as its raw body.
+func checkNUL(what string, pairs ...string) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if v := pairs[i+1]; strings.IndexByte(v, 0) >= 0 {
+			if len(v) > 64 {
+				v = strings.ToValidUTF8(v[:64], "") + "…"
+			}
+			return fmt.Errorf("%w: %s %s %q contains a NUL character", ErrMalformed, what, pairs[i], v)
+		}
+	}
+	return nil
 }
 
 // C2BNotification is a C2B validation or confirmation request as Safaricom
@@ -118,15 +145,21 @@ type C2BNotification struct {
 }
 
 // ParseC2BNotification reads a C2B validation or confirmation body. A body
-// that is not a JSON object is an error wrapping ErrMalformed; missing fields
-// are left empty for the caller to judge.
+// that is not a JSON object, or has a NUL character in one of the fields
+// below, is an error wrapping ErrMalformed; missing fields are left empty
+// for the caller to judge.
 func ParseC2BNotification(body []byte) (*C2BNotification, error) {
 	var m map[string]json.RawMessage
 	if err := decodeJSON(body, &m); err != nil || m == nil {
 		return nil, fmt.Errorf("%w: not a JSON object", ErrMalformed)
 	}
-	get := func(k string) string { return strings.TrimSpace(scalar(m[k])) }
-	return &C2BNotification{
+	var nul []string // (name, value) pairs of every field read, for checkNUL
+	get := func(k string) string {
+		v := strings.TrimSpace(scalar(m[k]))
+		nul = append(nul, k, v)
+		return v
+	}
+	n := &C2BNotification{
 		TransactionType:   get("TransactionType"),
 		TransID:           get("TransID"),
 		TransTime:         get("TransTime"),
@@ -140,7 +173,11 @@ func ParseC2BNotification(body []byte) (*C2BNotification, error) {
 		FirstName:         get("FirstName"),
 		MiddleName:        get("MiddleName"),
 		LastName:          get("LastName"),
-	}, nil
+	}
+	if err := checkNUL("C2B", nul...); err != nil {
+		return nil, err
+	}
+	return n, nil
 }
 
 // decodeJSON decodes one JSON value with numbers kept exact, refusing

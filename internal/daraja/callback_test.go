@@ -253,6 +253,13 @@ func TestParseSTKCallbackMalformed(t *testing.T) {
 		{"empty ResultCode", `{"Body":{"stkCallback":{"CheckoutRequestID":"ws_CO_1","ResultCode":""}}}`},
 		{"ResultCode is an array", `{"Body":{"stkCallback":{"CheckoutRequestID":"ws_CO_1","ResultCode":[0]}}}`},
 		{"Item is not an array", `{"Body":{"stkCallback":{"CheckoutRequestID":"ws_CO_1","ResultCode":0,"CallbackMetadata":{"Item":{}}}}}`},
+		// PostgreSQL cannot store a NUL character in text; no Daraja value has one.
+		{"NUL in CheckoutRequestID", `{"Body":{"stkCallback":{"CheckoutRequestID":"ws_CO_\u0000PGCB","ResultCode":0}}}`},
+		{"NUL in MerchantRequestID", `{"Body":{"stkCallback":{"MerchantRequestID":"1\u0000","CheckoutRequestID":"ws_CO_1","ResultCode":0}}}`},
+		{"NUL in ResultCode", `{"Body":{"stkCallback":{"CheckoutRequestID":"ws_CO_1","ResultCode":"0\u0000"}}}`},
+		{"NUL in ResultDesc", `{"Body":{"stkCallback":{"CheckoutRequestID":"ws_CO_1","ResultCode":1032,"ResultDesc":"a\u0000b"}}}`},
+		{"NUL in MpesaReceiptNumber", `{"Body":{"stkCallback":{"CheckoutRequestID":"ws_CO_1","ResultCode":0,"CallbackMetadata":{"Item":[{"Name":"MpesaReceiptNumber","Value":"NLJ7RT\u000061SV"}]}}}}`},
+		{"NUL in PhoneNumber", `{"Body":{"stkCallback":{"CheckoutRequestID":"ws_CO_1","ResultCode":0,"CallbackMetadata":{"Item":[{"Name":"PhoneNumber","Value":"2547\u000008374149"}]}}}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -355,6 +362,12 @@ func TestParseC2BNotificationMalformed(t *testing.T) {
 	for _, body := range []string{
 		``, ` `, `null`, `[]`, `[` + ok + `]`, `"TransID"`, `42`, `true`, `not json`,
 		ok[:len(ok)-1], ok + `x`, ok + ` {}`, ok + `}`, ok + `]`,
+		// A NUL character in any field Lipa reads (PostgreSQL cannot store it as text).
+		`{"TransID":"PGNUL\u000002","TransAmount":"1.00"}`,
+		`{"TransID":"SAB1CD2EF6","TransAmount":"1.00","BillRefNumber":"A\u0000B"}`,
+		`{"TransID":"SAB1CD2EF6","TransAmount":"1.00","MSISDN":"2547\u000008374149"}`,
+		`{"TransID":"SAB1CD2EF6","TransAmount":"1\u0000","FirstName":"JANE"}`,
+		`{"TransID":"SAB1CD2EF6","TransAmount":"1.00","LastName":"\u0000"}`,
 	} {
 		got, err := daraja.ParseC2BNotification([]byte(body))
 		if err == nil {
@@ -404,6 +417,11 @@ func FuzzParseSTKCallback(f *testing.F) {
 		if !cb.TransactionDate.IsZero() && cb.TransactionDate.Location() != time.UTC {
 			t.Fatalf("ParseSTKCallback: got TransactionDate in %v, want UTC", cb.TransactionDate.Location())
 		}
+		for _, v := range []string{cb.MerchantRequestID, cb.CheckoutRequestID, cb.ResultCode, cb.ResultDesc, cb.MpesaReceiptNumber, cb.PhoneNumber} {
+			if strings.IndexByte(v, 0) >= 0 {
+				t.Fatalf("ParseSTKCallback: got %q, want no NUL character in any value", v)
+			}
+		}
 	})
 }
 
@@ -428,6 +446,9 @@ func FuzzParseC2BNotification(f *testing.F) {
 		} {
 			if v != strings.TrimSpace(v) {
 				t.Fatalf("ParseC2BNotification: got %s %q, want it trimmed", name, v)
+			}
+			if strings.IndexByte(v, 0) >= 0 {
+				t.Fatalf("ParseC2BNotification: got %s %q, want no NUL character", name, v)
 			}
 		}
 	})

@@ -2,7 +2,9 @@ package daraja
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"unicode"
@@ -56,7 +58,8 @@ const (
 	// base URL or API version points at no Daraja API.
 	ReasonWrongEndpoint Reason = "wrong_endpoint"
 	// ReasonRateLimited: 500.003.02 spike arrest / system busy, 500.003.03
-	// quota violation. Daraja sends these as HTTP 500, not 429 (§3, §13.13).
+	// quota violation. Daraja documents these as HTTP 500, not 429 (§3,
+	// §13.13). RateLimited also knows the gateway's HTTP 429 answers.
 	ReasonRateLimited Reason = "rate_limited"
 	// ReasonAlreadyRegistered: C2B URLs are already registered for the
 	// shortcode, "Urls are already registered." (500.003.1001), "Duplicate
@@ -281,6 +284,12 @@ type BadResponseError struct {
 	ContentType string
 	// Problem says what was wrong, e.g. "empty body".
 	Problem string
+	// Fault is the error code of an Apigee fault body, the gateway in
+	// front of Daraja ({"fault": {"faultstring", "detail": {"errorcode"}}}),
+	// e.g. "policies.ratelimit.SpikeArrestViolation"; empty for any other
+	// body. Only the rate-limit policies' codes (see RateLimited) prove that
+	// the request went no further than the gateway.
+	Fault string
 	// Snippet is the first ~200 bytes of the body as valid UTF-8 with
 	// control characters and runs of white space folded to one space.
 	// Empty for OAuth 2xx answers, which may hold a token.
@@ -312,13 +321,51 @@ func (a *answer) badResponse(op, problem string) *BadResponseError {
 	if len(strings.TrimSpace(string(a.body))) == 0 {
 		problem = "empty body"
 	}
+	var fault struct {
+		Fault struct {
+			Detail struct {
+				ErrorCode flexString `json:"errorcode"`
+			} `json:"detail"`
+		} `json:"fault"`
+	}
+	json.Unmarshal(a.body, &fault) // an unreadable body has no fault code
 	return &BadResponseError{
 		Op:          op,
 		HTTPStatus:  a.status,
 		ContentType: a.contentType,
 		Problem:     problem,
+		Fault:       strings.TrimSpace(string(fault.Fault.Detail.ErrorCode)),
 		Snippet:     snippet(a.body),
 	}
+}
+
+// rateLimitFaults are the Apigee fault codes of its rate-limit policies
+// (Apigee's policy error reference: SpikeArrest and Quota), answered with
+// HTTP 429 (or 500 by older gateways) before the request reaches Daraja.
+var rateLimitFaults = map[string]bool{
+	"policies.ratelimit.SpikeArrestViolation": true,
+	"policies.ratelimit.QuotaViolation":       true,
+}
+
+// RateLimited reports whether err is Daraja, or the gateway in front of it,
+// refusing a request for the caller's rate: any answer with HTTP 429
+// (whatever its body: Apigee's spike-arrest fault, a proxy's text page,
+// Daraja's envelope), Daraja's 500.003.02 or 500.003.03 envelope
+// (ReasonRateLimited), or an Apigee rate-limit fault with another status.
+// Such a request was refused at the gate, never acted on, so an STK push
+// refused this way sent no prompt and may be sent again later. It also
+// holds for a request never sent because its token fetch was rate limited
+// (ErrNoToken wrapping such an error).
+func RateLimited(err error) bool {
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Reason() == ReasonRateLimited || apiErr.HTTPStatus == http.StatusTooManyRequests
+	}
+	var bad *BadResponseError
+	if errors.As(err, &bad) {
+		return bad.HTTPStatus == http.StatusTooManyRequests || rateLimitFaults[bad.Fault]
+	}
+	return false
 }
 
 // envelope is Daraja's error body (§3).

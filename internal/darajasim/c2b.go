@@ -90,7 +90,7 @@ func (s *Server) handleRegisterV2(w http.ResponseWriter, r *http.Request) *failu
 
 // forbiddenWords are refused anywhere in a registered URL, case-insensitively
 // (§9.2).
-var forbiddenWords = []string{"m-pesa", "mpesa", "safaricom", "exec", "cmd", "sql", "query"}
+var forbiddenWords = []string{"m-pesa", "mpesa", "safaricom", "exec", "exe", "cmd", "sql", "query"}
 
 // handleRegister is C2B Register URL (§7.1), v1 and v2 alike: token, JSON,
 // then ShortCode (5–7 digits), ResponseType ("Completed", "Cancelled" or

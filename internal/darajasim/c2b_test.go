@@ -128,7 +128,7 @@ func TestC2BRegister(t *testing.T) {
 
 	words := []struct{ in, word string }{
 		{"mpesa", "MPESA"}, {"M-Pesa", "M-PESA"}, {"SAFARICOM", "SAFARICOM"}, {"exec", "EXEC"},
-		{"Cmd", "CMD"}, {"sql", "SQL"}, {"query", "QUERY"},
+		{"run.Exe", "EXE"}, {"Cmd", "CMD"}, {"sql", "SQL"}, {"query", "QUERY"},
 	}
 	for _, w := range words {
 		for _, field := range []string{"ConfirmationURL", "ValidationURL"} {

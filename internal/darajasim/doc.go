@@ -44,10 +44,12 @@
 //	254700000015   HTTP 500 "500.003.02" "Error Occurred: Spike Arrest Violation"; no push
 //	254700000016   the token expires mid-flight: the first push gets HTTP 404 "404.001.03"
 //	               "Invalid Access Token" and its token is revoked; a retry with a new token pays
+//	254700000017   HTTP 429 with the JSON fault of the gateway's spike-arrest policy
+//	               (errorcode "policies.ratelimit.SpikeArrestViolation"); no push
 //	any other      success: callback ResultCode 0 with Amount, MpesaReceiptNumber, Balance
 //	               (no Value), TransactionDate and PhoneNumber metadata
 //
-// The scripted refusal (…07) and the faults (…10 to …16, see Fault) are
+// The scripted refusal (…07) and the faults (…10 to …17, see Fault) are
 // applied after the token, field and Password checks. The same table is
 // available to code as the Phone* constants, Outcomes and OutcomeFor.
 //

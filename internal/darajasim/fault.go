@@ -53,6 +53,14 @@ const (
 	// rate-limit refusal (§3, §14); no push is recorded.
 	FaultSpikeArrest Fault = "spike-arrest"
 
+	// FaultGatewaySpikeArrest: HTTP 429 with the JSON fault body of Apigee's
+	// SpikeArrest policy, the gateway in front of Daraja, refusing the
+	// request for its rate before Daraja sees it ({"fault": {"faultstring":
+	// "Spike arrest violation. ...", "detail": {"errorcode":
+	// "policies.ratelimit.SpikeArrestViolation"}}}, as Apigee's policy error
+	// reference gives it); no push is recorded.
+	FaultGatewaySpikeArrest Fault = "http-429-spike-arrest"
+
 	// FaultTokenExpired: the first push request for the phone that reaches
 	// this point on a Server is refused with HTTP 404 "404.001.03 Invalid
 	// Access Token" and the bearer token it carried is revoked, as when a
@@ -69,6 +77,10 @@ const DefaultHangFor = 2 * time.Minute
 // MessageSpikeArrest is the errorMessage of FaultSpikeArrest's refusal
 // (errorCode "500.003.02", HTTP 500).
 const MessageSpikeArrest = "Error Occurred: Spike Arrest Violation"
+
+// BodyGatewaySpikeArrest is FaultGatewaySpikeArrest's answer (HTTP 429,
+// application/json).
+const BodyGatewaySpikeArrest = `{"fault":{"faultstring":"Spike arrest violation. Allowed rate : MessageRate{messagesPerPeriod=5, periodInMicroseconds=1000000, maxBurstMessageCount=1.0}","detail":{"errorcode":"policies.ratelimit.SpikeArrestViolation"}}}`
 
 // pushFault applies the push's fault, if any, before anything is recorded.
 // It returns answered true when the request has been dealt with: f is then
@@ -93,6 +105,8 @@ func (s *Server) pushFault(w http.ResponseWriter, r *http.Request, o Outcome) (f
 		writeRaw(w, http.StatusTooManyRequests, "text/plain; charset=utf-8", []byte("429 Too Many Requests\n"))
 	case FaultSpikeArrest:
 		f = &failure{status: http.StatusInternalServerError, code: "500.003.02", message: MessageSpikeArrest}
+	case FaultGatewaySpikeArrest:
+		writeRaw(w, http.StatusTooManyRequests, "application/json", []byte(BodyGatewaySpikeArrest))
 	case FaultTokenExpired:
 		s.mu.Lock()
 		fire := !s.tokenFaultFired[o.Phone]

@@ -74,6 +74,7 @@ func TestFaultTable(t *testing.T) {
 		{Phone: "254700000014", Fault: darajasim.FaultMalformedAnswer, ResultDesc: success, Deliveries: 1},
 		{Phone: "254700000015", Fault: darajasim.FaultSpikeArrest},
 		{Phone: "254700000016", Fault: darajasim.FaultTokenExpired, ResultDesc: success, Deliveries: 1},
+		{Phone: "254700000017", Fault: darajasim.FaultGatewaySpikeArrest},
 	}
 	var got []darajasim.Outcome
 	for _, o := range darajasim.Outcomes() {
@@ -106,6 +107,11 @@ func TestSTKPushFaults(t *testing.T) {
 		{darajasim.PhoneUnavailable, 503, "text/html", contains("<title>503 Service Unavailable</title>")},
 		{darajasim.PhoneServerError, 500, "text/html", contains("<title>500 Internal Server Error</title>")},
 		{darajasim.PhoneTooManyRequests, 429, "text/plain", contains("Too Many Requests")},
+		{darajasim.PhoneGatewayLimited, 429, "application/json", func(t *testing.T, status int, body []byte) {
+			if string(body) != darajasim.BodyGatewaySpikeArrest || !strings.Contains(string(body), `"errorcode":"policies.ratelimit.SpikeArrestViolation"`) {
+				t.Errorf("got body %q, want the gateway's spike-arrest fault", body)
+			}
+		}},
 		{darajasim.PhoneSpikeArrest, 500, "application/json", func(t *testing.T, status int, body []byte) {
 			wantError(t, status, body, http.StatusInternalServerError, "500.003.02", "Error Occurred: Spike Arrest Violation")
 			wantShape(t, body, "stk-push-error-spike-arrest.json")

@@ -34,6 +34,7 @@ const (
 	PhoneMalformedAnswer = "254700000014" // FaultMalformedAnswer: accepted and paid, answer body truncated
 	PhoneSpikeArrest     = "254700000015" // FaultSpikeArrest: HTTP 500 500.003.02
 	PhoneTokenExpired    = "254700000016" // FaultTokenExpired: first push 404.001.03 and token revoked
+	PhoneGatewayLimited  = "254700000017" // FaultGatewaySpikeArrest: HTTP 429, Apigee spike-arrest fault JSON
 )
 
 // Result descriptions the simulator sends, in Daraja's wording (§5.3).
@@ -92,6 +93,7 @@ var outcomes = []Outcome{
 	{Phone: PhoneMalformedAnswer, Fault: FaultMalformedAnswer, ResultCode: 0, ResultDesc: ResultDescSuccess, Deliveries: 1},
 	{Phone: PhoneSpikeArrest, Fault: FaultSpikeArrest},
 	{Phone: PhoneTokenExpired, Fault: FaultTokenExpired, ResultCode: 0, ResultDesc: ResultDescSuccess, Deliveries: 1},
+	{Phone: PhoneGatewayLimited, Fault: FaultGatewaySpikeArrest},
 }
 
 // Outcomes returns the scripted outcomes, one per magic phone number, in

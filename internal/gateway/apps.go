@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -40,8 +42,12 @@ func hashKey(key string) string {
 // CreateApp creates an app and returns it with its API key, which is shown
 // this once: only its hash is stored. The name must be 1–63 characters of
 // lower-case letters, digits, '.', '_' or '-' (Invalid, "invalid_app_name");
-// a taken name is a Conflict ("app_exists").
-func (g *Gateway) CreateApp(ctx context.Context, name string) (*lipa.App, lipa.Secret, error) {
+// a taken name is a Conflict ("app_exists"). The action is audited as
+// actor's (Invalid "invalid_actor" for the zero Actor).
+func (g *Gateway) CreateApp(ctx context.Context, actor Actor, name string) (*lipa.App, lipa.Secret, error) {
+	if err := checkActor(actor); err != nil {
+		return nil, "", err
+	}
 	if !appNameRE.MatchString(name) {
 		return nil, "", lipa.InvalidField("invalid_app_name", "name",
 			"app name %q must be 1-63 lower-case letters, digits, '.', '_' or '-', starting with a letter or digit", name)
@@ -49,25 +55,35 @@ func (g *Gateway) CreateApp(ctx context.Context, name string) (*lipa.App, lipa.S
 	now := g.clock()
 	app := &lipa.App{ID: lipa.AppID(newID("app_")), Name: name, CreatedAt: now, UpdatedAt: now}
 	key, hash, hint := newAPIKey()
-	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.CreateApp(ctx, app, hash, hint) })
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+		if err := tx.CreateApp(ctx, app, hash, hint); err != nil {
+			return err
+		}
+		after, _, err := appStateTx(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		return g.recordAuditTx(ctx, tx, actor, AuditAppCreate, appTarget(name), "", nil, after)
+	})
 	if err != nil {
 		return nil, "", err
 	}
-	g.log.InfoContext(ctx, "app created", "app", name)
+	g.log.InfoContext(ctx, "app created", "app", name, "actor", actor.String())
 	return app, key, nil
 }
 
 // EnsureDemoApp creates the app "demo" when the database has no app at all,
 // and returns its key; on a database that has apps it returns "" and false.
-// Only simulator mode calls it.
-func (g *Gateway) EnsureDemoApp(ctx context.Context) (lipa.Secret, bool, error) {
+// Only simulator mode calls it; the creation is audited as actor's (the
+// user who started lipa serve).
+func (g *Gateway) EnsureDemoApp(ctx context.Context, actor Actor) (lipa.Secret, bool, error) {
 	var n int
 	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) { n, err = tx.CountApps(ctx); return err })
 	if err != nil || n > 0 {
 		return "", false, err
 	}
-	_, key, err := g.CreateApp(ctx, DemoAppName)
-	if lipa.ErrorCode(err) == "app_exists" {
+	_, key, err := g.CreateApp(ctx, actor, DemoAppName)
+	if errors.Is(err, sqlstore.ErrAppExists) {
 		return "", false, nil // another replica made it first
 	}
 	return key, err == nil, err
@@ -112,39 +128,91 @@ func (g *Gateway) touch(ctx context.Context, id lipa.AppID, now time.Time) {
 // RotateKey gives the named app a new API key, returned this once. The old
 // key keeps working for KeyRotationGrace (so the app can switch without
 // downtime), then stops; `SetAppDisabled` revokes every key at once. An
-// unknown name is NotFound ("app_not_found").
-func (g *Gateway) RotateKey(ctx context.Context, name string) (lipa.Secret, time.Time, error) {
+// unknown name is NotFound ("app_not_found"). Audited as actor's.
+func (g *Gateway) RotateKey(ctx context.Context, actor Actor, name string) (lipa.Secret, time.Time, error) {
+	if err := checkActor(actor); err != nil {
+		return "", time.Time{}, err
+	}
 	key, hash, hint := newAPIKey()
 	now := g.clock()
 	graceUntil := now.Add(g.cfg.KeyRotationGrace)
 	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
-		app, err := tx.AppByName(ctx, name)
+		before, app, err := appStateTx(ctx, tx, name)
 		if err != nil {
 			return err
 		}
-		return tx.SetAppKey(ctx, app.ID, hash, hint, graceUntil, now)
+		if err := tx.SetAppKey(ctx, app.ID, hash, hint, graceUntil, now); err != nil {
+			return err
+		}
+		after, _, err := appStateTx(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		after["old_key_valid_until"] = graceUntil.Format(time.RFC3339)
+		return g.recordAuditTx(ctx, tx, actor, AuditAppRotateKey, appTarget(name), "", before, after)
 	})
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	g.log.InfoContext(ctx, "app key rotated", "app", name, "old_key_valid_until", graceUntil.Format(time.RFC3339))
+	g.log.InfoContext(ctx, "app key rotated", "app", name, "old_key_valid_until", graceUntil.Format(time.RFC3339), "actor", actor.String())
 	return key, graceUntil, nil
 }
 
 // SetAppDisabled disables (true) or enables (false) the named app; a
 // disabled app's key is refused at once. An unknown name is NotFound.
-func (g *Gateway) SetAppDisabled(ctx context.Context, name string, disabled bool) error {
+// Audited as actor's.
+func (g *Gateway) SetAppDisabled(ctx context.Context, actor Actor, name string, disabled bool) error {
+	if err := checkActor(actor); err != nil {
+		return err
+	}
+	action := AuditAppEnable
+	if disabled {
+		action = AuditAppDisable
+	}
 	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
-		app, err := tx.AppByName(ctx, name)
+		before, app, err := appStateTx(ctx, tx, name)
 		if err != nil {
 			return err
 		}
-		return tx.SetAppDisabled(ctx, app.ID, disabled, g.clock())
+		if err := tx.SetAppDisabled(ctx, app.ID, disabled, g.clock()); err != nil {
+			return err
+		}
+		after, _, err := appStateTx(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		return g.recordAuditTx(ctx, tx, actor, action, appTarget(name), "", before, after)
 	})
 	if err == nil {
-		g.log.InfoContext(ctx, "app updated", "app", name, "disabled", disabled)
+		g.log.InfoContext(ctx, "app updated", "app", name, "disabled", disabled, "actor", actor.String())
 	}
 	return err
+}
+
+// appTarget is the audit log's target for the named app.
+func appTarget(name string) string { return "app:" + name }
+
+// appStateTx returns what the audit log records of an app (never its key
+// or webhook secret; a webhook URL's password is redacted) and the app.
+func appStateTx(ctx context.Context, tx *sqlstore.Tx, name string) (map[string]any, *lipa.App, error) {
+	app, err := tx.AppByName(ctx, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	hint, _, err := tx.AppKeyUsage(ctx, app.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	wh, err := tx.AppWebhook(ctx, app.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	hook := wh.URL
+	if u, err := url.Parse(hook); err == nil && u.User != nil {
+		hook = u.Redacted()
+	}
+	return map[string]any{"id": app.ID, "name": app.Name, "disabled": app.Disabled, "key_hint": hint,
+		"webhook_url": hook, "webhook_paused": !wh.PausedAt.IsZero()}, app, nil
 }
 
 // AppInfo is an app as operators list it.

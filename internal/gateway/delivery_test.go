@@ -36,11 +36,11 @@ func dlGateway(t *testing.T, databaseURL string, cfg gateway.Config) (*gateway.G
 // dlApp creates the app name with its webhook at url and returns its ID.
 func dlApp(t *testing.T, g *gateway.Gateway, name, url string) lipa.AppID {
 	t.Helper()
-	app, _, err := g.CreateApp(context.Background(), name)
+	app, _, err := g.CreateApp(context.Background(), testOperator, name)
 	if err != nil {
 		t.Fatalf("CreateApp %s: %v", name, err)
 	}
-	if _, err := g.SetWebhook(context.Background(), name, url); err != nil {
+	if _, err := g.SetWebhook(context.Background(), testOperator, name, url); err != nil {
 		t.Fatalf("SetWebhook %s: %v", name, err)
 	}
 	return app.ID

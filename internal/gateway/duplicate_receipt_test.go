@@ -17,7 +17,7 @@ import (
 func reviewDupSetup(t *testing.T, databaseURL string, cfg gateway.Config) (*fixture, *lipa.App, *lipa.Payment, []byte, string) {
 	f := newFixture(t, databaseURL, darajasim.Config{CallbackDelay: 10 * time.Millisecond}, cfg)
 	ctx := context.Background()
-	appB, _, err := f.g.CreateApp(ctx, "other")
+	appB, _, err := f.g.CreateApp(ctx, testOperator, "other")
 	if err != nil {
 		t.Fatal(err)
 	}

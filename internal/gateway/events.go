@@ -21,10 +21,13 @@ import (
 // url removes the webhook (events stay in the feed). A URL with credentials
 // in it (https://user:password@host/) is refused: they would be stored in
 // clear and shown wherever the URL is, and the receiver authenticates Lipa
-// by the Lipa-Signature header instead. Errors: Invalid
-// "invalid_webhook_url" (the message never repeats a URL with "@" in it);
-// NotFound "app_not_found".
-func (g *Gateway) SetWebhook(ctx context.Context, name, rawURL string) (lipa.Secret, error) {
+// by the Lipa-Signature header instead. Audited as actor's. Errors: Invalid
+// "invalid_webhook_url" (the message never repeats a URL with "@" in it),
+// "invalid_actor"; NotFound "app_not_found".
+func (g *Gateway) SetWebhook(ctx context.Context, actor Actor, name, rawURL string) (lipa.Secret, error) {
+	if err := checkActor(actor); err != nil {
+		return "", err
+	}
 	var secret lipa.Secret
 	if rawURL != "" {
 		u, err := url.Parse(rawURL)
@@ -40,16 +43,23 @@ func (g *Gateway) SetWebhook(ctx context.Context, name, rawURL string) (lipa.Sec
 		secret = lipa.Secret("whsec_" + base64.RawURLEncoding.EncodeToString(b))
 	}
 	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
-		app, err := tx.AppByName(ctx, name)
+		before, app, err := appStateTx(ctx, tx, name)
 		if err != nil {
 			return err
 		}
-		return tx.SetAppWebhook(ctx, app.ID, rawURL, secret, g.clock())
+		if err := tx.SetAppWebhook(ctx, app.ID, rawURL, secret, g.clock()); err != nil {
+			return err
+		}
+		after, _, err := appStateTx(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		return g.recordAuditTx(ctx, tx, actor, AuditAppSetWebhook, appTarget(name), "", before, after)
 	})
 	if err != nil {
 		return "", err
 	}
-	g.log.Info("webhook set", "app", name, "url", rawURL)
+	g.log.Info("webhook set", "app", name, "url", rawURL, "actor", actor.String())
 	return secret, nil
 }
 
@@ -148,8 +158,12 @@ func (g *Gateway) WebhookDeliveries(ctx context.Context, name string, limit int)
 // resumes a paused webhook. An event recorded before the app had a webhook
 // is queued too. It returns how many deliveries were queued. Errors:
 // NotFound "app_not_found", "event_not_found" (no such event of this app),
-// Conflict "no_webhook" (the app has no webhook URL).
-func (g *Gateway) Redeliver(ctx context.Context, name, eventID string) (int64, error) {
+// Conflict "no_webhook" (the app has no webhook URL), Invalid
+// "invalid_actor". Audited as actor's.
+func (g *Gateway) Redeliver(ctx context.Context, actor Actor, name, eventID string) (int64, error) {
+	if err := checkActor(actor); err != nil {
+		return 0, err
+	}
 	var n int64
 	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
 		app, err := tx.AppByName(ctx, name)
@@ -168,11 +182,18 @@ func (g *Gateway) Redeliver(ctx context.Context, name, eventID string) (int64, e
 				return err
 			}
 		}
-		n, err = tx.Redeliver(ctx, app.ID, eventID, g.clock())
-		return err
+		if n, err = tx.Redeliver(ctx, app.ID, eventID, g.clock()); err != nil {
+			return err
+		}
+		what := map[string]any{"event_id": eventID, "deliveries": n}
+		if eventID == "" {
+			what["event_id"] = nil
+			what["failed"] = true
+		}
+		return g.recordAuditTx(ctx, tx, actor, AuditWebhookRedeliver, appTarget(name), "", nil, what)
 	})
 	if err == nil {
-		g.log.Info("webhook redelivery queued", "app", name, "event_id", eventID, "deliveries", n)
+		g.log.Info("webhook redelivery queued", "app", name, "event_id", eventID, "deliveries", n, "actor", actor.String())
 	}
 	return n, err
 }

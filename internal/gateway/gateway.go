@@ -43,7 +43,8 @@ type Config struct {
 	// defaults to ShortCode.
 	PartyB string
 	// CallbackURL is the absolute URL Safaricom POSTs STK results to
-	// (Lipa's POST /api/mpesa/stk-callback/). Required.
+	// (Lipa's POST /api/stk/callback/, or the older
+	// /api/mpesa/stk-callback/). Required.
 	CallbackURL string
 	// PromptLifetime is how long a PENDING STK push keeps its customer's
 	// phone busy: another push to that phone within it is refused with
@@ -65,6 +66,12 @@ type Config struct {
 	// is stored as "unconfirmed", the query runs in the background, and the
 	// payment is settled from the query's verdict; the reconciler retries.
 	ConfirmByQuery bool
+	// CallbackPhoneOptional accepts a success callback that carries no
+	// PhoneNumber, or one masked so far that nothing of it can be compared
+	// (LIPA_CALLBACK_PHONE_OPTIONAL). Default false: such a callback is
+	// stored and flagged as a conflict, never applied. A PhoneNumber whose
+	// visible digits differ from the payment's is flagged either way.
+	CallbackPhoneOptional bool
 	// PhonePushesPerHour caps STK pushes to one phone number per hour, per
 	// process, against prompt spam (LIPA_PHONE_PUSHES_PER_HOUR). Default 10.
 	PhonePushesPerHour int
@@ -210,12 +217,13 @@ func New(db *sqlstore.DB, client *daraja.Client, cfg Config) *Gateway {
 	return g
 }
 
-// Ready returns nil while the database answers and Daraja has not refused
-// Lipa's configuration since its last successful call: Unavailable
+// Ready returns nil while the database takes writes (sqlstore's
+// CheckWritable: a small write at most every 2 s) and Daraja has not
+// refused Lipa's configuration since its last successful call: Unavailable
 // "database_unavailable" or "daraja_misconfigured" otherwise.
 func (g *Gateway) Ready(ctx context.Context) error {
-	if err := g.db.Ping(ctx); err != nil {
-		return lipa.Errorf(lipa.Unavailable, "database_unavailable", "the database does not answer").Wrap(err)
+	if err := g.db.CheckWritable(ctx); err != nil {
+		return err
 	}
 	if msg := g.configErr.Load(); msg != nil {
 		// Unauthenticated callers see only that; the log has Daraja's words.

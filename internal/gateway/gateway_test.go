@@ -99,7 +99,7 @@ func newFixture(t *testing.T, databaseURL string, simCfg darajasim.Config, cfg g
 	cfg.Now = f.clock.Now
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	f.g = gateway.New(sqlstoretest.OpenURL(t, databaseURL), client, cfg)
-	f.app, _, err = f.g.CreateApp(context.Background(), "shop")
+	f.app, _, err = f.g.CreateApp(context.Background(), testOperator, "shop")
 	if err != nil {
 		t.Fatalf("CreateApp: %v", err)
 	}

@@ -33,8 +33,9 @@ type Inbound struct {
 // ReceiveSTKCallback stores an STK callback raw and then, in the same
 // transaction, applies it to the payment with its CheckoutRequestID
 // (Daraja reference §5). A repeat changes nothing; a callback contradicting
-// a settled payment, or whose amount differs from the payment's, is stored
-// and flagged as a conflict, never applied; a callback for a
+// a settled payment, or a success whose amount differs from the payment's
+// or whose PhoneNumber is missing or differs (see callbackPhoneMismatch),
+// is stored and flagged as a conflict, never applied; a callback for a
 // CheckoutRequestID not yet saved is stored as unmatched and applied when
 // the push's answer is saved.
 //
@@ -48,7 +49,12 @@ func (g *Gateway) ReceiveSTKCallback(ctx context.Context, in Inbound) error {
 	cb, perr := daraja.ParseSTKCallback(in.Body)
 	if perr != nil {
 		msg.Outcome, msg.Note = sqlstore.OutcomeMalformed, perr.Error()
-		if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.InsertInbound(ctx, msg) }); err != nil {
+		if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+			if err := tx.InsertInbound(ctx, msg); err != nil {
+				return err
+			}
+			return g.openReviewTx(ctx, tx, reviewCause{Reason: ReviewMalformedPayload, InboundID: msg.ID, Note: msg.Note})
+		}); err != nil {
 			return err
 		}
 		g.log.WarnContext(ctx, "malformed stk callback stored", "inbound_id", msg.ID, "source", in.SourceAddr, "err", perr)
@@ -70,7 +76,8 @@ func (g *Gateway) ReceiveSTKCallback(ctx context.Context, in Inbound) error {
 		if lipa.ErrorKind(err) == lipa.NotFound {
 			g.log.WarnContext(ctx, "stk callback for an unknown CheckoutRequestID stored as unmatched",
 				"checkout_request_id", cb.CheckoutRequestID, "result_code", cb.ResultCode, "inbound_id", msg.ID)
-			return tx.SetInboundOutcome(ctx, msg.ID, sqlstore.OutcomeUnmatched, "", "no payment has this CheckoutRequestID yet")
+			return g.flagTx(ctx, tx, sqlstore.OutcomeUnmatched, reviewCause{Reason: ReviewUnmatchedCallback, InboundID: msg.ID,
+				CheckoutRequestID: cb.CheckoutRequestID, Receipt: cb.MpesaReceiptNumber, Note: "no payment has this CheckoutRequestID yet"})
 		}
 		if err != nil {
 			return err
@@ -98,8 +105,8 @@ func (g *Gateway) ReceiveSTKCallback(ctx context.Context, in Inbound) error {
 }
 
 // duplicateReceiptNote starts the note of a callback flagged because its
-// receipt already belongs to another payment; the reconciler will not settle
-// that payment SUCCESS from a query (the money is recorded elsewhere).
+// receipt already belongs to another payment (review reason
+// ReviewReceiptConflict, on which the reconciler decides).
 const duplicateReceiptNote = "duplicate receipt: "
 
 // mergeC2BCopyTx handles an STK callback whose receipt is already recorded
@@ -110,9 +117,8 @@ const duplicateReceiptNote = "duplicate receipt: "
 // now points at p) and the callback applies to p. Otherwise (claimed, or
 // another amount) it reports false and the callback is flagged for an
 // operator.
-func (g *Gateway) mergeC2BCopyTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.Payment, dup *lipa.Error) (bool, error) {
-	otherID, _ := dup.Details["payment_id"].(string)
-	other, err := tx.PaymentForUpdate(ctx, lipa.PaymentID(otherID))
+func (g *Gateway) mergeC2BCopyTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.Payment, dup *sqlstore.ReceiptTakenError) (bool, error) {
+	other, err := tx.PaymentForUpdate(ctx, dup.PaymentID)
 	if err != nil {
 		return false, err
 	}
@@ -167,8 +173,9 @@ func (g *Gateway) adoptOrphanTx(ctx context.Context, tx *sqlstore.Tx, cb *daraja
 const maxRejectedBody = 2048
 
 // RejectInbound stores a payload from an unauthenticated caller that failed
-// a callback check (path token, source address) with the reason, and logs
-// it; it changes no payment. Only the first 2 KiB of the body are stored,
+// a callback check (path token, source address) with the reason; it
+// changes no payment, and logs only a failure to store (the caller logs
+// the refusal). Only the first 2 KiB of the body are stored,
 // with the full length and SHA-256 in the note.
 func (g *Gateway) RejectInbound(ctx context.Context, kind InboundKind, in Inbound, reason string) {
 	body := in.Body
@@ -185,9 +192,11 @@ func (g *Gateway) RejectInbound(ctx context.Context, kind InboundKind, in Inboun
 		}
 	}
 	ctx = context.WithoutCancel(ctx)
-	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.InsertInbound(ctx, msg) })
-	g.log.WarnContext(ctx, "rejected a Safaricom-facing request", "kind", kind, "source", in.SourceAddr, "reason", reason,
-		"checkout_request_id", msg.CheckoutRequestID, "inbound_id", msg.ID, "store_err", err)
+	// The caller logs the refusal (under its own limits); only a failure
+	// to keep the record is logged here.
+	if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.InsertInbound(ctx, msg) }); err != nil {
+		g.log.ErrorContext(ctx, "rejected Safaricom-facing request not stored", "kind", kind, "source", in.SourceAddr, "reason", reason, "err", err)
+	}
 }
 
 // applyCallbackTx applies a parsed callback, stored as inbound message
@@ -202,15 +211,21 @@ func (g *Gateway) applyCallbackTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.
 	if cb.ResultCode == "0" {
 		o = lipa.Outcome{Status: lipa.StatusSuccess, ResultCode: "0", ResultDesc: cb.ResultDesc, Receipt: cb.MpesaReceiptNumber,
 			Amount: cb.Amount, PhoneNumber: cb.PhoneNumber, TransactionDate: cb.TransactionDate, Source: lipa.ResolvedByCallback}
-		if cb.Amount != p.Amount {
-			note := fmt.Sprintf("callback amount %s differs from the payment's %s; not applied", cb.Amount, p.Amount)
+		flag := func(reason ReviewReason, note string) error {
 			log.WarnContext(ctx, "stk callback flagged", "reason", note)
-			return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeConflict, p.ID, note)
+			return g.flagTx(ctx, tx, sqlstore.OutcomeConflict, reviewCause{Reason: reason, InboundID: inboundID, PaymentID: p.ID,
+				CheckoutRequestID: cb.CheckoutRequestID, Receipt: cb.MpesaReceiptNumber, Note: note})
 		}
-		if isMSISDN(cb.PhoneNumber) && isMSISDN(p.PhoneNumber) && cb.PhoneNumber != p.PhoneNumber {
-			note := fmt.Sprintf("callback phone %s differs from the payment's %s; not applied", lipa.MaskPhone(cb.PhoneNumber), lipa.MaskPhone(p.PhoneNumber))
-			log.WarnContext(ctx, "stk callback flagged", "reason", note)
-			return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeConflict, p.ID, note)
+		if !daraja.ValidReceipt(cb.MpesaReceiptNumber) {
+			// Never recorded as mpesa_receipt_number: Daraja's receipts
+			// are upper-case letters and digits (Daraja reference §4.4).
+			return false, flag(ReviewInvalidReceipt, fmt.Sprintf("callback receipt %q is not an M-Pesa receipt number; not applied", reviewText(cut(cb.MpesaReceiptNumber, 40))))
+		}
+		if cb.Amount != p.Amount {
+			return false, flag(ReviewAmountMismatch, fmt.Sprintf("callback amount %s differs from the payment's %s; not applied", cb.Amount, p.Amount))
+		}
+		if note := g.callbackPhoneMismatch(cb.PhoneNumber, p.PhoneNumber); note != "" {
+			return false, flag(ReviewPhoneMismatch, note)
 		}
 	}
 	if g.cfg.ConfirmByQuery && !confirmed && p.Status == lipa.StatusPending {
@@ -227,19 +242,27 @@ func (g *Gateway) applyCallbackTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.
 	case lipa.DecisionConflict:
 		note := fmt.Sprintf("callback says %s (ResultCode %s) but the payment is already %s", o.Status, cb.ResultCode, before.Status)
 		log.WarnContext(ctx, "stk callback contradicts a settled payment; stored, not applied", "status", before.Status)
-		return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeConflict, p.ID, note)
+		reason := ReviewStatusConflict
+		if before.ResolvedBy == lipa.ResolvedByQuery {
+			reason = ReviewQueryContradicts
+			note = fmt.Sprintf("callback says %s (ResultCode %s) but Daraja's STK push query settled the payment %s", o.Status, cb.ResultCode, before.Status)
+		}
+		return false, g.flagTx(ctx, tx, sqlstore.OutcomeConflict, reviewCause{Reason: reason, InboundID: inboundID, PaymentID: p.ID,
+			CheckoutRequestID: cb.CheckoutRequestID, Receipt: cb.MpesaReceiptNumber, Note: note})
 	}
 	err := tx.UpdatePayment(ctx, p)
-	var le *lipa.Error
-	if errors.As(err, &le) && le.Code == "duplicate_receipt" {
-		merged, merr := g.mergeC2BCopyTx(ctx, tx, p, le)
+	var taken *sqlstore.ReceiptTakenError
+	if errors.As(err, &taken) {
+		merged, merr := g.mergeC2BCopyTx(ctx, tx, p, taken)
 		if merr != nil {
 			return false, merr
 		}
 		if !merged {
 			*p = before
 			log.WarnContext(ctx, "stk callback receipt belongs to another payment; stored, not applied", "receipt", cb.MpesaReceiptNumber)
-			return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeConflict, p.ID, duplicateReceiptNote+le.Message)
+			return false, g.flagTx(ctx, tx, sqlstore.OutcomeConflict, reviewCause{Reason: ReviewReceiptConflict, InboundID: inboundID,
+				PaymentID: p.ID, CheckoutRequestID: cb.CheckoutRequestID, Receipt: cb.MpesaReceiptNumber,
+				Note: duplicateReceiptNote + taken.Error() + "; not applied"})
 		}
 		err = tx.UpdatePayment(ctx, p)
 	}
@@ -325,14 +348,22 @@ func isMSISDN(s string) bool {
 // ReceiveC2BConfirmation stores a C2B confirmation raw and records it as a
 // SUCCESS C2B payment in the shared intake pool (no app until one claims
 // it), in the same transaction. It is idempotent on TransID: a repeat, or a
-// TransID that is already the receipt of any payment (one M-Pesa transaction
-// is one payment), is acknowledged and changes nothing. MSISDN and
-// TransAmount are stored as given; a masked or hashed MSISDN is normal.
+// TransID that is already the receipt of a payment for the same amount (one
+// M-Pesa transaction is one payment), is acknowledged and changes nothing.
+// MSISDN is stored as given; a masked or hashed MSISDN is normal.
 //
-// It returns nil whenever the payload is stored. A body that is not a JSON
-// object, or has no TransID, is stored and returns Invalid
-// "malformed_confirmation"; an unreadable TransAmount is stored for an
-// operator and acknowledged (nil), never refused.
+// A confirmation Lipa cannot take as a payment is stored, put in the review
+// queue and acknowledged (nil: Safaricom has moved the money already and
+// does not resend): a JSON key given twice (ReviewRepeatedKey), a TransID
+// not of Daraja's shape (ReviewInvalidReceipt), a TransAmount that is zero,
+// negative or unreadable (ReviewInvalidAmount), no MSISDN or no
+// BusinessShortCode (ReviewMissingFields), a TransID already recorded for
+// another amount (ReviewDuplicateOtherAmount). None becomes a claimable
+// payment.
+//
+// A body that is not a JSON object, or has no TransID, is stored, put in
+// the review queue (ReviewMalformedPayload) and returns Invalid
+// "malformed_confirmation".
 func (g *Gateway) ReceiveC2BConfirmation(ctx context.Context, in Inbound) error {
 	ctx = context.WithoutCancel(ctx)
 	msg := &sqlstore.Inbound{Kind: sqlstore.InboundC2BConfirmation, Path: in.Path, SourceAddr: in.SourceAddr,
@@ -343,7 +374,12 @@ func (g *Gateway) ReceiveC2BConfirmation(ctx context.Context, in Inbound) error 
 	}
 	if perr != nil {
 		msg.Outcome, msg.Note = sqlstore.OutcomeMalformed, perr.Error()
-		if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.InsertInbound(ctx, msg) }); err != nil {
+		if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+			if err := tx.InsertInbound(ctx, msg); err != nil {
+				return err
+			}
+			return g.openReviewTx(ctx, tx, reviewCause{Reason: ReviewMalformedPayload, InboundID: msg.ID, Note: msg.Note})
+		}); err != nil {
 			return err
 		}
 		g.log.WarnContext(ctx, "malformed c2b confirmation stored", "inbound_id", msg.ID, "err", perr)
@@ -358,12 +394,30 @@ func (g *Gateway) ReceiveC2BConfirmation(ctx context.Context, in Inbound) error 
 		if err := tx.InsertInbound(ctx, msg); err != nil {
 			return err
 		}
+		review := func(outcome sqlstore.InboundOutcome, reason ReviewReason, paymentID lipa.PaymentID, note string) error {
+			g.log.ErrorContext(ctx, "c2b confirmation not taken as a payment; stored for review", "trans_id", reviewText(n.TransID),
+				"inbound_id", msg.ID, "reason", reason)
+			return g.flagTx(ctx, tx, outcome, reviewCause{Reason: reason, InboundID: msg.ID, PaymentID: paymentID, Receipt: n.TransID, Note: note})
+		}
+		if key, ok := daraja.RepeatedKey(in.Body); ok {
+			return review(sqlstore.OutcomeMalformed, ReviewRepeatedKey, "", fmt.Sprintf("the confirmation names %q twice", reviewText(cut(key, 40))))
+		}
+		if !daraja.ValidReceipt(n.TransID) {
+			return review(sqlstore.OutcomeMalformed, ReviewInvalidReceipt, "", fmt.Sprintf("TransID %q is not an M-Pesa receipt number (1-%d upper-case letters and digits)",
+				reviewText(cut(n.TransID, 40)), daraja.MaxReceiptLength))
+		}
 		amount, err := lipa.ParseAmount(n.TransAmount)
-		if err != nil {
-			g.log.ErrorContext(ctx, "c2b confirmation with an unreadable TransAmount stored for review", "trans_id", n.TransID, "inbound_id", msg.ID)
-			return tx.SetInboundOutcome(ctx, msg.ID, sqlstore.OutcomeMalformed, "", fmt.Sprintf("TransAmount %q is not a decimal amount", n.TransAmount))
+		if err != nil || amount <= 0 {
+			return review(sqlstore.OutcomeMalformed, ReviewInvalidAmount, "", fmt.Sprintf("TransAmount %q is not an amount above zero", reviewText(cut(n.TransAmount, 40))))
+		}
+		if n.MSISDN == "" || n.BusinessShortCode == "" {
+			return review(sqlstore.OutcomeMalformed, ReviewMissingFields, "", "the confirmation has no MSISDN or no BusinessShortCode")
 		}
 		existing, err := tx.PaymentByReceipt(ctx, n.TransID)
+		if err == nil && existing.Amount != amount {
+			return review(sqlstore.OutcomeConflict, ReviewDuplicateOtherAmount, existing.ID,
+				fmt.Sprintf("TransID %s is already payment %s for %s; this confirmation says %s", n.TransID, existing.ID, existing.Amount, amount))
+		}
 		if err == nil {
 			return tx.SetInboundOutcome(ctx, msg.ID, sqlstore.OutcomeDuplicate, existing.ID, "")
 		}

@@ -43,7 +43,7 @@ func slowDarajaGateway(t *testing.T, databaseURL string, pushHook func(w http.Re
 		ShortCode: darajasim.SandboxShortCode, Passkey: darajasim.SandboxPasskey,
 		CallbackURL: "http://127.0.0.1:1/api/mpesa/stk-callback/", Logger: slog.New(slog.DiscardHandler),
 	})
-	app, _, err := g.CreateApp(context.Background(), "shop")
+	app, _, err := g.CreateApp(context.Background(), testOperator, "shop")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestC2BCopyOfSTKPaymentIsOnePayment(t *testing.T) {
 				f := newFixture(t, databaseURL, darajasim.Config{CallbackDelay: 10 * time.Millisecond},
 					gateway.Config{ReconcileAfter: time.Minute})
 				ctx := context.Background()
-				appB, _, err := f.g.CreateApp(ctx, "other")
+				appB, _, err := f.g.CreateApp(ctx, testOperator, "other")
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -35,6 +35,10 @@ type ReconcileReport struct {
 	Failed    int // settled FAILED from an STK push query
 	Expired   int // settled FAILED "expired"
 	Deferred  int // still undecided; looked at again later, with backoff
+	// Held counts payments past PendingExpiry left PENDING for the review
+	// queue instead of expiring (also counted in Deferred): an open review
+	// item, or a push whose Daraja answer was lost.
+	Held int
 }
 
 // Reconcile runs one reconciliation pass: every PENDING STK payment older
@@ -44,7 +48,10 @@ type ReconcileReport struct {
 // "query" and no receipt (a late callback attaches it), another final code
 // settles it FAILED; "still processing", "does not exist", timeouts and
 // Daraja faults defer it with exponential backoff. A payment PENDING longer
-// than PendingExpiry becomes FAILED "expired". A query never overrides a
+// than PendingExpiry becomes FAILED "expired", unless a person must decide:
+// a payment with an open review item, or a push whose Daraja answer was lost
+// (no CheckoutRequestID: the customer may have paid; it gets an orphan_push
+// review item), stays PENDING and is looked at again. A query never overrides a
 // payment settled meanwhile (Payment.Settle). Old idempotency keys (over
 // twice PendingExpiry, at least 48 h) are forgotten.
 func (g *Gateway) Reconcile(ctx context.Context) (ReconcileReport, error) {
@@ -94,10 +101,17 @@ func (g *Gateway) reconcileOne(ctx context.Context, p *lipa.Payment, rep *Reconc
 	expired := g.clock().Sub(p.CreatedAt) >= g.cfg.PendingExpiry
 	undecided := func(why string) error {
 		if expired {
-			rep.Expired++
-			log.Warn("pending payment expired", "pending_for", g.clock().Sub(p.CreatedAt).Round(time.Second), "last_answer", why)
-			return g.settle(ctx, p, lipa.Outcome{Status: lipa.StatusFailed, FailureReason: lipa.ReasonExpired,
+			err := g.settle(ctx, p, lipa.Outcome{Status: lipa.StatusFailed, FailureReason: lipa.ReasonExpired,
 				ResultDesc: fmt.Sprintf("no verdict from M-Pesa within %s", g.cfg.PendingExpiry), Source: lipa.ResolvedByExpiry}, nil)
+			if !errors.Is(err, errUnderReview) {
+				if err == nil {
+					rep.Expired++
+					log.Warn("pending payment expired", "pending_for", g.clock().Sub(p.CreatedAt).Round(time.Second), "last_answer", why)
+				}
+				return err
+			}
+			rep.Held++
+			log.Warn("pending payment past its expiry left PENDING for the review queue", "last_answer", why)
 		}
 		rep.Deferred++
 		return g.defer_(ctx, p, why)
@@ -105,7 +119,7 @@ func (g *Gateway) reconcileOne(ctx context.Context, p *lipa.Payment, rep *Reconc
 	if p.CheckoutRequestID == "" || g.daraja == nil {
 		// Daraja's answer to the push was never saved: nothing to query. A
 		// late success callback still finds the payment by phone and
-		// amount; otherwise expiry settles it.
+		// amount; past the expiry it goes to the review queue.
 		return undecided("no CheckoutRequestID to query")
 	}
 	q, err := g.daraja.STKQuery(ctx, g.cfg.ShortCode, g.cfg.Passkey, p.CheckoutRequestID)
@@ -132,9 +146,14 @@ func (g *Gateway) reconcileOne(ctx context.Context, p *lipa.Payment, rep *Reconc
 	err = g.settle(ctx, p, o, q.Raw)
 	switch {
 	case errors.Is(err, errRecordedElsewhere):
-		// Never expired: Daraja says it was paid.
+		// Never expired: Daraja says it was paid. It stays in the review
+		// queue until an operator settles it.
 		rep.Deferred++
 		log.Error("STK push query says paid, but the callback's receipt belongs to another payment; left for an operator")
+		if err := g.keepUnderReview(ctx, p, ReviewReceiptConflict,
+			"Daraja's STK push query says paid, but the callback's receipt belongs to another payment; settle it"); err != nil {
+			return err
+		}
 		return g.defer_(ctx, p, err.Error())
 	case err == nil && o.Status == lipa.StatusSuccess:
 		rep.Succeeded++
@@ -178,9 +197,14 @@ var errRecordedElsewhere = errors.New("paid, but the receipt is recorded as anot
 // one. Callbacks held for confirmation are then applied (a SUCCESS one
 // brings its receipt; the others are flagged), and only then is the event
 // emitted. It returns errRecordedElsewhere (and changes nothing) for a
-// query SUCCESS whose receipt another payment already has.
+// query SUCCESS whose receipt another payment already has, and
+// errUnderReview (changing nothing but opening an orphan_push item when
+// needed) for an expiry a person must decide instead (holdForReviewTx). A
+// query contradicting a settled payment is stored and put in the review
+// queue.
 func (g *Gateway) settle(ctx context.Context, p *lipa.Payment, o lipa.Outcome, raw json.RawMessage) error {
-	return g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+	underReview := false
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
 		if p.CheckoutRequestID != "" {
 			if err := tx.Lock(ctx, p.CheckoutRequestID); err != nil {
 				return err
@@ -190,13 +214,23 @@ func (g *Gateway) settle(ctx context.Context, p *lipa.Payment, o lipa.Outcome, r
 		if err != nil {
 			return err
 		}
-		if o.Source == lipa.ResolvedByQuery && o.Status == lipa.StatusSuccess && cur.CheckoutRequestID != "" {
-			dup, err := tx.HasDuplicateReceiptConflict(ctx, cur.CheckoutRequestID)
+		if o.Source == lipa.ResolvedByQuery && o.Status == lipa.StatusSuccess {
+			dup, err := hadReceiptConflictTx(ctx, tx, cur.ID)
 			if err != nil {
 				return err
 			}
 			if dup {
 				return errRecordedElsewhere
+			}
+		}
+		if o.Source == lipa.ResolvedByExpiry {
+			held, err := g.holdForReviewTx(ctx, tx, cur)
+			if err != nil {
+				return err
+			}
+			if held {
+				underReview = true
+				return nil
 			}
 		}
 		outcome, note := sqlstore.OutcomeApplied, ""
@@ -238,8 +272,20 @@ func (g *Gateway) settle(ctx context.Context, p *lipa.Payment, o lipa.Outcome, r
 		if raw == nil {
 			return nil
 		}
-		return tx.InsertInbound(ctx, &sqlstore.Inbound{Kind: sqlstore.InboundSTKQuery, Path: "/mpesa/stkpushquery/v1/query",
+		m := &sqlstore.Inbound{Kind: sqlstore.InboundSTKQuery, Path: "/mpesa/stkpushquery/v1/query",
 			SourceAddr: "daraja", ReceivedAt: g.clock(), Body: raw, CheckoutRequestID: cur.CheckoutRequestID,
-			PaymentID: cur.ID, Outcome: outcome, Note: note})
+			PaymentID: cur.ID, Outcome: outcome, Note: note}
+		if err := tx.InsertInbound(ctx, m); err != nil {
+			return err
+		}
+		if outcome != sqlstore.OutcomeConflict {
+			return nil
+		}
+		return g.openReviewTx(ctx, tx, reviewCause{Reason: ReviewQueryContradicts, InboundID: m.ID, PaymentID: cur.ID,
+			CheckoutRequestID: cur.CheckoutRequestID, Receipt: cur.MpesaReceiptNumber, Note: note})
 	})
+	if err == nil && underReview {
+		return errUnderReview
+	}
+	return err
 }

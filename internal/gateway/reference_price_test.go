@@ -328,7 +328,7 @@ func TestReferencePriceIsPerApp(t *testing.T) {
 		f := newFixture(t, databaseURL, darajasim.Config{}, gateway.Config{PhonePushesPerHour: 100})
 		order := f.refSTK(t, "failed", "5000", "SHARED1")
 		one := f.refC2B(t, "1.00", "SHARED1")
-		other, _, err := f.g.CreateApp(ctx, "other")
+		other, _, err := f.g.CreateApp(ctx, testOperator, "other")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -87,6 +87,17 @@ type Replay struct {
 //     the customer, so the payment stays PENDING for its callback.
 //   - Unavailable "daraja_unreachable": no connection could be made, so the
 //     push was never sent; the payment is FAILED.
+//   - Unavailable "daraja_rate_limited": Daraja (or the gateway in front of
+//     it) refused the push for the rate of requests (daraja.RateLimited:
+//     HTTP 429, 500.003.02/03), so no prompt was sent; the payment is
+//     FAILED with failure_reason "rate_limited".
+//   - Unavailable "daraja_unavailable": Daraja refused the push while under
+//     maintenance (00.002.1001); the payment is FAILED with failure_reason
+//     "daraja_unavailable".
+//   - Unavailable "database_unavailable": the database went away; before
+//     the payment was stored nothing was done; after Daraja accepted the
+//     push (payment_id in Details) the prompt was sent and the payment is
+//     left to its callback.
 func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushRequest) (*STKPushResult, error) {
 	p, err := g.newSTKPayment(app, r)
 	if err != nil {
@@ -154,7 +165,7 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 		TransactionDesc:  cut(p.Description, MaxTransactionDescLength),
 	})
 	if err != nil {
-		return nil, g.pushFailed(ctx, p, err)
+		return nil, recorded(p.ID, g.pushFailed(ctx, p, err))
 	}
 	g.noteDaraja("")
 	var toConfirm []int64
@@ -188,6 +199,9 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 			if err != nil {
 				return err
 			}
+			if err := g.resolveAutomaticallyTx(ctx, tx, m.ID, p.ID, "applied when the push's answer was saved"); err != nil {
+				return err
+			}
 			if confirm {
 				toConfirm = append(toConfirm, m.ID)
 			}
@@ -199,8 +213,12 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 	}
 	if err != nil {
 		log.ErrorContext(ctx, "stk push accepted by Daraja but not saved", "checkout_request_id", resp.CheckoutRequestID, "err", err)
-		return nil, lipa.Errorf(lipa.Internal, "internal_error", "the STK push was sent but Lipa could not save Daraja's answer; the payment will be settled by its callback").
-			With("payment_id", string(p.ID)).Wrap(err)
+		kind, code := lipa.Internal, "internal_error"
+		if lipa.ErrorKind(err) == lipa.Unavailable {
+			kind, code = lipa.Unavailable, lipa.ErrorCode(err) // the database went away meanwhile
+		}
+		return nil, recorded(p.ID, lipa.Errorf(kind, code, "the STK push was sent but Lipa could not save Daraja's answer; do not push again: the payment will be settled by its callback").
+			With("payment_id", string(p.ID)).Wrap(err))
 	}
 	log.InfoContext(ctx, "stk push accepted", "checkout_request_id", p.CheckoutRequestID, "merchant_request_id", p.MerchantRequestID)
 	return &STKPushResult{Payment: p, DarajaResponse: resp.Raw}, nil
@@ -323,6 +341,25 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 	)
 	o := lipa.Outcome{Status: lipa.StatusFailed, FailureReason: lipa.ReasonDarajaRejected, Source: lipa.ResolvedByPush}
 	switch {
+	case daraja.RateLimited(callErr):
+		// Refused at Daraja's gate (spike arrest, quota, HTTP 429): no
+		// prompt was sent, so the app may push again after a pause.
+		o.FailureReason = lipa.ReasonRateLimited
+		switch {
+		case errors.As(callErr, &apiErr):
+			o.ResultCode, o.ResultDesc = apiErr.ErrorCode, apiErr.ErrorMessage
+		case errors.As(callErr, &badResp) && badResp.Fault != "":
+			o.ResultCode, o.ResultDesc = badResp.Fault, fmt.Sprintf("Daraja answered HTTP %d (rate limited)", badResp.HTTPStatus)
+		default:
+			o.ResultDesc = "Daraja answered HTTP 429 (too many requests)"
+		}
+		appErr = lipa.Errorf(lipa.Unavailable, "daraja_rate_limited",
+			"M-Pesa refused the STK push because too many requests reached it at once; no prompt was sent, so push again after Retry-After seconds with a new Idempotency-Key")
+	case errors.As(callErr, &apiErr) && apiErr.Reason() == daraja.ReasonMaintenance:
+		o.FailureReason = lipa.ReasonDarajaUnavailable
+		o.ResultCode, o.ResultDesc = apiErr.ErrorCode, apiErr.ErrorMessage
+		appErr = lipa.Errorf(lipa.Unavailable, "daraja_unavailable",
+			"M-Pesa refused the STK push while under maintenance; no prompt was sent, so push again later with a new Idempotency-Key")
 	case errors.As(callErr, &apiErr):
 		o.ResultCode, o.ResultDesc = apiErr.ErrorCode, apiErr.ErrorMessage
 		appErr = lipa.Errorf(lipa.Upstream, "daraja_error", "M-Pesa refused the STK push: %s %s", apiErr.ErrorCode, apiErr.ErrorMessage)
@@ -348,9 +385,6 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 		o.FailureReason = lipa.ReasonDarajaUnreachable
 		o.ResultDesc = "Daraja could not be reached; the STK push was not sent"
 		appErr = lipa.Errorf(lipa.Unavailable, "daraja_unreachable", "M-Pesa could not be reached; the STK push was not sent, so it is safe to try again")
-	case errors.As(callErr, &badResp) && badResp.HTTPStatus == 429:
-		o.ResultDesc = "Daraja answered HTTP 429 (too many requests)"
-		appErr = lipa.Errorf(lipa.Upstream, "daraja_error", "M-Pesa is refusing requests for now (rate limited); try again shortly")
 	case errors.Is(callErr, daraja.ErrTimeout):
 		final = false
 		o.ResultDesc = "Daraja did not answer in time; the STK push may have reached the customer"

@@ -43,11 +43,11 @@ func BenchmarkWebhookBurst(b *testing.B) {
 			g := gateway.New(db, nil, gateway.Config{ShortCode: "174379", Passkey: "x", CallbackURL: "http://127.0.0.1/",
 				WebhookConcurrency: slots, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
 			ctx := context.Background()
-			app, _, err := g.CreateApp(ctx, "shop")
+			app, _, err := g.CreateApp(ctx, testOperator, "shop")
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := g.SetWebhook(ctx, "shop", recv.URL); err != nil {
+			if _, err := g.SetWebhook(ctx, testOperator, "shop", recv.URL); err != nil {
 				b.Fatal(err)
 			}
 			var total time.Duration

@@ -35,13 +35,13 @@ func TestHangingReceiverDoesNotStarveOtherApps(t *testing.T) {
 		gotY.CompareAndSwap(0, time.Now().UnixNano())
 	}))
 	defer fast.Close()
-	if _, _, err := f.g.CreateApp(ctx, "other"); err != nil {
+	if _, _, err := f.g.CreateApp(ctx, testOperator, "other"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.g.SetWebhook(ctx, "shop", hang.URL); err != nil {
+	if _, err := f.g.SetWebhook(ctx, testOperator, "shop", hang.URL); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.g.SetWebhook(ctx, "other", fast.URL); err != nil {
+	if _, err := f.g.SetWebhook(ctx, testOperator, "other", fast.URL); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 16 {

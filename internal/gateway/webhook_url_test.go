@@ -22,10 +22,10 @@ func TestSetWebhookRefusesCredentials(t *testing.T) {
 		ctx := context.Background()
 		db := sqlstoretest.OpenURL(t, databaseURL)
 		g := gateway.New(db, nil, gateway.Config{ShortCode: "174379", Logger: slog.New(slog.DiscardHandler)})
-		if _, _, err := g.CreateApp(ctx, "shop"); err != nil {
+		if _, _, err := g.CreateApp(ctx, testOperator, "shop"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := g.SetWebhook(ctx, "shop", "https://hooks.example.com/lipa"); err != nil {
+		if _, err := g.SetWebhook(ctx, testOperator, "shop", "https://hooks.example.com/lipa"); err != nil {
 			t.Fatalf("SetWebhook without credentials: got %v, want nil", err)
 		}
 		for _, u := range []string{
@@ -35,7 +35,7 @@ func TestSetWebhookRefusesCredentials(t *testing.T) {
 			"https://@hooks.example.com/lipa",
 			"user:s3cretpass@hooks.example.com/lipa",
 		} {
-			_, err := g.SetWebhook(ctx, "shop", u)
+			_, err := g.SetWebhook(ctx, testOperator, "shop", u)
 			if lipa.ErrorKind(err) != lipa.Invalid || lipa.ErrorCode(err) != "invalid_webhook_url" {
 				t.Errorf("SetWebhook(%q): got %v, want Invalid invalid_webhook_url", u, err)
 			}

@@ -21,9 +21,13 @@ func scanApp(row interface{ Scan(...any) error }) (*lipa.App, error) {
 	return &a, nil
 }
 
+// ErrAppExists is the cause of CreateApp's "app_exists" error; callers
+// decide on it with errors.Is, never on the error's code.
+var ErrAppExists = errors.New("app name taken")
+
 // CreateApp inserts an app with the hash of its API key and a short hint of
 // the key for operators (its prefix). A name already taken is a Conflict
-// error with code "app_exists".
+// error with code "app_exists" wrapping ErrAppExists.
 func (t *Tx) CreateApp(ctx context.Context, a *lipa.App, keyHash, keyHint string) error {
 	res, err := t.exec(ctx, `INSERT INTO apps (id, name, key_hash, key_hint, disabled, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
@@ -32,7 +36,7 @@ func (t *Tx) CreateApp(ctx context.Context, a *lipa.App, keyHash, keyHint string
 		return fmt.Errorf("insert app: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return lipa.Errorf(lipa.Conflict, "app_exists", "an app named %q already exists", a.Name)
+		return lipa.Errorf(lipa.Conflict, "app_exists", "an app named %q already exists", a.Name).Wrap(ErrAppExists)
 	}
 	return nil
 }

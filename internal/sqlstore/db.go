@@ -5,7 +5,9 @@
 //
 // Callers work inside transactions (DB.InTx); every method of Tx that reads
 // or writes an app's data takes the app's ID and filters on it. Database
-// errors are translated here: no row is a lipa NotFound error.
+// errors are translated here: no row is a lipa NotFound error, a database
+// that cannot be reached or cannot write is a lipa Unavailable error
+// ("database_unavailable").
 package sqlstore
 
 import (
@@ -27,6 +29,8 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/lipa-gateway/lipa"
 )
 
 //go:embed migrations
@@ -61,6 +65,7 @@ type Options struct {
 type DB struct {
 	sql     *sql.DB
 	backend Backend
+	probe   writeProbe // CheckWritable's last answer
 }
 
 // Open connects to the database named by url: "sqlite:PATH" (PATH a file;
@@ -116,6 +121,11 @@ func Open(ctx context.Context, databaseURL string, opt Options) (*DB, error) {
 			cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(opt.StatementTimeout.Milliseconds(), 10)
 		}
 		cfg.RuntimeParams["timezone"] = "UTC"
+		if cfg.ConnectTimeout == 0 {
+			// A server that drops packets would otherwise hold each request
+			// for the operating system's TCP timeout (minutes).
+			cfg.ConnectTimeout = 5 * time.Second
+		}
 		s := stdlib.OpenDB(*cfg)
 		s.SetMaxOpenConns(opt.MaxConns)
 		s.SetMaxIdleConns(opt.MaxConns)
@@ -152,8 +162,9 @@ func (db *DB) Pool() *sql.DB { return db.sql }
 // Close closes the connection pool.
 func (db *DB) Close() error { return db.sql.Close() }
 
-// Ping checks that the database answers.
-func (db *DB) Ping(ctx context.Context) error { return db.sql.PingContext(ctx) }
+// Ping checks that the database answers; when it does not, the error is a
+// lipa Unavailable error with code "database_unavailable".
+func (db *DB) Ping(ctx context.Context) error { return translate(db.sql.PingContext(ctx)) }
 
 // Migrate applies every embedded migration not yet applied. On PostgreSQL it
 // holds a session advisory lock while doing so, so replicas starting at once
@@ -201,7 +212,22 @@ func (t *Tx) AfterCommit(f func()) { t.after = append(t.after, f) }
 // InTx runs fn in one transaction: committed when fn returns nil, rolled
 // back otherwise (fn's error is returned as is). On SQLite the transaction
 // takes the write lock at its start (BEGIN IMMEDIATE).
+//
+// A database that cannot be reached or cannot write (see translate) makes
+// InTx return a lipa Unavailable error with code "database_unavailable",
+// whichever step failed.
 func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
+	err := db.inTx(ctx, fn)
+	if err != nil {
+		err = translate(err)
+		if lipa.ErrorKind(err) == lipa.Unavailable {
+			db.probe.failed(err)
+		}
+	}
+	return err
+}
+
+func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
@@ -223,12 +249,13 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 // Lock serialises transactions that touch the same key (a CheckoutRequestID,
 // a receipt) until this transaction ends: a PostgreSQL transaction-scoped
 // advisory lock. On SQLite every write transaction is already serial, so it
-// does nothing.
+// does nothing. Any key works, even one PostgreSQL could not store as text
+// (it is hashed as storableText makes it).
 func (t *Tx) Lock(ctx context.Context, key string) error {
 	if t.backend != Postgres {
 		return nil
 	}
-	_, err := t.tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
+	_, err := t.tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", storableText(key))
 	if err != nil {
 		return fmt.Errorf("lock %q: %w", key, err)
 	}

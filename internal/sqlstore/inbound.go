@@ -3,7 +3,9 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lipa-gateway/lipa"
 )
@@ -51,12 +53,19 @@ type Inbound struct {
 	Note              string
 }
 
-// InsertInbound stores an inbound message and sets its ID.
+// InsertInbound stores an inbound message and sets its ID. The body is
+// stored as bytes, exactly as given (nil as empty); the text fields as
+// storableText makes them, so no value a caller sent can make the insert
+// fail, and both databases store the same.
 func (t *Tx) InsertInbound(ctx context.Context, m *Inbound) error {
 	q := `INSERT INTO inbound_messages (kind, path, source_addr, received_at, body, checkout_request_id, trans_id, payment_id, outcome, note)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`
-	err := t.queryRow(ctx, q, m.Kind, m.Path, m.SourceAddr, dbTime(m.ReceivedAt), m.Body,
-		m.CheckoutRequestID, m.TransID, m.PaymentID, m.Outcome, m.Note).Scan(&m.ID)
+	body := m.Body
+	if body == nil {
+		body = []byte{}
+	}
+	err := t.queryRow(ctx, q, m.Kind, storableText(m.Path), storableText(m.SourceAddr), dbTime(m.ReceivedAt), body,
+		storableText(m.CheckoutRequestID), storableText(m.TransID), m.PaymentID, m.Outcome, storableText(m.Note)).Scan(&m.ID)
 	if err != nil {
 		return fmt.Errorf("insert inbound message: %w", err)
 	}
@@ -65,7 +74,7 @@ func (t *Tx) InsertInbound(ctx context.Context, m *Inbound) error {
 
 // SetInboundOutcome records what was done with an inbound message.
 func (t *Tx) SetInboundOutcome(ctx context.Context, id int64, outcome InboundOutcome, paymentID lipa.PaymentID, note string) error {
-	_, err := t.exec(ctx, "UPDATE inbound_messages SET outcome = ?, payment_id = ?, note = ? WHERE id = ?", outcome, paymentID, note, id)
+	_, err := t.exec(ctx, "UPDATE inbound_messages SET outcome = ?, payment_id = ?, note = ? WHERE id = ?", outcome, paymentID, storableText(note), id)
 	if err != nil {
 		return fmt.Errorf("update inbound message %d: %w", id, err)
 	}
@@ -102,6 +111,18 @@ func (t *Tx) InboundByID(ctx context.Context, id int64) (*Inbound, error) {
 		return nil, lipa.Errorf(lipa.NotFound, "inbound_not_found", "no stored message %d", id)
 	}
 	return &ms[0], nil
+}
+
+// storableText returns s as text that both databases store unchanged:
+// invalid UTF-8 becomes U+FFFD and each NUL character, which PostgreSQL
+// refuses in text, becomes the four characters \x00. It is for text derived
+// from what an outsider sent (paths, extracted IDs, notes); the raw bytes
+// are kept in the body column.
+func storableText(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", `\x00`)
 }
 
 // inbound runs a query over inbound_messages with the given conditions.

@@ -180,16 +180,3 @@ func (t *Tx) MergePayment(ctx context.Context, from, into lipa.PaymentID) error 
 	}
 	return nil
 }
-
-// HasDuplicateReceiptConflict reports whether an STK callback for that
-// CheckoutRequestID was flagged because its receipt belongs to another
-// payment.
-func (t *Tx) HasDuplicateReceiptConflict(ctx context.Context, checkoutRequestID string) (bool, error) {
-	var n int
-	err := t.queryRow(ctx, `SELECT COUNT(*) FROM inbound_messages WHERE checkout_request_id = ? AND kind = 'stk_callback'
-		AND outcome = 'conflict' AND note LIKE 'duplicate receipt:%'`, checkoutRequestID).Scan(&n)
-	if err != nil {
-		return false, fmt.Errorf("duplicate receipt conflicts: %w", err)
-	}
-	return n > 0, nil
-}

@@ -67,17 +67,30 @@ func (t *Tx) InsertPayment(ctx context.Context, p *lipa.Payment) error {
 	return nil
 }
 
+// ReceiptTakenError is the cause of UpdatePayment's "duplicate_receipt"
+// error: the receipt already belongs to payment PaymentID. Callers decide
+// on it with errors.As, never on the error's code.
+type ReceiptTakenError struct {
+	Receipt   string
+	PaymentID lipa.PaymentID
+}
+
+func (e *ReceiptTakenError) Error() string {
+	return fmt.Sprintf("receipt %s already belongs to payment %s", e.Receipt, e.PaymentID)
+}
+
 // UpdatePayment writes the fields that Daraja's answers and reports change
 // (status, result, receipt, Daraja's request IDs, phone, transaction date,
 // updated_at). Claim fields are written only by ClaimPayment. A receipt
 // that another payment already has is a Conflict error with code
-// "duplicate_receipt".
+// "duplicate_receipt" wrapping a *ReceiptTakenError.
 func (t *Tx) UpdatePayment(ctx context.Context, p *lipa.Payment) error {
 	if p.MpesaReceiptNumber != "" {
 		var other string
 		err := t.queryRow(ctx, "SELECT id FROM payments WHERE mpesa_receipt_number = ? AND id <> ?", p.MpesaReceiptNumber, p.ID).Scan(&other)
 		if err == nil {
-			return lipa.Errorf(lipa.Conflict, "duplicate_receipt", "receipt %s already belongs to payment %s", p.MpesaReceiptNumber, other).With("payment_id", other)
+			return lipa.Errorf(lipa.Conflict, "duplicate_receipt", "receipt %s already belongs to payment %s", p.MpesaReceiptNumber, other).
+				With("payment_id", other).Wrap(&ReceiptTakenError{Receipt: p.MpesaReceiptNumber, PaymentID: lipa.PaymentID(other)})
 		}
 		if err != sql.ErrNoRows {
 			return fmt.Errorf("check receipt: %w", err)
