@@ -9,8 +9,8 @@ import (
 
 // TestImportsPointInward enforces the layering of docs/ARCHITECTURE.md:
 // adapters never import each other, the API reaches storage only through
-// the gateway, and the root and webhook packages use only the standard
-// library.
+// the gateway, the root and webhook packages use only the standard
+// library, and the public client uses no internal package.
 func TestImportsPointInward(t *testing.T) {
 	out, err := exec.Command("go", "list", "-json", "./...").Output()
 	if err != nil {
@@ -20,6 +20,7 @@ func TestImportsPointInward(t *testing.T) {
 	forbidden := map[string][]string{
 		mod:                         {mod + "/"},
 		mod + "/webhook":            {mod},
+		mod + "/client":             {"/internal/"},
 		mod + "/internal/daraja":    {"/internal/sqlstore", "/internal/gateway", "/internal/api", "/internal/darajasim", "/internal/metrics"},
 		mod + "/internal/metrics":   {mod + "/"},
 		mod + "/internal/darajasim": {"/internal/daraja", "/internal/sqlstore", "/internal/gateway", "/internal/api"},

@@ -17,6 +17,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lipa-gateway/lipa/client"
+	"github.com/lipa-gateway/lipa/internal/api/openapitest"
 )
 
 // e2eWaitTimeout bounds every wait for something the service does in the
@@ -85,8 +88,9 @@ func startTestService(t *testing.T, databaseURL string, extra map[string]string)
 		LogFile: cfg.LogFile,
 		srv:     s,
 		client: &http.Client{
-			Timeout:   30 * time.Second,
-			Transport: &http.Transport{MaxIdleConnsPerHost: 256},
+			Timeout: 30 * time.Second,
+			// Every exchange is checked against the OpenAPI document.
+			Transport: openapitest.Transport(t, &http.Transport{MaxIdleConnsPerHost: 256}),
 		},
 	}
 	t.Cleanup(func() {
@@ -131,6 +135,50 @@ func (s *testService) createApp(t *testing.T, name string) string {
 		t.Fatalf("lipa apps create %s --json: got name %q key %q, want name %q and a key starting lipa_", name, out.Name, out.APIKey, name)
 	}
 	return out.APIKey
+}
+
+// appClient returns Lipa's Go client for the app with key, sending its
+// requests through s's checking transport. New tests call Lipa through it
+// rather than through do.
+func (s *testService) appClient(t *testing.T, key string) *client.Client {
+	t.Helper()
+	c, err := client.New(s.URL, key, client.WithHTTPClient(s.client))
+	if err != nil {
+		t.Fatalf("client.New(%s): %v", s.URL, err)
+	}
+	return c
+}
+
+// waitPayment polls the payment through c every 20ms until its status is
+// want and returns it; it fails the test when the status is final and
+// different, or at the deadline.
+func waitPayment(t *testing.T, c *client.Client, id string, want client.Status) *client.Payment {
+	t.Helper()
+	deadline := time.Now().Add(e2eWaitTimeout)
+	for {
+		p, err := c.Payment(context.Background(), id)
+		if err != nil {
+			t.Fatalf("payment %s: %v", id, err)
+		}
+		if p.Status == want {
+			return p
+		}
+		if p.Status != client.StatusPending || time.Now().After(deadline) {
+			t.Fatalf("payment %s: got status %s, want %s (payment %+v)", id, p.Status, want, p)
+		}
+		time.Sleep(e2ePollInterval)
+	}
+}
+
+// wantClientError fails the test unless err is a *client.Error with the
+// given status and code, and returns it.
+func wantClientError(t *testing.T, what string, err error, status int, code string) *client.Error {
+	t.Helper()
+	var le *client.Error
+	if !errors.As(err, &le) || le.StatusCode != status || le.Code != code {
+		t.Fatalf("%s: got %v, want %d %s", what, err, status, code)
+	}
+	return le
 }
 
 // apiResponse is one answer from the service.

@@ -21,137 +21,139 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/lipa-gateway/lipa/client"
 	"github.com/lipa-gateway/lipa/internal/darajasim"
 	"github.com/lipa-gateway/lipa/internal/sqlstore/sqlstoretest"
 )
 
 // TestE2EWalkthrough follows the README: push, watch it turn SUCCESS,
-// verify, claim, claim again, list.
+// verify, claim, claim again, list; through Lipa's Go client.
 func TestE2EWalkthrough(t *testing.T) {
 	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
 		svc := startTestService(t, databaseURL, nil)
-		key := svc.createApp(t, "shop")
+		c := svc.appClient(t, svc.createApp(t, "shop"))
+		ctx := context.Background()
 
-		r := svc.push(t, key, map[string]any{"phone_number": "0708374149", "amount": "10.00", "reference": "ORDER001", "description": "Test"})
-		wantStatus(t, "push", r, http.StatusOK)
-		if got := jsonStr(r.Body, "message"); got != "STK initiated" {
-			t.Errorf("push message: got %q, want %q", got, "STK initiated")
+		push, err := c.Push(ctx, client.PushRequest{PhoneNumber: "0708374149", Amount: client.Shillings(10), Reference: "ORDER001", Description: "Test"})
+		if err != nil {
+			t.Fatalf("push: got error %v, want nil", err)
 		}
-		if got := jsonStr(r.Body, "status"); got != "PENDING" {
-			t.Errorf("push status: got %q, want PENDING", got)
+		if push.Status != client.StatusPending {
+			t.Errorf("push status: got %q, want PENDING", push.Status)
 		}
-		for _, f := range []string{"payment_id", "checkout_request_id", "merchant_request_id", "customer_message"} {
-			if jsonStr(r.Body, f) == "" {
-				t.Errorf("push %s: got %v, want a non-empty string (body %s)", f, r.Body[f], r.Raw)
-			}
+		if push.PaymentID == "" || push.CheckoutRequestID == "" || push.MerchantRequestID == "" || push.CustomerMessage == "" {
+			t.Errorf("push: got %+v, want a payment_id, checkout_request_id, merchant_request_id and customer_message", push)
 		}
-		dr, ok := r.Body["daraja_response"].(map[string]any)
-		if !ok {
-			t.Fatalf("push daraja_response: got %v, want Daraja's answer as an object", r.Body["daraja_response"])
+		var dr struct{ CheckoutRequestID, ResponseCode string }
+		if err := json.Unmarshal(push.DarajaResponse, &dr); err != nil {
+			t.Fatalf("push daraja_response: got %s, want Daraja's answer as an object", push.DarajaResponse)
 		}
-		if got, want := jsonStr(dr, "CheckoutRequestID"), jsonStr(r.Body, "checkout_request_id"); got != want {
-			t.Errorf("daraja_response.CheckoutRequestID: got %q, want %q", got, want)
+		if dr.CheckoutRequestID != push.CheckoutRequestID {
+			t.Errorf("daraja_response.CheckoutRequestID: got %q, want %q", dr.CheckoutRequestID, push.CheckoutRequestID)
 		}
-		if got := jsonStr(dr, "ResponseCode"); got != "0" {
-			t.Errorf("daraja_response.ResponseCode: got %q, want \"0\"", got)
+		if dr.ResponseCode != "0" {
+			t.Errorf("daraja_response.ResponseCode: got %q, want \"0\"", dr.ResponseCode)
 		}
-		id := jsonStr(r.Body, "payment_id")
+		id := push.PaymentID
 
-		p := svc.waitStatus(t, key, id, "SUCCESS")
-		receipt := jsonStr(p, "mpesa_receipt_number")
+		p := waitPayment(t, c, id, client.StatusSuccess)
+		receipt := p.MpesaReceiptNumber
 		if receipt == "" {
-			t.Errorf("mpesa_receipt_number: got %v, want a receipt", p["mpesa_receipt_number"])
+			t.Errorf("mpesa_receipt_number: got none, want a receipt")
 		}
-		for _, c := range []struct {
-			field string
-			want  any
-		}{
-			{"amount", float64(10)}, {"phone_number", "254708374149"}, {"payment_type", "STK"}, {"currency", "KES"},
-			{"reference", "ORDER001"}, {"account_reference", "ORDER001"}, {"result_code", "0"}, {"failure_reason", nil},
-			{"claimed", false}, {"claimed_at", nil}, {"app", "shop"},
-			{"checkout_request_id", jsonStr(r.Body, "checkout_request_id")},
-		} {
-			if got := p[c.field]; got != c.want {
-				t.Errorf("payment %s: got %v, want %v", c.field, got, c.want)
-			}
+		want := client.Payment{
+			ID: id, App: "shop", PaymentType: client.TypeSTK, Status: client.StatusSuccess, PhoneNumber: "254708374149",
+			Amount: client.Shillings(10), Currency: "KES", Reference: "ORDER001", AccountReference: "ORDER001", Description: "Test",
+			MpesaReceiptNumber: receipt, CheckoutRequestID: push.CheckoutRequestID, ResultCode: "0",
 		}
-		if p["transaction_date"] == nil {
+		got := *p
+		got.ShortCode, got.MerchantRequestID, got.ResultDesc, got.ResolvedBy = "", "", "", ""
+		got.TransactionDate, got.CreatedAt, got.UpdatedAt = time.Time{}, time.Time{}, time.Time{}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("payment (-want +got):\n%s", diff)
+		}
+		if p.TransactionDate.IsZero() {
 			t.Errorf("transaction_date: got null, want the callback's date")
 		}
 
-		for _, q := range []url.Values{{"receipt": {receipt}}, {"reference": {"ORDER001"}}, {"reference": {"ORDER001"}, "phone": {"0708374149"}}} {
-			v := svc.verify(t, key, q)
-			wantStatus(t, "verify "+q.Encode(), v, http.StatusOK)
-			want := map[string]any{"paid": true, "claimed": false, "amount": float64(10), "phone": "254708374149",
-				"receipt": receipt, "reference": "ORDER001", "payment_id": id, "status": "SUCCESS"}
-			for k, w := range want {
-				if got := v.Body[k]; got != w {
-					t.Errorf("verify %s: %s: got %v, want %v", q.Encode(), k, got, w)
-				}
+		for _, q := range []client.VerifyQuery{{Receipt: receipt}, {Reference: "ORDER001"}, {Reference: "ORDER001", Phone: "0708374149"}} {
+			v, err := c.Verify(ctx, q)
+			if err != nil {
+				t.Fatalf("verify %+v: got error %v, want nil", q, err)
 			}
-			if v.Body["date"] == nil {
-				t.Errorf("verify %s: date: got null, want the transaction date", q.Encode())
+			if !v.Paid || v.Claimed || v.Amount != client.Shillings(10) || v.Phone != "254708374149" || v.Receipt != receipt ||
+				v.Reference != "ORDER001" || v.PaymentID != id || v.Status != client.StatusSuccess {
+				t.Errorf("verify %+v: got %+v, want paid, unclaimed KES 10 from 254708374149, receipt %s, payment %s", q, v, receipt, id)
+			}
+			if v.Date.IsZero() {
+				t.Errorf("verify %+v: date: got null, want the transaction date", q)
 			}
 		}
 
-		c := svc.claim(t, key, map[string]any{"reference": "ORDER001", "amount": 10})
-		wantStatus(t, "first claim", c, http.StatusOK)
-		if got := jsonStr(c.Body, "message"); got != "Payment claimed successfully" {
-			t.Errorf("claim message: got %q, want %q", got, "Payment claimed successfully")
+		claim, err := c.Claim(ctx, client.ClaimRequest{Reference: "ORDER001", Amount: client.Shillings(10)})
+		if err != nil {
+			t.Fatalf("first claim: got error %v, want nil", err)
 		}
-		if jsonStr(c.Body, "payment_id") != id || jsonStr(c.Body, "receipt") != receipt || c.Body["amount"] != float64(10) || jsonStr(c.Body, "claimed_at") == "" {
-			t.Errorf("claim: got %s, want payment_id %s, receipt %s, amount 10 and claimed_at", c.Raw, id, receipt)
+		if claim.Message != "Payment claimed successfully" {
+			t.Errorf("claim message: got %q, want %q", claim.Message, "Payment claimed successfully")
 		}
-		again := svc.claim(t, key, map[string]any{"reference": "ORDER001"})
-		wantError(t, "second claim", again, http.StatusConflict, "already_claimed")
-		if jsonStr(again.Body, "error", "details", "claimed_at") == "" {
-			t.Errorf("second claim: got details %v, want claimed_at", jsonAt(again.Body, "error", "details"))
+		if claim.PaymentID != id || claim.Receipt != receipt || claim.Amount != client.Shillings(10) || claim.ClaimedAt.IsZero() {
+			t.Errorf("claim: got %+v, want payment_id %s, receipt %s, amount 10 and claimed_at", claim, id, receipt)
 		}
-		v := svc.verify(t, key, url.Values{"receipt": {receipt}})
-		if v.Body["claimed"] != true || v.Body["paid"] != true {
-			t.Errorf("verify after claim: got paid %v claimed %v, want true true", v.Body["paid"], v.Body["claimed"])
+		_, err = c.Claim(ctx, client.ClaimRequest{Reference: "ORDER001"})
+		if le := wantClientError(t, "second claim", err, http.StatusConflict, "already_claimed"); le.Details["claimed_at"] == nil {
+			t.Errorf("second claim: got details %v, want claimed_at", le.Details)
+		}
+		if v, err := c.Verify(ctx, client.VerifyQuery{Receipt: receipt}); err != nil || !v.Claimed || !v.Paid {
+			t.Errorf("verify after claim: got %+v, %v, want paid and claimed", v, err)
 		}
 
 		// More payments, then the list: newest first, and pages of one
 		// visit each exactly once.
 		pushed := []string{id}
 		for range 4 {
-			pushed = append(pushed, jsonStr(svc.pushOK(t, key, freshPhone(), 10, freshRef()).Body, "payment_id"))
+			p, err := c.Push(ctx, client.PushRequest{PhoneNumber: freshPhone(), Amount: client.Shillings(10), Reference: freshRef(), Description: "Test"})
+			if err != nil {
+				t.Fatalf("push: %v", err)
+			}
+			pushed = append(pushed, p.PaymentID)
 		}
 		var newestFirst []string
 		for i := len(pushed) - 1; i >= 0; i-- {
 			newestFirst = append(newestFirst, pushed[i])
 		}
-		all := svc.do(t, http.MethodGet, "/api/payments/", key, nil)
-		wantStatus(t, "list", all, http.StatusOK)
-		if diff := cmp.Diff(newestFirst, paymentIDs(t, all)); diff != "" {
+		all, err := c.PaymentsPage(ctx, client.ListQuery{})
+		if err != nil {
+			t.Fatalf("list: %v", err)
+		}
+		var ids []string
+		for _, p := range all.Payments {
+			ids = append(ids, p.ID)
+		}
+		if diff := cmp.Diff(newestFirst, ids); diff != "" {
 			t.Errorf("GET /api/payments/ ids (-want +got):\n%s", diff)
 		}
-		if all.Body["next_cursor"] != nil {
-			t.Errorf("GET /api/payments/ next_cursor: got %v, want null on the only page", all.Body["next_cursor"])
+		if all.NextCursor != "" {
+			t.Errorf("GET /api/payments/ next_cursor: got %q, want null on the only page", all.NextCursor)
 		}
 		var paged []string
-		cursor := ""
+		q := client.ListQuery{Limit: 1}
 		for page := 0; ; page++ {
 			if page > len(pushed)+1 {
 				t.Fatalf("pagination: got more than %d pages, want %d", page, len(pushed))
 			}
-			q := url.Values{"limit": {"1"}}
-			if cursor != "" {
-				q.Set("cursor", cursor)
+			r, err := c.PaymentsPage(ctx, q)
+			if err != nil {
+				t.Fatalf("list page: %v", err)
 			}
-			r := svc.do(t, http.MethodGet, "/api/payments/?"+q.Encode(), key, nil)
-			wantStatus(t, "list page", r, http.StatusOK)
-			ids := paymentIDs(t, r)
-			if len(ids) != 1 {
-				t.Fatalf("page %d with limit=1: got %d payments, want 1 (body %s)", page, len(ids), r.Raw)
+			if len(r.Payments) != 1 {
+				t.Fatalf("page %d with limit=1: got %d payments, want 1", page, len(r.Payments))
 			}
-			paged = append(paged, ids...)
-			next, _ := r.Body["next_cursor"].(string)
-			if next == "" {
+			paged = append(paged, r.Payments[0].ID)
+			if r.NextCursor == "" {
 				break
 			}
-			cursor = next
+			q.Cursor = r.NextCursor
 		}
 		if diff := cmp.Diff(newestFirst, paged); diff != "" {
 			t.Errorf("pages of limit=1 (-want +got):\n%s", diff)
@@ -159,17 +161,25 @@ func TestE2EWalkthrough(t *testing.T) {
 
 		// A reference reused after a failed attempt: verify and claim find
 		// the successful payment.
-		failed := jsonStr(svc.pushOK(t, key, darajasim.PhoneCancelled, 10, "RETRY1").Body, "payment_id")
-		svc.waitStatus(t, key, failed, "FAILED")
-		paid := jsonStr(svc.pushOK(t, key, freshPhone(), 10, "RETRY1").Body, "payment_id")
-		svc.waitStatus(t, key, paid, "SUCCESS")
-		if v := svc.verify(t, key, url.Values{"reference": {"RETRY1"}}); jsonStr(v.Body, "payment_id") != paid || v.Body["paid"] != true {
-			t.Errorf("verify a reused reference: got %s, want the paid payment %s", v.Raw, paid)
+		failed, err := c.Push(ctx, client.PushRequest{PhoneNumber: darajasim.PhoneCancelled, Amount: client.Shillings(10), Reference: "RETRY1"})
+		if err != nil {
+			t.Fatalf("push: %v", err)
 		}
-		c = svc.claim(t, key, map[string]any{"reference": "RETRY1"})
-		wantStatus(t, "claim a reused reference", c, http.StatusOK)
-		if got := jsonStr(c.Body, "payment_id"); got != paid {
-			t.Errorf("claim a reused reference: got payment %s, want the paid one %s (not the failed %s)", got, paid, failed)
+		waitPayment(t, c, failed.PaymentID, client.StatusFailed)
+		paid, err := c.Push(ctx, client.PushRequest{PhoneNumber: freshPhone(), Amount: client.Shillings(10), Reference: "RETRY1"})
+		if err != nil {
+			t.Fatalf("push: %v", err)
+		}
+		waitPayment(t, c, paid.PaymentID, client.StatusSuccess)
+		if v, err := c.Verify(ctx, client.VerifyQuery{Reference: "RETRY1"}); err != nil || v.PaymentID != paid.PaymentID || !v.Paid {
+			t.Errorf("verify a reused reference: got %+v, %v, want the paid payment %s", v, err, paid.PaymentID)
+		}
+		claimed, err := c.Claim(ctx, client.ClaimRequest{Reference: "RETRY1"})
+		if err != nil {
+			t.Fatalf("claim a reused reference: got error %v, want nil", err)
+		}
+		if claimed.PaymentID != paid.PaymentID {
+			t.Errorf("claim a reused reference: got payment %s, want the paid one %s (not the failed %s)", claimed.PaymentID, paid.PaymentID, failed.PaymentID)
 		}
 	})
 }

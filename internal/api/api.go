@@ -71,6 +71,7 @@ type Server struct {
 	version  string    // reported by /readyz
 
 	refusalLogs *logLimiter // log lines of refused requests per source address
+	routeList   []Route     // every route registered, for Routes
 
 	metrics *metrics.Metrics
 	routeOf map[string]string // mux pattern → the route label of its metrics
@@ -133,6 +134,8 @@ func (s *Server) routes() {
 	}
 	s.route("GET /api/admin/audit/", s.admin(s.listAudit))
 
+	s.route("GET /api/openapi.json", s.openAPI)
+
 	s.route("GET /healthz", func(w http.ResponseWriter, r *http.Request) error {
 		return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -157,6 +160,7 @@ func (s *Server) route(pattern string, h handlerFunc) {
 		}
 	})
 	method, path, _ := strings.Cut(pattern, " ")
+	s.routeList = append(s.routeList, Route{Method: method, Path: path})
 	if strings.HasSuffix(path, "/") && path != "/" {
 		s.mux.Handle(method+" "+path+"{$}", hh)
 		s.mux.Handle(method+" "+strings.TrimSuffix(path, "/"), hh)
@@ -181,6 +185,7 @@ func (s *Server) onlyMethod(path, method string) {
 		w.Header().Set("Allow", method)
 		return lipa.Errorf(lipa.MethodNotAllowed, "method_not_allowed", "%s is not allowed on %s; use %s", r.Method, s.guard.redactedPath(r), method)
 	})
+	s.routeList = s.routeList[:len(s.routeList)-1] // a refusal, not an endpoint: Routes leaves it out
 }
 
 // serve serves a request for ServeHTTP. Unknown paths and methods get a

@@ -174,5 +174,6 @@ func (s *Server) operatorRoutes(m *metrics.Metrics) {
 			}
 		}))
 		s.routeOf[pattern] = strings.TrimPrefix(pattern, "GET ")
+		s.routeList = append(s.routeList, Route{Method: http.MethodGet, Path: strings.TrimPrefix(pattern, "GET ")})
 	}
 }

@@ -72,9 +72,8 @@ func TestPushRefusedUnsent(t *testing.T) {
 				if lipa.ErrorKind(err) != c.kind || lipa.ErrorCode(err) != c.code {
 					t.Fatalf("InitiateSTKPush: got %v (kind %s), want %s %s", err, lipa.ErrorKind(err), c.kind, c.code)
 				}
-				le := err.(*lipa.Error)
-				id, _ := le.Details["payment_id"].(string)
-				p, err := gw.Payment(ctx, app, lipa.PaymentID(id))
+				id := gateway.RecordedPayment(err)
+				p, err := gw.Payment(ctx, app, id)
 				if err != nil {
 					t.Fatalf("Payment %q: %v", id, err)
 				}

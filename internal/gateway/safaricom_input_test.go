@@ -107,6 +107,11 @@ func TestNULPayloadsStoredNotApplied(t *testing.T) {
 				}
 			})
 		}
+		// Each of them waits for a person in the review queue.
+		items, err := f.g.ReviewItems(ctx, gateway.ReviewFilter{Reason: gateway.ReviewMalformedPayload})
+		if err != nil || len(items) != 7 {
+			t.Errorf("malformed_payload review items: got %d (%v), want 7, one per payload", len(items), err)
+		}
 	})
 }
 
