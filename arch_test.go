@@ -8,9 +8,9 @@ import (
 )
 
 // TestImportsPointInward enforces the layering of docs/ARCHITECTURE.md:
-// adapters never import each other, the API reaches storage only through
-// the gateway, the root and webhook packages use only the standard
-// library, and the public client uses no internal package.
+// adapters never import each other, the API and the operators' console
+// reach storage only through the gateway, the root and webhook packages use
+// only the standard library, and the public client uses no internal package.
 func TestImportsPointInward(t *testing.T) {
 	out, err := exec.Command("go", "list", "-json", "./...").Output()
 	if err != nil {
@@ -21,12 +21,13 @@ func TestImportsPointInward(t *testing.T) {
 		mod:                         {mod + "/"},
 		mod + "/webhook":            {mod},
 		mod + "/client":             {"/internal/"},
-		mod + "/internal/daraja":    {"/internal/sqlstore", "/internal/gateway", "/internal/api", "/internal/darajasim", "/internal/metrics"},
+		mod + "/internal/daraja":    {"/internal/sqlstore", "/internal/gateway", "/internal/api", "/internal/darajasim", "/internal/console", "/internal/metrics"},
 		mod + "/internal/metrics":   {mod + "/"},
-		mod + "/internal/darajasim": {"/internal/daraja", "/internal/sqlstore", "/internal/gateway", "/internal/api"},
-		mod + "/internal/sqlstore":  {"/internal/daraja", "/internal/darajasim", "/internal/gateway", "/internal/api", "/internal/metrics"},
-		mod + "/internal/gateway":   {"/internal/api", "/internal/darajasim"},
-		mod + "/internal/api":       {"/internal/sqlstore", "/internal/daraja", "/internal/darajasim"},
+		mod + "/internal/darajasim": {"/internal/daraja", "/internal/sqlstore", "/internal/gateway", "/internal/api", "/internal/console"},
+		mod + "/internal/sqlstore":  {"/internal/daraja", "/internal/darajasim", "/internal/gateway", "/internal/api", "/internal/console", "/internal/metrics"},
+		mod + "/internal/gateway":   {"/internal/api", "/internal/darajasim", "/internal/console"},
+		mod + "/internal/api":       {"/internal/sqlstore", "/internal/daraja", "/internal/darajasim", "/internal/console"},
+		mod + "/internal/console":   {"/internal/sqlstore", "/internal/daraja", "/internal/darajasim", "/internal/api"},
 	}
 	dec := json.NewDecoder(strings.NewReader(string(out)))
 	for dec.More() {

@@ -34,6 +34,7 @@ const (
 	TypePaymentFailed    = "payment.failed"    // a payment of the app became FAILED
 	TypePaymentClaimed   = "payment.claimed"   // the app claimed a payment
 	TypeC2BReceived      = "c2b.received"      // a C2B payment arrived and waits to be claimed
+	TypeWebhookTest      = "webhook.test"      // an operator tested the webhook from the console; Payment is null
 )
 
 // Event is the JSON body of a delivery. ID is unique per event and stays the

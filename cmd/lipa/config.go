@@ -16,6 +16,8 @@ import (
 	"github.com/lipa-gateway/lipa/internal/api"
 	"github.com/lipa-gateway/lipa/internal/daraja"
 	"github.com/lipa-gateway/lipa/internal/darajasim"
+	"github.com/lipa-gateway/lipa/internal/gateway"
+	"github.com/lipa-gateway/lipa/internal/sqlstore"
 )
 
 // The Daraja environments Lipa can talk to.
@@ -27,8 +29,8 @@ const (
 
 // Config is Lipa's whole configuration, read from environment variables and
 // from a .env file in the working directory (real environment variables win
-// over the file). Each field names its variable and default; Validate names
-// the variable that is wrong.
+// over the file). Each field names its variable and default (declared once,
+// in defaultConfig); Validate names the variable that is wrong.
 type Config struct {
 	Environment      string        // MPESA_ENVIRONMENT: simulator, sandbox or production ("live" means production); default simulator without MPESA_CONSUMER_KEY, else sandbox
 	ConsumerKey      string        // MPESA_CONSUMER_KEY: Daraja app key; required outside simulator mode
@@ -72,276 +74,432 @@ type Config struct {
 	WebhookRetrySpan   time.Duration  // LIPA_WEBHOOK_RETRY_SPAN: how long a webhook delivery is retried; default 24h
 	WebhookBackoff     time.Duration  // LIPA_WEBHOOK_BACKOFF: wait before a failed webhook's first retry (doubling after); default 5s
 	WebhookConcurrency int            // LIPA_WEBHOOK_CONCURRENCY: webhook attempts under way at once per process, 1 to 1024; one app gets at most a quarter (at least 2); default 64
+
+	Console consoleConfig // LIPA_ADMIN_ADDR, LIPA_ADMIN_ALLOWED_IPS, …: the operators' web console (see consoleConfig)
+}
+
+// defaultConfig returns the configuration with every setting at its
+// default: the one place Lipa's defaults are declared (the comments on
+// Config and README's Configuration table repeat them; a test holds the
+// README to this). Settings that the gateway, the Daraja client, the
+// simulator or the store also use take the default those packages declare
+// (gateway.DefaultConfig, daraja.DefaultTimeout,
+// darajasim.DefaultCallbackDelay, sqlstore.DefaultMaxConns), so no default is
+// written twice. The defaults that depend on MPESA_ENVIRONMENT are
+// simulatorDefaults and defaultCallbackIPs, applied by readConfig once the
+// environment is known.
+func defaultConfig() Config {
+	g := gateway.DefaultConfig()
+	return Config{
+		Environment:        envSimulator,
+		TransactionType:    g.TransactionType,
+		C2BResponseType:    "Completed",
+		C2BVersion:         "v2",
+		DarajaTimeout:      daraja.DefaultTimeout,
+		DatabaseURL:        "sqlite:lipa.db",
+		DatabaseMaxConn:    sqlstore.DefaultMaxConns,
+		ListenAddr:         "127.0.0.1:8000",
+		LogFile:            "payments.log",
+		LogMaxSizeMB:       100,
+		LogMaxBackups:      10,
+		LogMaxAgeDays:      0,
+		LogCompress:        true,
+		SimulatorDelay:     darajasim.DefaultCallbackDelay,
+		ReconcileAfter:     g.ReconcileAfter,
+		PendingExpiry:      g.PendingExpiry,
+		PromptLifetime:     g.PromptLifetime,
+		KeyRotationGrace:   24 * time.Hour,
+		AppRateLimit:       50,
+		AuthFailureLimit:   20,
+		PhonePushesPerHour: g.PhonePushesPerHour,
+		WebhookRetrySpan:   g.WebhookRetrySpan,
+		WebhookBackoff:     g.WebhookBackoff,
+		WebhookConcurrency: g.WebhookConcurrency,
+	}
+}
+
+// simulatorDefaults fills in, for simulator mode, the Daraja settings left
+// unset: Safaricom's public sandbox shortcode and passkey (which the
+// built-in simulator accepts) and a consumer key and secret (it accepts
+// any).
+func (c *Config) simulatorDefaults() {
+	if c.ShortCode == "" {
+		c.ShortCode = darajasim.SandboxShortCode
+	}
+	if c.Passkey == "" {
+		c.Passkey = darajasim.SandboxPasskey
+	}
+	if c.ConsumerKey == "" {
+		c.ConsumerKey = "lipa-simulator"
+	}
+	if c.ConsumerSecret == "" {
+		c.ConsumerSecret = "lipa-simulator"
+	}
+}
+
+// defaultCallbackIPs is LIPA_CALLBACK_ALLOWED_IPS's default in env:
+// Safaricom's published callback addresses (api.SafaricomCallbackIPs), or
+// in simulator mode loopback, where the built-in simulator calls from.
+func defaultCallbackIPs(env string) []netip.Prefix {
+	list := strings.Join(api.SafaricomCallbackIPs, ",")
+	if env == envSimulator {
+		list = "127.0.0.0/8,::1"
+	}
+	p, err := api.ParsePrefixes(list)
+	if err != nil {
+		panic("default LIPA_CALLBACK_ALLOWED_IPS: " + err.Error())
+	}
+	return p
+}
+
+// settingError is a setting whose value is wrong: its message names the
+// variable and says what a right value looks like.
+type settingError struct {
+	Name string // the variable, e.g. "MPESA_TIMEOUT"
+	msg  string
+}
+
+func (e *settingError) Error() string { return e.msg }
+
+func badSetting(name, format string, args ...any) *settingError {
+	return &settingError{Name: name, msg: fmt.Sprintf(format, args...)}
 }
 
 // loadConfig builds the Config from lookup (the process environment in
-// main, a map in tests) and, under it, the .env file in dir when present.
+// main, a map in tests) and, under it, the .env file dotenv when present,
+// and validates it: the error is the first setting that does not parse or
+// that Validate refuses, naming the variable.
 func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, error) {
+	c, errs := readConfig(lookup, dotenv)
+	if len(errs) > 0 {
+		return c, errs[0]
+	}
+	return c, c.Validate()
+}
+
+// readConfig reads every setting from lookup and, under it, the .env file
+// dotenv when present (surrounding spaces trimmed; a variable set to ""
+// is set). An unset setting keeps its default (defaultConfig). One whose
+// value does not parse (not a number, a duration, a boolean, a list of
+// addresses, a regular expression, a known environment) keeps its default
+// too and is reported: one *settingError per variable, in the order read.
+// Whether parsed values make sense is Validate's question, not this one's.
+func readConfig(lookup func(string) (string, bool), dotenv string) (Config, []error) {
 	file := map[string]string{}
 	if dotenv != "" {
 		if m, err := godotenv.Read(dotenv); err == nil {
 			file = m
 		}
 	}
-	get := func(name, def string) string {
+	get := func(name string) (string, bool) {
 		if v, ok := lookup(name); ok {
-			return strings.TrimSpace(v)
+			return strings.TrimSpace(v), true
 		}
 		if v, ok := file[name]; ok {
-			return strings.TrimSpace(v)
+			return strings.TrimSpace(v), true
+		}
+		return "", false
+	}
+	c := defaultConfig()
+	var errs []error
+	bad := func(name, format string, args ...any) { errs = append(errs, badSetting(name, format, args...)) }
+	text := func(name string, dst *string) {
+		if v, ok := get(name); ok {
+			*dst = v
+		}
+	}
+	secret := func(name string, dst *lipa.Secret) {
+		if v, ok := get(name); ok {
+			*dst = lipa.Secret(v)
+		}
+	}
+	whole := func(name string, dst *int) {
+		if v, ok := get(name); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				bad(name, "%s %q is not a whole number", name, v)
+				return
+			}
+			*dst = n
+		}
+	}
+	duration := func(name string, dst *time.Duration) {
+		if v, ok := get(name); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				bad(name, "%s %q is not a Go duration such as 2s or 500ms", name, v)
+				return
+			}
+			*dst = d
+		}
+	}
+	boolean := func(name string, dst *bool) {
+		if v, ok := get(name); ok {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				bad(name, "%s %q must be true or false", name, v)
+				return
+			}
+			*dst = b
+		}
+	}
+	amount := func(name string, dst *lipa.Amount) {
+		if v, ok := get(name); ok && v != "" {
+			a, err := lipa.ParseAmount(v)
+			if err != nil {
+				bad(name, "%s %q is not an amount in shillings", name, v)
+				return
+			}
+			*dst = a
+		}
+	}
+
+	text("MPESA_CONSUMER_KEY", &c.ConsumerKey)
+	secret("MPESA_CONSUMER_SECRET", &c.ConsumerSecret)
+	text("MPESA_SHORTCODE", &c.ShortCode)
+	secret("MPESA_PASSKEY", &c.Passkey)
+	text("MPESA_CALLBACK_URL", &c.CallbackURL)
+	text("MPESA_TRANSACTION_TYPE", &c.TransactionType)
+	text("MPESA_PARTY_B", &c.PartyB)
+	text("MPESA_BASE_URL", &c.BaseURL)
+	text("MPESA_C2B_RESPONSE_TYPE", &c.C2BResponseType)
+	text("MPESA_C2B_VERSION", &c.C2BVersion)
+	text("DATABASE_URL", &c.DatabaseURL)
+	text("LISTEN_ADDR", &c.ListenAddr)
+	text("LOG_FILE", &c.LogFile)
+
+	c.Environment = envSimulator
+	if c.ConsumerKey != "" {
+		c.Environment = envSandbox
+	}
+	if v, _ := get("MPESA_ENVIRONMENT"); v != "" {
+		switch env := strings.ToLower(v); env {
+		case "live":
+			c.Environment = envProduction
+		case envSimulator, envSandbox, envProduction:
+			c.Environment = env
+		default:
+			bad("MPESA_ENVIRONMENT", "MPESA_ENVIRONMENT %q is not one of simulator, sandbox, production (or live)", env)
+		}
+	}
+
+	whole("LOG_MAX_SIZE_MB", &c.LogMaxSizeMB)
+	whole("LOG_MAX_BACKUPS", &c.LogMaxBackups)
+	whole("LOG_MAX_AGE_DAYS", &c.LogMaxAgeDays)
+	boolean("LOG_COMPRESS", &c.LogCompress)
+	duration("MPESA_TIMEOUT", &c.DarajaTimeout)
+	duration("LIPA_SIMULATOR_CALLBACK_DELAY", &c.SimulatorDelay)
+	duration("LIPA_RECONCILE_AFTER", &c.ReconcileAfter)
+	duration("LIPA_PENDING_EXPIRY", &c.PendingExpiry)
+	duration("LIPA_PROMPT_LIFETIME", &c.PromptLifetime)
+	secret("LIPA_ADMIN_KEY", &c.AdminKey)
+	duration("LIPA_WEBHOOK_RETRY_SPAN", &c.WebhookRetrySpan)
+	duration("LIPA_WEBHOOK_BACKOFF", &c.WebhookBackoff)
+	whole("LIPA_WEBHOOK_CONCURRENCY", &c.WebhookConcurrency)
+	duration("LIPA_KEY_ROTATION_GRACE", &c.KeyRotationGrace)
+	boolean("MPESA_ALLOW_TOKENLESS_CALLBACKS", &c.AllowTokenless)
+	boolean("LIPA_CONFIRM_BY_QUERY", &c.ConfirmByQuery)
+	boolean("LIPA_CALLBACK_PHONE_OPTIONAL", &c.PhoneOptional)
+	secret("LIPA_CALLBACK_TOKEN", &c.CallbackToken)
+
+	c.CallbackAllowedIPs = defaultCallbackIPs(c.Environment)
+	if v, ok := get("LIPA_CALLBACK_ALLOWED_IPS"); ok {
+		switch p, err := api.ParsePrefixes(v); {
+		case v == "":
+			bad("LIPA_CALLBACK_ALLOWED_IPS", "LIPA_CALLBACK_ALLOWED_IPS is set but empty; list addresses, or write any to accept callbacks from anywhere")
+		case v == "any":
+			c.CallbackAllowedIPs = nil
+		case err != nil:
+			bad("LIPA_CALLBACK_ALLOWED_IPS", "LIPA_CALLBACK_ALLOWED_IPS %q: %v", v, err)
+		default:
+			c.CallbackAllowedIPs = p
+		}
+	}
+	if v, ok := get("LIPA_TRUSTED_PROXIES"); ok {
+		if p, err := api.ParsePrefixes(v); err != nil {
+			bad("LIPA_TRUSTED_PROXIES", "LIPA_TRUSTED_PROXIES: %v", err)
+		} else {
+			c.TrustedProxies = p
+		}
+	}
+	if v, ok := get("LIPA_APP_RATE_LIMIT"); ok {
+		if r, err := strconv.ParseFloat(v, 64); err != nil {
+			bad("LIPA_APP_RATE_LIMIT", "LIPA_APP_RATE_LIMIT %q is not a number of requests per second (0 disables the limit)", v)
+		} else {
+			c.AppRateLimit = r
+		}
+	}
+	whole("LIPA_AUTH_FAILURES_PER_MINUTE", &c.AuthFailureLimit)
+	whole("LIPA_PHONE_PUSHES_PER_HOUR", &c.PhonePushesPerHour)
+	if v, _ := get("LIPA_C2B_ACCOUNT_PATTERN"); v != "" {
+		if re, err := regexp.Compile("^(?:" + v + ")$"); err != nil {
+			bad("LIPA_C2B_ACCOUNT_PATTERN", "LIPA_C2B_ACCOUNT_PATTERN %q is not a regular expression: %v", v, err)
+		} else {
+			c.C2BAccountPattern = re
+		}
+	}
+	amount("LIPA_C2B_MIN_AMOUNT", &c.C2BMinAmount)
+	amount("LIPA_C2B_MAX_AMOUNT", &c.C2BMaxAmount)
+	whole("DATABASE_MAX_CONNS", &c.DatabaseMaxConn)
+	orDefault := func(name, def string) string {
+		if v, ok := get(name); ok && v != "" {
+			return v
 		}
 		return def
 	}
-	c := Config{
-		ConsumerKey:     get("MPESA_CONSUMER_KEY", ""),
-		ConsumerSecret:  lipa.Secret(get("MPESA_CONSUMER_SECRET", "")),
-		ShortCode:       get("MPESA_SHORTCODE", ""),
-		Passkey:         lipa.Secret(get("MPESA_PASSKEY", "")),
-		CallbackURL:     get("MPESA_CALLBACK_URL", ""),
-		TransactionType: get("MPESA_TRANSACTION_TYPE", "CustomerPayBillOnline"),
-		PartyB:          get("MPESA_PARTY_B", ""),
-		BaseURL:         get("MPESA_BASE_URL", ""),
-		C2BResponseType: get("MPESA_C2B_RESPONSE_TYPE", "Completed"),
-		C2BVersion:      get("MPESA_C2B_VERSION", "v2"),
-		DatabaseURL:     get("DATABASE_URL", "sqlite:lipa.db"),
-		ListenAddr:      get("LISTEN_ADDR", "127.0.0.1:8000"),
-		LogFile:         get("LOG_FILE", "payments.log"),
+	if err := loadConsoleConfig(orDefault, &c.Console); err != nil {
+		errs = append(errs, err)
 	}
-	env := strings.ToLower(get("MPESA_ENVIRONMENT", ""))
-	switch env {
-	case "":
-		env = envSimulator
-		if c.ConsumerKey != "" {
-			env = envSandbox
-		}
-	case "live":
-		env = envProduction
-	case envSimulator, envSandbox, envProduction:
-	default:
-		return c, fmt.Errorf("MPESA_ENVIRONMENT %q is not one of simulator, sandbox, production (or live)", env)
-	}
-	c.Environment = env
-	var err error
-	for _, v := range []struct {
-		name, def string
-		min       int
-		dst       *int
-	}{{"LOG_MAX_SIZE_MB", "100", 1, &c.LogMaxSizeMB}, {"LOG_MAX_BACKUPS", "10", 0, &c.LogMaxBackups}, {"LOG_MAX_AGE_DAYS", "0", 0, &c.LogMaxAgeDays}} {
-		if *v.dst, err = strconv.Atoi(get(v.name, v.def)); err != nil || *v.dst < v.min || *v.dst > 1_000_000 {
-			return c, fmt.Errorf("%s %q is not a whole number of at least %d", v.name, get(v.name, v.def), v.min)
-		}
-	}
-	if c.LogCompress, err = strconv.ParseBool(get("LOG_COMPRESS", "true")); err != nil {
-		return c, fmt.Errorf("LOG_COMPRESS %q must be true or false", get("LOG_COMPRESS", ""))
-	}
-	if c.DarajaTimeout, err = duration(get, "MPESA_TIMEOUT", "30s"); err != nil {
-		return c, err
-	}
-	if c.SimulatorDelay, err = duration(get, "LIPA_SIMULATOR_CALLBACK_DELAY", darajasim.DefaultCallbackDelay.String()); err != nil {
-		return c, err
-	}
-	if c.ReconcileAfter, err = duration(get, "LIPA_RECONCILE_AFTER", "60s"); err != nil {
-		return c, err
-	}
-	if c.PendingExpiry, err = duration(get, "LIPA_PENDING_EXPIRY", "24h"); err != nil {
-		return c, err
-	}
-	if c.PromptLifetime, err = duration(get, "LIPA_PROMPT_LIFETIME", "60s"); err != nil {
-		return c, err
-	}
-	if c.ReconcileAfter <= 0 || c.PendingExpiry <= 0 {
-		return c, fmt.Errorf("LIPA_RECONCILE_AFTER and LIPA_PENDING_EXPIRY must be longer than 0s")
-	}
-	if c.PendingExpiry < c.ReconcileAfter {
-		return c, fmt.Errorf("LIPA_PENDING_EXPIRY (%s) must be at least LIPA_RECONCILE_AFTER (%s): a payment is asked about before it may expire", c.PendingExpiry, c.ReconcileAfter)
-	}
-	if c.DarajaTimeout <= 0 {
-		return c, fmt.Errorf("MPESA_TIMEOUT must be longer than 0s")
-	}
-	c.AdminKey = lipa.Secret(get("LIPA_ADMIN_KEY", ""))
-	if k := c.AdminKey.Reveal(); k != "" && len(k) < 16 {
-		return c, fmt.Errorf("LIPA_ADMIN_KEY must be at least 16 characters (use `lipa callback-token` to make a random one)")
-	}
-	if c.WebhookRetrySpan, err = duration(get, "LIPA_WEBHOOK_RETRY_SPAN", "24h"); err != nil {
-		return c, err
-	}
-	if c.WebhookRetrySpan <= 0 {
-		return c, fmt.Errorf("LIPA_WEBHOOK_RETRY_SPAN must be longer than 0s")
-	}
-	if c.WebhookBackoff, err = duration(get, "LIPA_WEBHOOK_BACKOFF", "5s"); err != nil {
-		return c, err
-	}
-	if c.WebhookBackoff <= 0 {
-		return c, fmt.Errorf("LIPA_WEBHOOK_BACKOFF must be longer than 0s")
-	}
-	if c.WebhookBackoff > 8*time.Second {
-		return c, fmt.Errorf("LIPA_WEBHOOK_BACKOFF %s is over 8s; with its jitter the first retry must come within 10 s", c.WebhookBackoff)
-	}
-	if c.WebhookConcurrency, err = strconv.Atoi(get("LIPA_WEBHOOK_CONCURRENCY", "64")); err != nil || c.WebhookConcurrency < 1 || c.WebhookConcurrency > 1024 {
-		return c, fmt.Errorf("LIPA_WEBHOOK_CONCURRENCY %q is not a whole number from 1 to 1024", get("LIPA_WEBHOOK_CONCURRENCY", ""))
-	}
-	if c.KeyRotationGrace, err = duration(get, "LIPA_KEY_ROTATION_GRACE", "24h"); err != nil {
-		return c, err
-	}
-	if c.AllowTokenless, err = boolean(get, "MPESA_ALLOW_TOKENLESS_CALLBACKS"); err != nil {
-		return c, err
-	}
-	if c.ConfirmByQuery, err = boolean(get, "LIPA_CONFIRM_BY_QUERY"); err != nil {
-		return c, err
-	}
-	if c.PhoneOptional, err = boolean(get, "LIPA_CALLBACK_PHONE_OPTIONAL"); err != nil {
-		return c, err
-	}
-	c.CallbackToken = lipa.Secret(get("LIPA_CALLBACK_TOKEN", ""))
-	if t := c.CallbackToken.Reveal(); t != "" && !callbackTokenRE.MatchString(t) {
-		return c, fmt.Errorf("LIPA_CALLBACK_TOKEN must be 16 to 128 letters, digits, '-' or '_' (generate one with `lipa callback-token`)")
-	}
-	defaultIPs := strings.Join(api.SafaricomCallbackIPs, ",")
-	if env == envSimulator {
-		defaultIPs = "127.0.0.0/8,::1"
-	}
-	if v := strings.TrimSpace(get("LIPA_CALLBACK_ALLOWED_IPS", defaultIPs)); v == "" {
-		return c, fmt.Errorf("LIPA_CALLBACK_ALLOWED_IPS is set but empty; list addresses, or write any to accept callbacks from anywhere")
-	} else if v != "any" {
-		if c.CallbackAllowedIPs, err = api.ParsePrefixes(v); err != nil {
-			return c, fmt.Errorf("LIPA_CALLBACK_ALLOWED_IPS %q: %v", v, err)
-		}
-	}
-	if c.TrustedProxies, err = api.ParsePrefixes(get("LIPA_TRUSTED_PROXIES", "")); err != nil {
-		return c, fmt.Errorf("LIPA_TRUSTED_PROXIES: %v", err)
-	}
-	if c.AppRateLimit, err = strconv.ParseFloat(get("LIPA_APP_RATE_LIMIT", "50"), 64); err != nil || !(c.AppRateLimit >= 0 && c.AppRateLimit < 1e6) {
-		return c, fmt.Errorf("LIPA_APP_RATE_LIMIT %q is not a number of requests per second (0 disables the limit)", get("LIPA_APP_RATE_LIMIT", ""))
-	}
-	if c.AuthFailureLimit, err = strconv.Atoi(get("LIPA_AUTH_FAILURES_PER_MINUTE", "20")); err != nil || c.AuthFailureLimit < 0 {
-		return c, fmt.Errorf("LIPA_AUTH_FAILURES_PER_MINUTE %q is not a whole number (0 disables the limit)", get("LIPA_AUTH_FAILURES_PER_MINUTE", ""))
-	}
-	if c.PhonePushesPerHour, err = strconv.Atoi(get("LIPA_PHONE_PUSHES_PER_HOUR", "10")); err != nil || c.PhonePushesPerHour < 1 {
-		return c, fmt.Errorf("LIPA_PHONE_PUSHES_PER_HOUR %q is not a whole number of at least 1", get("LIPA_PHONE_PUSHES_PER_HOUR", ""))
-	}
-	if v := get("LIPA_C2B_ACCOUNT_PATTERN", ""); v != "" {
-		if c.C2BAccountPattern, err = regexp.Compile("^(?:" + v + ")$"); err != nil {
-			return c, fmt.Errorf("LIPA_C2B_ACCOUNT_PATTERN %q is not a regular expression: %v", v, err)
-		}
-	}
-	for _, b := range []struct {
-		name string
-		dst  *lipa.Amount
-	}{{"LIPA_C2B_MIN_AMOUNT", &c.C2BMinAmount}, {"LIPA_C2B_MAX_AMOUNT", &c.C2BMaxAmount}} {
-		if v := get(b.name, ""); v != "" {
-			if *b.dst, err = lipa.ParseAmount(v); err != nil {
-				return c, fmt.Errorf("%s %q is not an amount in shillings", b.name, v)
-			}
-		}
-	}
-	if c.C2BMinAmount != 0 && c.C2BMaxAmount != 0 && c.C2BMinAmount > c.C2BMaxAmount {
-		return c, fmt.Errorf("LIPA_C2B_MIN_AMOUNT (%s) is more than LIPA_C2B_MAX_AMOUNT (%s): every C2B payment would be refused", c.C2BMinAmount, c.C2BMaxAmount)
-	}
-	n, err := strconv.Atoi(get("DATABASE_MAX_CONNS", "10"))
-	if err != nil || n < 1 || n > 1000 {
-		return c, fmt.Errorf("DATABASE_MAX_CONNS %q is not a whole number from 1 to 1000", get("DATABASE_MAX_CONNS", ""))
-	}
-	c.DatabaseMaxConn = n
 	if c.Environment == envSimulator {
-		if c.ShortCode == "" {
-			c.ShortCode = darajasim.SandboxShortCode
-		}
-		if c.Passkey == "" {
-			c.Passkey = darajasim.SandboxPasskey
-		}
-		if c.ConsumerKey == "" {
-			c.ConsumerKey = "lipa-simulator"
-		}
-		if c.ConsumerSecret == "" {
-			c.ConsumerSecret = "lipa-simulator"
-		}
+		c.simulatorDefaults()
 	}
-	return c, nil
+	return c, errs
 }
 
 var callbackTokenRE = regexp.MustCompile(`^[A-Za-z0-9_-]{16,128}$`)
 
-// checkCallbackToken refuses a LIPA_CALLBACK_TOKEN holding a word Safaricom
-// refuses in callback URLs (daraja.RefusedURLWord), naming the word but not
-// the token: every callback URL ends with the token, so Daraja would refuse
-// them or never call them. `serve` and `c2b register` check it.
-func (c Config) checkCallbackToken() error {
-	if w := daraja.RefusedURLWord(c.CallbackToken.Reveal()); w != "" {
-		return fmt.Errorf("LIPA_CALLBACK_TOKEN contains %q, a word Safaricom refuses in callback URLs (see docs/daraja.md); generate a new token with `lipa callback-token`", w)
+var shortCodeRE = regexp.MustCompile(`^\d{5,7}$`)
+
+// Validate checks every setting's value, on its own and against the others,
+// for the chosen environment, and returns the first wrong one as an error
+// naming its variable (with what a right value looks like), or nil. It is
+// the one place Lipa's configuration rules live; `lipa doctor` reports every
+// wrong setting at once through problems, which Validate is built on.
+func (c Config) Validate() error {
+	if p := c.problems(); len(p) > 0 {
+		return p[0]
 	}
 	return nil
 }
 
-func boolean(get func(string, string) string, name string) (bool, error) {
-	v := get(name, "false")
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		return false, fmt.Errorf("%s %q must be true or false", name, v)
+// problems returns every wrong setting as a *settingError, at most one per
+// variable: the Daraja settings the environment requires first, then the
+// others in the order of README's configuration table.
+func (c Config) problems() []error {
+	var out []error
+	seen := map[string]bool{}
+	bad := func(name, format string, args ...any) {
+		if !seen[name] {
+			seen[name] = true
+			out = append(out, badSetting(name, format, args...))
+		}
 	}
-	return b, nil
-}
-
-func duration(get func(string, string) string, name, def string) (time.Duration, error) {
-	v := get(name, def)
-	d, err := time.ParseDuration(v)
-	switch {
-	case err != nil:
-		return 0, fmt.Errorf("%s %q is not a Go duration such as 2s or 500ms", name, v)
-	case d < 0:
-		return 0, fmt.Errorf("%s %q must not be negative", name, v)
-	}
-	return d, nil
-}
-
-var shortCodeRE = regexp.MustCompile(`^\d{5,7}$`)
-
-// Validate checks the settings that talking to Daraja needs, for the chosen
-// environment, and returns an error naming the first wrong variable.
-func (c Config) Validate() error {
 	if c.Environment != envSimulator {
 		for _, v := range []struct{ name, value string }{
 			{"MPESA_CONSUMER_KEY", c.ConsumerKey}, {"MPESA_CONSUMER_SECRET", c.ConsumerSecret.Reveal()},
 			{"MPESA_SHORTCODE", c.ShortCode}, {"MPESA_PASSKEY", c.Passkey.Reveal()}, {"MPESA_CALLBACK_URL", c.CallbackURL},
 		} {
 			if v.value == "" {
-				return fmt.Errorf("%s is required when MPESA_ENVIRONMENT is %s", v.name, c.Environment)
+				bad(v.name, "%s is required when MPESA_ENVIRONMENT is %s", v.name, c.Environment)
 			}
 		}
+		if c.CallbackToken == "" && !c.AllowTokenless {
+			bad("LIPA_CALLBACK_TOKEN", "LIPA_CALLBACK_TOKEN is required when MPESA_ENVIRONMENT is %s (generate one with `lipa callback-token`), unless MPESA_ALLOW_TOKENLESS_CALLBACKS=true", c.Environment)
+		}
 	}
-	if c.Environment != envSimulator && c.CallbackToken == "" && !c.AllowTokenless {
-		return fmt.Errorf("LIPA_CALLBACK_TOKEN is required when MPESA_ENVIRONMENT is %s (generate one with `lipa callback-token`), unless MPESA_ALLOW_TOKENLESS_CALLBACKS=true", c.Environment)
+	switch c.Environment {
+	case envSimulator, envSandbox, envProduction:
+	default:
+		bad("MPESA_ENVIRONMENT", "MPESA_ENVIRONMENT %q is not one of simulator, sandbox, production (or live)", c.Environment)
 	}
 	if !shortCodeRE.MatchString(c.ShortCode) {
-		return fmt.Errorf("MPESA_SHORTCODE %q must be 5 to 7 digits", c.ShortCode)
-	}
-	switch c.TransactionType {
-	case "CustomerPayBillOnline":
-	case "CustomerBuyGoodsOnline":
-		if !shortCodeRE.MatchString(c.PartyB) {
-			return fmt.Errorf("MPESA_PARTY_B (the till number, 5 to 7 digits) is required when MPESA_TRANSACTION_TYPE is CustomerBuyGoodsOnline")
-		}
-	default:
-		return fmt.Errorf("MPESA_TRANSACTION_TYPE %q must be CustomerPayBillOnline or CustomerBuyGoodsOnline", c.TransactionType)
+		bad("MPESA_SHORTCODE", "MPESA_SHORTCODE %q must be 5 to 7 digits", c.ShortCode)
 	}
 	if c.CallbackURL != "" {
 		if err := checkPublicURL("MPESA_CALLBACK_URL", c.CallbackURL, c.Environment == envProduction); err != nil {
-			return err
+			bad("MPESA_CALLBACK_URL", "%s", err)
 		}
+	}
+	switch c.TransactionType {
+	case daraja.PayBillOnline:
+	case daraja.BuyGoodsOnline:
+		if !shortCodeRE.MatchString(c.PartyB) {
+			bad("MPESA_PARTY_B", "MPESA_PARTY_B (the till number, 5 to 7 digits) is required when MPESA_TRANSACTION_TYPE is CustomerBuyGoodsOnline")
+		}
+	default:
+		bad("MPESA_TRANSACTION_TYPE", "MPESA_TRANSACTION_TYPE %q must be CustomerPayBillOnline or CustomerBuyGoodsOnline", c.TransactionType)
 	}
 	if c.BaseURL != "" {
 		if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("MPESA_BASE_URL %q is not an absolute http(s) URL", c.BaseURL)
+			bad("MPESA_BASE_URL", "MPESA_BASE_URL %q is not an absolute http(s) URL", c.BaseURL)
 		}
+	}
+	if c.DarajaTimeout <= 0 {
+		bad("MPESA_TIMEOUT", "MPESA_TIMEOUT must be longer than 0s")
 	}
 	switch c.C2BResponseType {
 	case "Completed", "Cancelled":
 	default:
-		return fmt.Errorf("MPESA_C2B_RESPONSE_TYPE %q must be Completed or Cancelled", c.C2BResponseType)
+		bad("MPESA_C2B_RESPONSE_TYPE", "MPESA_C2B_RESPONSE_TYPE %q must be Completed or Cancelled", c.C2BResponseType)
 	}
 	if c.C2BVersion != "v1" && c.C2BVersion != "v2" {
-		return fmt.Errorf("MPESA_C2B_VERSION %q must be v1 or v2", c.C2BVersion)
+		bad("MPESA_C2B_VERSION", "MPESA_C2B_VERSION %q must be v1 or v2", c.C2BVersion)
 	}
-	return nil
+	if c.DatabaseMaxConn < 1 || c.DatabaseMaxConn > 1000 {
+		bad("DATABASE_MAX_CONNS", "DATABASE_MAX_CONNS %d is not a whole number from 1 to 1000", c.DatabaseMaxConn)
+	}
+	for _, v := range []struct {
+		name     string
+		value    int
+		min, max int
+	}{{"LOG_MAX_SIZE_MB", c.LogMaxSizeMB, 1, 1_000_000}, {"LOG_MAX_BACKUPS", c.LogMaxBackups, 0, 1_000_000}, {"LOG_MAX_AGE_DAYS", c.LogMaxAgeDays, 0, 1_000_000}} {
+		if v.value < v.min || v.value > v.max {
+			bad(v.name, "%s %d is not a whole number from %d to %d", v.name, v.value, v.min, v.max)
+		}
+	}
+	for _, v := range []struct {
+		name  string
+		value time.Duration
+	}{
+		{"LIPA_SIMULATOR_CALLBACK_DELAY", c.SimulatorDelay}, {"LIPA_RECONCILE_AFTER", c.ReconcileAfter},
+		{"LIPA_PENDING_EXPIRY", c.PendingExpiry}, {"LIPA_PROMPT_LIFETIME", c.PromptLifetime},
+		{"LIPA_KEY_ROTATION_GRACE", c.KeyRotationGrace}, {"LIPA_WEBHOOK_RETRY_SPAN", c.WebhookRetrySpan},
+		{"LIPA_WEBHOOK_BACKOFF", c.WebhookBackoff},
+	} {
+		if v.value < 0 {
+			bad(v.name, "%s %q must not be negative", v.name, v.value.String())
+		}
+	}
+	for _, v := range []struct {
+		name  string
+		value time.Duration
+	}{{"LIPA_RECONCILE_AFTER", c.ReconcileAfter}, {"LIPA_PENDING_EXPIRY", c.PendingExpiry}, {"LIPA_WEBHOOK_RETRY_SPAN", c.WebhookRetrySpan}, {"LIPA_WEBHOOK_BACKOFF", c.WebhookBackoff}} {
+		if v.value == 0 {
+			bad(v.name, "%s must be longer than 0s", v.name)
+		}
+	}
+	if c.PendingExpiry < c.ReconcileAfter {
+		bad("LIPA_PENDING_EXPIRY", "LIPA_PENDING_EXPIRY (%s) must be at least LIPA_RECONCILE_AFTER (%s): a payment is asked about before it may expire", c.PendingExpiry, c.ReconcileAfter)
+	}
+	if k := c.AdminKey.Reveal(); k != "" && len(k) < 16 {
+		bad("LIPA_ADMIN_KEY", "LIPA_ADMIN_KEY must be at least 16 characters (use `lipa callback-token` to make a random one)")
+	}
+	if t := c.CallbackToken.Reveal(); t != "" && !callbackTokenRE.MatchString(t) {
+		bad("LIPA_CALLBACK_TOKEN", "LIPA_CALLBACK_TOKEN must be 16 to 128 letters, digits, '-' or '_' (generate one with `lipa callback-token`)")
+	} else if w := daraja.RefusedURLWord(t); w != "" {
+		// Named, never shown: every callback URL ends with the token, so
+		// Daraja would refuse them or never call them.
+		bad("LIPA_CALLBACK_TOKEN", "LIPA_CALLBACK_TOKEN contains %q, a word Safaricom refuses in callback URLs (see docs/daraja.md); generate a new token with `lipa callback-token`", w)
+	}
+	if !(c.AppRateLimit >= 0 && c.AppRateLimit < 1e6) {
+		bad("LIPA_APP_RATE_LIMIT", "LIPA_APP_RATE_LIMIT %v is not a number of requests per second (0 disables the limit)", c.AppRateLimit)
+	}
+	if c.AuthFailureLimit < 0 {
+		bad("LIPA_AUTH_FAILURES_PER_MINUTE", "LIPA_AUTH_FAILURES_PER_MINUTE %d is not a whole number (0 disables the limit)", c.AuthFailureLimit)
+	}
+	if c.PhonePushesPerHour < 1 {
+		bad("LIPA_PHONE_PUSHES_PER_HOUR", "LIPA_PHONE_PUSHES_PER_HOUR %d is not a whole number of at least 1", c.PhonePushesPerHour)
+	}
+	if c.C2BMinAmount != 0 && c.C2BMaxAmount != 0 && c.C2BMinAmount > c.C2BMaxAmount {
+		bad("LIPA_C2B_MIN_AMOUNT", "LIPA_C2B_MIN_AMOUNT (%s) is more than LIPA_C2B_MAX_AMOUNT (%s): every C2B payment would be refused", c.C2BMinAmount, c.C2BMaxAmount)
+	}
+	if c.WebhookBackoff > 8*time.Second {
+		bad("LIPA_WEBHOOK_BACKOFF", "LIPA_WEBHOOK_BACKOFF %s is over 8s; with its jitter the first retry must come within 10 s", c.WebhookBackoff)
+	}
+	if c.WebhookConcurrency < 1 || c.WebhookConcurrency > 1024 {
+		bad("LIPA_WEBHOOK_CONCURRENCY", "LIPA_WEBHOOK_CONCURRENCY %d is not a whole number from 1 to 1024", c.WebhookConcurrency)
+	}
+	return out
 }
 
 // checkPublicURL checks a URL Lipa gives Safaricom: absolute, no spaces

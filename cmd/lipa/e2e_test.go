@@ -217,6 +217,8 @@ func TestE2ESimulatorOutcomes(t *testing.T) {
 		darajasim.PhoneNoCallback:        {http.StatusOK, "", "PENDING", nil, nil},
 		darajasim.PhoneDuplicateCallback: {http.StatusOK, "", "SUCCESS", nil, "0"},
 		darajasim.PhoneSubscriberLocked:  {http.StatusConflict, "subscriber_busy", "FAILED", "subscriber_busy", "500.001.1001"},
+		darajasim.PhonePending4999:       {http.StatusOK, "", "PENDING", nil, nil},
+		darajasim.PhonePendingEmpty:      {http.StatusOK, "", "PENDING", nil, nil},
 	}
 	var outcomes []darajasim.Outcome // the rows about the payment's result; faults are TestE2ESimulatorFaults's
 	for _, o := range darajasim.Outcomes() {
@@ -290,13 +292,15 @@ func TestE2ESimulatorOutcomes(t *testing.T) {
 				wantError(t, "second claim", c, http.StatusConflict, "already_claimed")
 			})
 		}
-		t.Run(darajasim.PhoneNoCallback, func(t *testing.T) {
-			p := svc.payment(t, key, ids[darajasim.PhoneNoCallback])
-			if p["status"] != "PENDING" || p["result_code"] != nil || p["mpesa_receipt_number"] != nil {
-				t.Errorf("after the others settled: got status %v result_code %v receipt %v, want PENDING with no result",
-					p["status"], p["result_code"], p["mpesa_receipt_number"])
-			}
-		})
+		for _, phone := range []string{darajasim.PhoneNoCallback, darajasim.PhonePending4999, darajasim.PhonePendingEmpty} {
+			t.Run(phone, func(t *testing.T) {
+				p := svc.payment(t, key, ids[phone])
+				if p["status"] != "PENDING" || p["result_code"] != nil || p["mpesa_receipt_number"] != nil {
+					t.Errorf("after the others settled: got status %v result_code %v receipt %v, want PENDING with no result",
+						p["status"], p["result_code"], p["mpesa_receipt_number"])
+				}
+			})
+		}
 	})
 }
 

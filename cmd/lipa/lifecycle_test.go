@@ -412,7 +412,10 @@ func TestLifecycleIdempotencyKeyPhoneBudget(t *testing.T) {
 // payment; once the first push settles, the phone is free again.
 func TestLifecyclePromptPerPhone(t *testing.T) {
 	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
-		sim := startLCSim(t, darajasim.Config{CallbackDelay: time.Hour})
+		// The test pays the first push with a callback of its own, which the
+		// simulator never learns of: its subscriber lock stays off so that
+		// Lipa's own per-phone rule is what is tested.
+		sim := startLCSim(t, darajasim.Config{CallbackDelay: time.Hour, NoSubscriberLock: true})
 		svc := startTestService(t, databaseURL, lcEnv(map[string]string{"MPESA_BASE_URL": sim.URL}))
 		key := svc.createApp(t, "shop")
 		phone := freshPhone()
@@ -479,7 +482,10 @@ func TestLifecyclePromptPerPhone(t *testing.T) {
 // LIPA_PROMPT_LIFETIME no longer keeps its phone busy.
 func TestLifecyclePromptLifetime(t *testing.T) {
 	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
-		sim := startLCSim(t, darajasim.Config{CallbackDelay: time.Hour})
+		// A 1ms prompt lifetime stands for a prompt that has expired at
+		// Daraja too, which a simulator whose prompts last an hour cannot
+		// model: its subscriber lock stays off.
+		sim := startLCSim(t, darajasim.Config{CallbackDelay: time.Hour, NoSubscriberLock: true})
 		svc := startTestService(t, databaseURL, lcEnv(map[string]string{"MPESA_BASE_URL": sim.URL, "LIPA_PROMPT_LIFETIME": "1ms"}))
 		key := svc.createApp(t, "shop")
 		phone := freshPhone()
@@ -506,16 +512,21 @@ func TestLifecycleReconcileByQuery(t *testing.T) {
 		}))
 		key := svc.createApp(t, "shop")
 		refA, refB := freshRef(), freshRef()
-		a := svc.pushOK(t, key, darajasim.PhoneNoCallback, 10, refA)
-		b := svc.pushOK(t, key, darajasim.PhoneNoCallback, 20, refB)
-		idA, idB := jsonStr(a.Body, "payment_id"), jsonStr(b.Body, "payment_id")
-		for _, id := range []string{idA, idB} {
+		// One after the other: Daraja refuses a push to a phone whose prompt
+		// is still open, and the query says "0" only once it has closed.
+		var pushes []apiResponse
+		for i, ref := range []string{refA, refB} {
+			r := svc.pushOK(t, key, darajasim.PhoneNoCallback, 10*(i+1), ref)
+			pushes = append(pushes, r)
+			id := jsonStr(r.Body, "payment_id")
 			p := svc.waitStatus(t, key, id, "SUCCESS")
 			if p["resolved_by"] != "query" || p["mpesa_receipt_number"] != nil || p["result_code"] != "0" {
 				t.Errorf("payment %s settled by the query: got resolved_by %v receipt %v result_code %v, want \"query\", null, \"0\"",
 					id, p["resolved_by"], p["mpesa_receipt_number"], p["result_code"])
 			}
 		}
+		a, b := pushes[0], pushes[1]
+		idA, idB := jsonStr(a.Body, "payment_id"), jsonStr(b.Body, "payment_id")
 		if r := svc.verify(t, key, url.Values{"reference": {refA}}); r.Status != http.StatusOK || r.Body["paid"] != true || r.Body["receipt"] != nil {
 			t.Errorf("verify by reference: got %d %s, want 200 paid true receipt null", r.Status, r.Raw)
 		}

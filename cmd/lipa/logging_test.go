@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestLogToStdout: LOG_FILE=- writes the service's log as JSON lines to
@@ -79,7 +80,15 @@ func TestLogFileRotates(t *testing.T) {
 	if info.Mode().Perm() != 0o640 {
 		t.Errorf("LOG_FILE mode: got %v, want 0640", info.Mode().Perm())
 	}
-	backups, _ := filepath.Glob(filepath.Join(dir, "payments-*.log"))
+	// lumberjack removes old backups in a goroutine of its own after each
+	// rotation: wait for it to catch up before counting.
+	var backups []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		backups, _ = filepath.Glob(filepath.Join(dir, "payments-*.log"))
+		if (len(backups) > 0 && len(backups) <= 2) || time.Now().After(deadline) {
+			break
+		}
+	}
 	if len(backups) == 0 || len(backups) > 2 {
 		t.Errorf("rotated files: got %v, want 1 or 2 (LOG_MAX_BACKUPS=2)", backups)
 	}

@@ -10,12 +10,13 @@
 //	lipa apps disable NAME          refuse an app's key
 //	lipa apps enable NAME           accept it again
 //	lipa simulator [--listen ADDR]  run the Daraja simulator on its own
-//	lipa simulate c2b --amount 100 --account ORDER1 --phone 254708374149 [--url URL]
+//	lipa simulate c2b --amount 100 --account ORDER1 --phone 254708374149 [--url URL] [--no-confirmation]
 //	                                send a simulated C2B payment to a running Lipa
 //	lipa c2b register               register Lipa's C2B URLs with Daraja
 //	lipa webhooks list --app NAME   an app's webhook deliveries and attempts
 //	lipa webhooks redeliver …       send an event again, or every failed one
 //	lipa callback-token             print a new random LIPA_CALLBACK_TOKEN
+//	lipa doctor [--json] [--strict] check the configuration the way Safaricom and the internet will
 //	lipa reconcile                  run one reconciliation pass
 //	lipa callbacks unmatched        list stored STK callbacks that found no payment
 //	lipa callbacks match ID PAYMENT apply one of them to a payment whose push answer was lost
@@ -26,6 +27,11 @@
 //	lipa review match|settle|create-payment|dismiss ID … --reason TEXT
 //	                                resolve an item (audited)
 //	lipa audit list [--json]        operator actions, newest first
+//	lipa operators create NAME --role admin|viewer [--password-stdin]
+//	                                an operator account for the web console at /admin/
+//	lipa operators list|disable|enable|set-password …
+//	lipa payments list [--q VALUE] …   search payments as the console does
+//	lipa payments show PAYMENT_ID   a payment with its timeline
 //
 // Configuration comes from environment variables and a .env file; see the
 // README.
@@ -59,7 +65,7 @@ commands:
   apps disable NAME             refuse an app's API key
   apps enable NAME              accept it again
   simulator [--listen ADDR]     run the Daraja simulator on its own
-  simulate c2b --amount N --account REF --phone MSISDN [--url URL] [--shortcode N]
+  simulate c2b --amount N --account REF --phone MSISDN [--url URL] [--shortcode N] [--no-confirmation]
                                 send a simulated C2B payment to a running Lipa
   c2b register                  register Lipa's C2B URLs with Daraja
   webhooks list --app NAME [--json]
@@ -67,6 +73,8 @@ commands:
   webhooks redeliver --app NAME (EVENT_ID | --failed)
                                 send an event again, or every failed one
   callback-token                print a new random LIPA_CALLBACK_TOKEN
+  doctor [--json] [--strict]    check the configuration, database, Daraja credentials,
+                                callback URLs and clock; exit 1 when a check fails
   reconcile                     resolve PENDING payments now (STK push query, expiry)
   callbacks unmatched [--json]  list stored STK callbacks that found no payment
   callbacks match ID PAYMENT_ID apply an unmatched callback to a payment whose push answer was lost
@@ -84,6 +92,14 @@ commands:
                                 close the item, changing nothing
   audit list [--actor A] [--action A] [--target T] [--since T] [--json]
                                 operator actions, newest first
+  operators create NAME --role admin|viewer [--password-stdin]
+                                an account for the web console (/admin/); a password is made and printed unless given on stdin
+  operators list|disable|enable|set-password …
+                                the console's operator accounts
+  payments list [--q VALUE] [--app NAME] [--status S] … [--json]
+                                search payments as the console does (receipt, reference, phone, ids)
+  payments show PAYMENT_ID [--json]
+                                a payment with its timeline
 `
 
 // run executes one command and returns the process exit code: 0 on
@@ -98,6 +114,19 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	}
 	if args[0] == "version" { // needs no configuration, so that it works with a broken one
 		if err := cmdVersion(args[1:], stdout); err != nil {
+			fmt.Fprintln(stderr, "lipa: "+err.Error())
+			return 2
+		}
+		return 0
+	}
+	// These two need no valid configuration: doctor reports every wrong
+	// setting itself, and callback-token makes the token a configuration
+	// may be refused for lacking.
+	switch args[0] {
+	case "doctor":
+		return cmdDoctor(ctx, args[1:], lookup, ".env", stdout, stderr)
+	case "callback-token":
+		if err := cmdCallbackToken(args[1:], stdout); err != nil {
 			fmt.Fprintln(stderr, "lipa: "+err.Error())
 			return 2
 		}
@@ -122,8 +151,6 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		cmdErr = cmdSimulate(ctx, cfg, args[1:], stdout)
 	case "c2b":
 		cmdErr = cmdC2B(ctx, cfg, args[1:], stdout)
-	case "callback-token":
-		cmdErr = cmdCallbackToken(args[1:], stdout)
 	case "reconcile":
 		cmdErr = cmdReconcile(ctx, cfg, args[1:], stdout)
 	case "webhooks":
@@ -136,6 +163,10 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		cmdErr = cmdReview(ctx, cfg, args[1:], stdout)
 	case "audit":
 		cmdErr = cmdAudit(ctx, cfg, args[1:], stdout)
+	case "operators":
+		cmdErr = cmdOperators(ctx, cfg, args[1:], os.Stdin, stdout)
+	case "payments":
+		cmdErr = cmdPayments(ctx, cfg, args[1:], stdout)
 	default:
 		fmt.Fprintf(stderr, "lipa: unknown command %q\n\n%s", args[0], usage)
 		return 2

@@ -195,7 +195,8 @@ func TestMetricsMoveUnderTraffic(t *testing.T) {
 
 // TestMetricsNeedTheAdminKey: /metrics and /debug/pprof/ answer only with
 // X-ADMIN-KEY: 401 without it or with a wrong one, 404 when LIPA_ADMIN_KEY
-// is not set at all.
+// is not set at all; with LIPA_ADMIN_ADDR they are on the operators'
+// listener only.
 func TestMetricsNeedTheAdminKey(t *testing.T) {
 	url := sqlstoretest.URL(t, sqlstore.SQLite)
 	svc := startTestService(t, url, map[string]string{"LIPA_ADMIN_KEY": obsAdminKey})
@@ -213,6 +214,26 @@ func TestMetricsNeedTheAdminKey(t *testing.T) {
 			}
 		}
 	}
+	// With an operators' listener of its own (LIPA_ADMIN_ADDR), they move
+	// there, behind the same key; the main listener no longer has them.
+	own := startTestService(t, sqlstoretest.URL(t, sqlstore.SQLite), map[string]string{"LIPA_ADMIN_KEY": obsAdminKey, "LIPA_ADMIN_ADDR": "127.0.0.1:0"})
+	admin := &testService{URL: own.srv.AdminURL, client: own.client}
+	for _, path := range []string{"/metrics", "/debug/pprof/"} {
+		if status, body, _ := obsGet(t, own, path, obsAdminKey); status != http.StatusNotFound {
+			t.Errorf("GET %s on LISTEN_ADDR with LIPA_ADMIN_ADDR set: got %d %.200s, want 404", path, status, body)
+		}
+		if status, body, _ := obsGet(t, admin, path, ""); status != http.StatusUnauthorized {
+			t.Errorf("GET %s on LIPA_ADMIN_ADDR without X-ADMIN-KEY: got %d %.200s, want 401", path, status, body)
+		}
+		status, body, _ := obsGet(t, admin, path, obsAdminKey)
+		if status != http.StatusOK {
+			t.Errorf("GET %s on LIPA_ADMIN_ADDR with X-ADMIN-KEY: got %d %.200s, want 200", path, status, body)
+		}
+		if path == "/metrics" && !strings.Contains(body, "lipa_http_requests_total") {
+			t.Errorf("GET /metrics on LIPA_ADMIN_ADDR: got %.300s, want Lipa's metrics", body)
+		}
+	}
+
 	off := startTestService(t, sqlstoretest.URL(t, sqlstore.SQLite), nil)
 	for _, path := range []string{"/metrics", "/debug/pprof/"} {
 		if status, body, _ := obsGet(t, off, path, obsAdminKey); status != http.StatusNotFound {

@@ -97,10 +97,15 @@ type service struct {
 	simS *loopbackServer
 	db   *sqlstore.DB
 	gw   *gateway.Gateway
+
+	AdminURL string       // where this machine reaches the console's own listener (LIPA_ADMIN_ADDR); "" when it has none
+	admin    *http.Server // the console's own listener, when LIPA_ADMIN_ADDR is set
+
 	log  *slog.Logger
 	done chan error
 
 	metrics        *metrics.Metrics
+	ops            http.Handler       // /metrics and pprof behind X-ADMIN-KEY, for the operators' listener
 	stopBackground context.CancelFunc // ends gw.Run
 	backgroundDone chan struct{}      // closed when gw.Run has returned
 }
@@ -111,7 +116,7 @@ func gatewayConfig(cfg Config, callbackURL string, log *slog.Logger) gateway.Con
 		ShortCode: cfg.ShortCode, Passkey: cfg.Passkey, TransactionType: cfg.TransactionType,
 		PartyB: cfg.PartyB, CallbackURL: callbackURL, Logger: log,
 		PromptLifetime: cfg.PromptLifetime, ReconcileAfter: cfg.ReconcileAfter, PendingExpiry: cfg.PendingExpiry,
-		IdempotencyWait: cfg.DarajaTimeout + 15*time.Second, KeyRotationGrace: cfg.KeyRotationGrace,
+		IdempotencyWait: gateway.IdempotencyWaitFor(cfg.DarajaTimeout), KeyRotationGrace: cfg.KeyRotationGrace,
 		ConfirmByQuery: cfg.ConfirmByQuery, CallbackPhoneOptional: cfg.PhoneOptional, PhonePushesPerHour: cfg.PhonePushesPerHour,
 		C2BAccountPattern: cfg.C2BAccountPattern, C2BMinAmount: cfg.C2BMinAmount, C2BMaxAmount: cfg.C2BMaxAmount,
 		WebhookRetrySpan: cfg.WebhookRetrySpan, WebhookBackoff: cfg.WebhookBackoff, WebhookConcurrency: cfg.WebhookConcurrency,
@@ -121,9 +126,6 @@ func gatewayConfig(cfg Config, callbackURL string, log *slog.Logger) gateway.Con
 // startService starts Lipa as configured and returns once it is listening.
 func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.Writer) (*service, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if err := cfg.checkCallbackToken(); err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
@@ -169,6 +171,11 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 				return fail(err)
 			}
 			simURL = s.simS.URL
+			// Kept so that CLI commands (`lipa simulate c2b
+			// --no-confirmation`) find the built-in simulator.
+			if err := storeSimulatorURL(ctx, s.db, simURL); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	client, err := daraja.New(daraja.Config{
@@ -204,18 +211,26 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 			}
 		}
 	}
+	apiSrv := api.New(gw, api.Config{Logger: log, AdminKey: cfg.AdminKey, AppRateLimit: cfg.AppRateLimit,
+		AuthFailuresPerMinute: cfg.AuthFailureLimit,
+		Version:               readBuildVersion().Short(),
+		Metrics:               s.metrics,
+		// With an operators' listener of its own, /metrics and pprof are
+		// served there (still behind X-ADMIN-KEY), not here.
+		OperatorsElsewhere: cfg.Console.Addr != "" && cfg.Console.Addr != "off",
+		Callbacks: api.CallbackGuard{Token: token, AllowTokenless: cfg.AllowTokenless,
+			Allowed: cfg.CallbackAllowedIPs, TrustedProxies: cfg.TrustedProxies}})
+	s.ops = apiSrv.Operators()
 	s.http = &http.Server{
-		Handler: api.New(gw, api.Config{Logger: log, AdminKey: cfg.AdminKey, AppRateLimit: cfg.AppRateLimit,
-			AuthFailuresPerMinute: cfg.AuthFailureLimit,
-			Version:               readBuildVersion().Short(),
-			Metrics:               s.metrics,
-			Callbacks: api.CallbackGuard{Token: token, AllowTokenless: cfg.AllowTokenless,
-				Allowed: cfg.CallbackAllowedIPs, TrustedProxies: cfg.TrustedProxies}}),
+		Handler:           apiSrv,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      cfg.DarajaTimeout + 30*time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if s.http.Handler, err = s.startConsole(cfg, gw, s.http.Handler, callbackURL, token, log); err != nil {
+		return fail(err)
 	}
 	go func() { s.done <- s.http.Serve(ln) }()
 	// The gateway owns every background loop and goroutine; the service
@@ -239,6 +254,9 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 // are cut short and recorded), then closes the simulator and the database.
 func (s *service) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
+	if s.admin != nil {
+		s.admin.Shutdown(ctx)
+	}
 	if s.stopBackground != nil {
 		s.stopBackground()
 		<-s.backgroundDone
@@ -248,6 +266,9 @@ func (s *service) Shutdown(ctx context.Context) error {
 }
 
 func (s *service) closeBackends() {
+	if s.admin != nil {
+		s.admin.Close()
+	}
 	if s.simS != nil {
 		s.simS.Close()
 	}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,12 +11,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/lipa-gateway/lipa"
 	"github.com/lipa-gateway/lipa/internal/daraja"
 	"github.com/lipa-gateway/lipa/internal/darajasim"
+	"github.com/lipa-gateway/lipa/internal/sqlstore"
 )
 
 // cmdSimulator runs `lipa simulator --listen ADDR`: the Daraja simulator on
@@ -51,11 +55,17 @@ func cmdSimulator(ctx context.Context, cfg Config, args []string, stderr io.Writ
 	return nil
 }
 
+// simulateUsage is the usage line of `lipa simulate`.
+const simulateUsage = "usage: lipa simulate c2b --amount N --account REF --phone MSISDN [--url URL] [--shortcode N] [--till] [--no-confirmation]"
+
 // cmdSimulate runs `lipa simulate c2b …`: Safaricom's side of a C2B payment,
-// posted to a running Lipa (validation, then confirmation).
+// posted to a running Lipa (validation, then confirmation). With
+// --no-confirmation the payment is made at the running Lipa's built-in
+// simulator instead, which completes it and logs it for Pull Transactions
+// but sends Lipa nothing, as when a confirmation is lost.
 func cmdSimulate(ctx context.Context, cfg Config, args []string, stdout io.Writer) error {
 	if len(args) == 0 || args[0] != "c2b" {
-		return usageError("usage: lipa simulate c2b --amount N --account REF --phone MSISDN [--url URL] [--shortcode N] [--till]")
+		return usageError(simulateUsage)
 	}
 	fs := flag.NewFlagSet("simulate c2b", flag.ContinueOnError)
 	var help strings.Builder
@@ -66,8 +76,9 @@ func cmdSimulate(ctx context.Context, cfg Config, args []string, stdout io.Write
 	target := fs.String("url", localURL(tcpAddr(cfg.ListenAddr)), "base URL of the running Lipa")
 	shortCode := fs.String("shortcode", cfg.ShortCode, "the paybill or till paid")
 	till := fs.Bool("till", false, "pay a till (Buy Goods) instead of a paybill")
+	noConfirmation := fs.Bool("no-confirmation", false, "pay at the built-in simulator and never send Lipa the confirmation (recover it with `lipa pull run`)")
 	if err := fs.Parse(args[1:]); err != nil {
-		return usageError("usage: lipa simulate c2b --amount N --account REF --phone MSISDN [--url URL] [--shortcode N] [--till]\n" + help.String())
+		return usageError(simulateUsage + "\n" + help.String())
 	}
 	if fs.NArg() > 0 {
 		return usageError(fmt.Sprintf("simulate c2b: unexpected argument %q", fs.Arg(0)))
@@ -82,6 +93,10 @@ func cmdSimulate(ctx context.Context, cfg Config, args []string, stdout io.Write
 	command := darajasim.CommandPayBill
 	if *till {
 		command = darajasim.CommandBuyGoods
+	}
+	payment := darajasim.C2BPayment{ShortCode: *shortCode, CommandID: command, Amount: *amount, MSISDN: string(msisdn), BillRefNumber: *account}
+	if *noConfirmation {
+		return simulateWithheldC2B(ctx, cfg, payment, stdout)
 	}
 	base := strings.TrimRight(*target, "/")
 	token := cfg.CallbackToken
@@ -99,8 +114,7 @@ func cmdSimulate(ctx context.Context, cfg Config, args []string, stdout io.Write
 	defer cancel()
 	transID, err := darajasim.SendC2B(cctx, &http.Client{Timeout: 15 * time.Second},
 		withToken(base+"/api/c2b/validation/", token), withToken(base+"/api/c2b/confirmation/", token),
-		darajasim.C2BPayment{ShortCode: *shortCode, CommandID: command, Amount: *amount, MSISDN: string(msisdn), BillRefNumber: *account},
-		time.Now())
+		payment, time.Now())
 	if err != nil {
 		return fmt.Errorf("simulate c2b against %s (a running lipa serve; --url to name another): %s", base, redactToken(err.Error(), token))
 	}
@@ -128,25 +142,16 @@ func cmdC2B(ctx context.Context, cfg Config, args []string, stdout io.Writer) er
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if err := cfg.checkCallbackToken(); err != nil {
-		return fmt.Errorf("%w; nothing was registered", err)
-	}
 	if cfg.Environment == envSimulator && cfg.BaseURL == "" {
 		return errors.New("in simulator mode `lipa serve` registers its C2B URLs with its built-in simulator at start; set MPESA_BASE_URL to register with a simulator running elsewhere")
 	}
 	if cfg.CallbackURL == "" {
 		return errors.New("MPESA_CALLBACK_URL is required: the C2B URLs are registered on its host")
 	}
-	origin := cfg.CallbackURL
-	if i := strings.Index(origin, "://"); i >= 0 {
-		if j := strings.Index(origin[i+3:], "/"); j >= 0 {
-			origin = origin[:i+3+j]
-		}
-	}
+	validation, confirmation := c2bURLs(cfg)
 	req := daraja.RegisterURLRequest{
 		ShortCode: cfg.ShortCode, ResponseType: cfg.C2BResponseType,
-		ConfirmationURL: withToken(origin+"/api/c2b/confirmation/", cfg.CallbackToken),
-		ValidationURL:   withToken(origin+"/api/c2b/validation/", cfg.CallbackToken),
+		ConfirmationURL: confirmation, ValidationURL: validation,
 	}
 	for _, u := range []struct{ name, url string }{{"confirmation", req.ConfirmationURL}, {"validation", req.ValidationURL}} {
 		if w := daraja.RefusedURLWord(u.url); w != "" {
@@ -169,7 +174,24 @@ func cmdC2B(ctx context.Context, cfg Config, args []string, stdout io.Writer) er
 	fmt.Fprintf(stdout, "registered C2B URLs for shortcode %s (%s, ResponseType %s):\n  validation:   %s\n  confirmation: %s\nDaraja: %s %s\n",
 		cfg.ShortCode, cfg.C2BVersion, cfg.C2BResponseType, redactToken(req.ValidationURL, cfg.CallbackToken),
 		redactToken(req.ConfirmationURL, cfg.CallbackToken), resp.ResponseCode, resp.ResponseDescription)
+	if err := recordC2BRegistration(ctx, cfg, time.Now()); err != nil {
+		fmt.Fprintf(stdout, "note: the registration is done, but Lipa could not record it for `lipa doctor`: %v\n", err)
+	}
 	return nil
+}
+
+// c2bURLs returns the C2B validation and confirmation URLs `lipa c2b
+// register` gives Daraja: /api/c2b/validation/<token>/ and
+// /api/c2b/confirmation/<token>/ on the scheme and host of
+// MPESA_CALLBACK_URL (its path is not used).
+func c2bURLs(cfg Config) (validation, confirmation string) {
+	origin := cfg.CallbackURL
+	if i := strings.Index(origin, "://"); i >= 0 {
+		if j := strings.Index(origin[i+3:], "/"); j >= 0 {
+			origin = origin[:i+3+j]
+		}
+	}
+	return withToken(origin+"/api/c2b/validation/", cfg.CallbackToken), withToken(origin+"/api/c2b/confirmation/", cfg.CallbackToken)
 }
 
 // redactToken hides the callback token in a URL that is printed.
@@ -187,5 +209,85 @@ func cmdCallbackToken(args []string, stdout io.Writer) error {
 		return usageError("usage: lipa callback-token")
 	}
 	fmt.Fprintln(stdout, newCallbackToken())
+	return nil
+}
+
+// settingSimulatorURL names the setting in which `lipa serve` keeps the URL
+// of its built-in simulator.
+const settingSimulatorURL = "simulator_url"
+
+// storeSimulatorURL records the built-in simulator's URL in the database.
+func storeSimulatorURL(ctx context.Context, db *sqlstore.DB, u string) error {
+	return db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.PutSetting(ctx, settingSimulatorURL, u) })
+}
+
+// simulatorURL returns the base URL of the Daraja simulator that a running
+// `lipa serve` in simulator mode uses: MPESA_BASE_URL when set, else the
+// built-in simulator's, which serve records in the database at start.
+func simulatorURL(ctx context.Context, cfg Config) (string, error) {
+	if cfg.Environment != envSimulator {
+		return "", fmt.Errorf("this needs the Daraja simulator, but MPESA_ENVIRONMENT is %s", cfg.Environment)
+	}
+	if cfg.BaseURL != "" {
+		return cfg.BaseURL, nil
+	}
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	var u string
+	err = db.InTx(ctx, func(tx *sqlstore.Tx) (err error) {
+		u, err = tx.Setting(ctx, settingSimulatorURL)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	if u == "" {
+		return "", errors.New("no built-in simulator is known: start `lipa serve` in simulator mode on this database first (or set MPESA_BASE_URL to a simulator)")
+	}
+	return u, nil
+}
+
+// simulateWithheldC2B makes payment p at the simulator with its confirmation
+// withheld: POST /mpesa/c2b/v2/simulate with the simulator's NoConfirmation
+// extension.
+func simulateWithheldC2B(ctx context.Context, cfg Config, p darajasim.C2BPayment, stdout io.Writer) error {
+	base, err := simulatorURL(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("simulate c2b --no-confirmation: %w", err)
+	}
+	client, err := daraja.New(daraja.Config{BaseURL: base, ConsumerKey: cfg.ConsumerKey, ConsumerSecret: cfg.ConsumerSecret, Timeout: 15 * time.Second})
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	tok, err := client.Token(cctx)
+	if err != nil {
+		return fmt.Errorf("simulate c2b --no-confirmation against the simulator at %s (is lipa serve running?): %w", base, err)
+	}
+	body, _ := json.Marshal(map[string]any{
+		"ShortCode": p.ShortCode, "CommandID": p.CommandID, "Amount": strconv.FormatInt(p.Amount, 10),
+		"Msisdn": p.MSISDN, "BillRefNumber": p.BillRefNumber, "NoConfirmation": true,
+	})
+	req, err := http.NewRequestWithContext(cctx, http.MethodPost, strings.TrimRight(base, "/")+"/mpesa/c2b/v2/simulate", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("simulate c2b --no-confirmation against the simulator at %s (is lipa serve running?): %w", base, err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("simulate c2b --no-confirmation: the simulator answered HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(answer))
+	}
+	fmt.Fprintf(stdout, "C2B payment made at the simulator: %d shillings to %s, account %q, from %s; its confirmation was withheld (recover it with `lipa pull run`)\n",
+		p.Amount, p.ShortCode, p.BillRefNumber, p.MSISDN)
 	return nil
 }

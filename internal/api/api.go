@@ -54,6 +54,10 @@ type Config struct {
 	// and is served at GET /metrics behind X-ADMIN-KEY (see
 	// OperatorHandler); nil counts nothing.
 	Metrics *metrics.Metrics
+	// OperatorsElsewhere leaves /metrics and /debug/pprof/ out of this
+	// server's routes (they answer 404 here): the operators' listener
+	// (LIPA_ADMIN_ADDR) serves them instead, through Operators.
+	OperatorsElsewhere bool
 }
 
 // Server routes Lipa's HTTP requests. It is an http.Handler, safe for
@@ -75,6 +79,7 @@ type Server struct {
 
 	metrics *metrics.Metrics
 	routeOf map[string]string // mux pattern → the route label of its metrics
+	ops     http.Handler      // /metrics and /debug/pprof/ behind X-ADMIN-KEY
 }
 
 // New returns the HTTP handler for gw.
@@ -95,7 +100,10 @@ func New(gw *gateway.Gateway, cfg Config) *Server {
 		s.adminKey = sha256.Sum256([]byte(cfg.AdminKey.Reveal()))
 	}
 	s.routes()
-	s.operatorRoutes(cfg.Metrics)
+	s.ops = s.operatorEndpoints(cfg.Metrics)
+	if !cfg.OperatorsElsewhere {
+		s.operatorRoutes()
+	}
 	return s
 }
 

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lipa-gateway/lipa"
 	"github.com/lipa-gateway/lipa/internal/metrics"
 )
 
@@ -159,21 +160,58 @@ func OperatorHandler(m *metrics.Metrics) http.Handler {
 	return mux
 }
 
-// operatorRoutes mounts OperatorHandler behind X-ADMIN-KEY (404 while
-// LIPA_ADMIN_KEY is unset, 401 for a wrong key).
-func (s *Server) operatorRoutes(m *metrics.Metrics) {
+// operatorPatterns are the operators' endpoints OperatorHandler serves.
+var operatorPatterns = []string{"GET /metrics", "GET /debug/pprof/"}
+
+// operatorEndpoints returns OperatorHandler(m) behind X-ADMIN-KEY (404
+// while LIPA_ADMIN_KEY is unset, 401 for a wrong key), with Lipa's JSON
+// errors and security headers.
+func (s *Server) operatorEndpoints(m *metrics.Metrics) http.Handler {
 	ops := OperatorHandler(m)
 	h := s.admin(func(w http.ResponseWriter, r *http.Request) error {
 		ops.ServeHTTP(w, r)
 		return nil
 	})
-	for _, pattern := range []string{"GET /metrics", "GET /debug/pprof/"} {
-		s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux := http.NewServeMux()
+	for _, pattern := range operatorPatterns {
+		mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if err := h(w, r); err != nil {
 				s.writeError(w, r, err)
 			}
 		}))
-		s.routeOf[pattern] = strings.TrimPrefix(pattern, "GET ")
-		s.routeList = append(s.routeList, Route{Method: http.MethodGet, Path: strings.TrimPrefix(pattern, "GET ")})
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Cache-Control", "no-store")
+		hd.Set("X-Frame-Options", "DENY")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		if _, pattern := mux.Handler(r); pattern == "" {
+			s.writeError(w, r, lipa.Errorf(lipa.NotFound, "not_found", "no endpoint at %s %s", r.Method, r.URL.Path))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// Operators returns /metrics and /debug/pprof/ behind X-ADMIN-KEY, for the
+// operators' own listener (LIPA_ADMIN_ADDR) when Config.OperatorsElsewhere
+// keeps them off this server. It answers 404 for any other path.
+func (s *Server) Operators() http.Handler { return s.ops }
+
+// IsOperatorPath reports whether path is one Operators serves.
+func IsOperatorPath(path string) bool {
+	return path == "/metrics" || strings.HasPrefix(path, "/debug/pprof/")
+}
+
+// operatorRoutes serves the operators' endpoints on this server's own
+// routes, counted and listed like the others.
+func (s *Server) operatorRoutes() {
+	for _, pattern := range operatorPatterns {
+		s.mux.Handle(pattern, s.ops)
+		path := strings.TrimPrefix(pattern, "GET ")
+		s.routeOf[pattern] = path
+		s.routeList = append(s.routeList, Route{Method: http.MethodGet, Path: path})
 	}
 }

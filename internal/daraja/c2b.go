@@ -8,16 +8,16 @@ import (
 	"strings"
 )
 
-// ResponseType values for RegisterURLRequest (Daraja reference §7.1): what
+// ResponseType values for RegisterURLRequest (docs/daraja.md "C2B"): what
 // M-Pesa does with a payment when the ValidationURL does not answer in time.
 const (
 	ResponseCompleted = "Completed"
 	ResponseCancelled = "Cancelled"
 )
 
-// RegisterURLRequest is the body of a C2B URL registration (Daraja reference
-// §7.1), sent as given. The URLs must be public, HTTPS in production, and
-// free of words such as "mpesa" (§9.2, BR-36); the caller checks that.
+// RegisterURLRequest is the body of a C2B URL registration (docs/daraja.md
+// "C2B"), sent as given. The URLs must be public, HTTPS in production, and
+// free of words such as "mpesa" (docs/daraja.md "C2B"); the caller checks that.
 type RegisterURLRequest struct {
 	ShortCode       string
 	ResponseType    string // ResponseCompleted or ResponseCancelled, exact case
@@ -26,7 +26,7 @@ type RegisterURLRequest struct {
 }
 
 // RegisterURLResponse is Daraja's acceptance of a C2B URL registration
-// (Daraja reference §7.1). Legacy answers may have empty fields.
+// (docs/daraja.md "C2B"). Legacy answers may have empty fields.
 type RegisterURLResponse struct {
 	// OriginatorConversationID is read from Daraja's misspelt key
 	// "OriginatorCoversationID" (or the correct spelling).
@@ -40,15 +40,15 @@ type RegisterURLResponse struct {
 
 // RegisterC2BURLs registers the shortcode's C2B confirmation and validation
 // URLs: POST /mpesa/c2b/{version}/registerurl, version "v1" or "v2" (Daraja
-// reference §7.1; the version an app may use depends on its API products,
-// BR-21).
+// "C2B"; the version an app may use depends on its API products).
 //
 // Success is a ResponseCode of only zeros ("0", "00000000"), or the legacy
 // body with no ResponseCode whose ResponseDescription is "success". Errors:
 //   - *APIError with ReasonAlreadyRegistered for "Urls are already
 //     registered", "Duplicate notification info" or the legacy HTTP 200
-//     "... URLs are already registered" (BR-37): the old URLs may still be
-//     active; in production they must be deleted on the portal first.
+//     "... URLs are already registered" (docs/daraja.md "C2B"): the old
+//     URLs may still be active; in production they must be deleted on the
+//     portal first.
 //   - *APIError with ReasonNoAPIProduct (401.003.01): wrong version for the
 //     app; no token refresh is attempted.
 //   - other *APIError (including a non-zero ResponseCode), *BadResponseError,
@@ -82,7 +82,8 @@ func (c *Client) RegisterC2BURLs(ctx context.Context, version string, r Register
 	desc := normalise(resp.ResponseDescription)
 	switch {
 	case strings.Contains(desc, "already registered"):
-		// BR-37: a success-shaped body that is not a success.
+		// A success-shaped body that is not a success (docs/daraja.md
+		// "C2B").
 		return nil, ans.rejected(opC2BRegister, resp.ResponseCode, resp.ResponseDescription)
 	case zeroCode(resp.ResponseCode):
 		return resp, nil
@@ -96,7 +97,7 @@ func (c *Client) RegisterC2BURLs(ctx context.Context, version string, r Register
 }
 
 // C2BSimulateRequest is the body of a sandbox C2B payment simulation (Daraja
-// reference §7.6). Numbers are sent as JSON strings.
+// "C2B"). Numbers are sent as JSON strings.
 type C2BSimulateRequest struct {
 	ShortCode string
 	// CommandID is PayBillOnline or BuyGoodsOnline.
@@ -111,7 +112,7 @@ type C2BSimulateRequest struct {
 }
 
 // C2BSimulateResponse is Daraja's acknowledgement of a simulated C2B payment
-// (Daraja reference §7.6). The payment itself arrives later at the
+// (docs/daraja.md "C2B"). The payment itself arrives later at the
 // registered URLs.
 type C2BSimulateResponse struct {
 	OriginatorConversationID string // from the misspelt "OriginatorCoversationID"
@@ -123,8 +124,8 @@ type C2BSimulateResponse struct {
 }
 
 // SimulateC2B asks the sandbox to simulate a customer paying the shortcode:
-// POST /mpesa/c2b/{version}/simulate, version "v1" or "v2" (Daraja reference
-// §7.6). Production has no such endpoint. The URLs must be registered first.
+// POST /mpesa/c2b/{version}/simulate, version "v1" or "v2" (docs/daraja.md
+// "C2B"). Production has no such endpoint. The URLs must be registered first.
 //
 // Success is a ResponseCode of only zeros, or a legacy body without
 // ResponseCode that carries a conversation ID. Errors: *APIError (including
@@ -171,7 +172,7 @@ func (c *Client) SimulateC2B(ctx context.Context, version string, r C2BSimulateR
 
 // c2bAck is the acknowledgement shape shared by C2B register and simulate.
 type c2bAck struct {
-	OriginatorCoversationID  flexString `json:"OriginatorCoversationID"` // sic, §1
+	OriginatorCoversationID  flexString `json:"OriginatorCoversationID"` // sic (docs/daraja.md "Conventions")
 	OriginatorConversationID flexString `json:"OriginatorConversationID"`
 	ConversationID           flexString `json:"ConversationID"`
 	ResponseCode             flexString `json:"ResponseCode"`

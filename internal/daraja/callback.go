@@ -13,14 +13,14 @@ import (
 )
 
 // STKCallback is the result of an STK push as Safaricom POSTs it to the
-// CallBackURL (Daraja reference §5.2), read leniently: ResultCode as a JSON
-// number or string, metadata items by Name (never by position), items
+// CallBackURL (docs/daraja.md "STK callback"), read leniently: ResultCode as
+// a JSON number or string, metadata items by Name (never by position), items
 // without a Value, Amount as an integer or a decimal, PhoneNumber as a number
 // or a string, and unknown fields ignored.
 type STKCallback struct {
 	MerchantRequestID  string
 	CheckoutRequestID  string
-	ResultCode         string // "0" is success; anything else is not (Daraja reference §5.3)
+	ResultCode         string // "0" is success; anything else is not (docs/daraja.md "STK callback")
 	ResultDesc         string
 	Amount             lipa.Amount // from CallbackMetadata; 0 when absent
 	MpesaReceiptNumber string
@@ -97,7 +97,10 @@ func ParseSTKCallback(body []byte) (*STKCallback, error) {
 			}
 		}
 	}
-	if err := checkNUL("stkCallback", "MerchantRequestID", cb.MerchantRequestID, "CheckoutRequestID", cb.CheckoutRequestID,
+	// The CheckoutRequestID is left out: one holding a NUL is an ID Lipa never
+	// issued, so the callback is unmatched (see ValidCheckoutRequestID), not
+	// unreadable.
+	if err := checkNUL("stkCallback", "MerchantRequestID", cb.MerchantRequestID,
 		"ResultCode", cb.ResultCode, "ResultDesc", cb.ResultDesc, "MpesaReceiptNumber", cb.MpesaReceiptNumber,
 		"PhoneNumber", cb.PhoneNumber); err != nil {
 		return nil, err
@@ -124,7 +127,7 @@ func checkNUL(what string, pairs ...string) error {
 }
 
 // C2BNotification is a C2B validation or confirmation request as Safaricom
-// POSTs it to the registered URLs (Daraja reference §7.3). Every value is
+// POSTs it to the registered URLs (docs/daraja.md "C2B"). Every value is
 // kept as the text Safaricom sent (numbers are accepted too and written in
 // decimal); MSISDN may be a plain number, a mask ("2547 ***** 149") or a
 // SHA-256 hash.
@@ -211,4 +214,21 @@ func scalar(raw json.RawMessage) string {
 		return string(raw)
 	}
 	return ""
+}
+
+// ValidCheckoutRequestID reports whether id could be a CheckoutRequestID
+// Daraja issued: not empty and free of control characters (NUL included).
+// Daraja's IDs are printable ASCII (docs/daraja.md "Receipt and ID
+// shapes"); a callback naming any other is stored as unmatched and can
+// never be matched to a payment.
+func ValidCheckoutRequestID(id string) bool {
+	if id == "" {
+		return false
+	}
+	for _, r := range id {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,7 +26,7 @@ import (
 	"github.com/lipa-gateway/lipa"
 )
 
-// Base URLs of Daraja's two environments (Daraja reference §1).
+// Base URLs of Daraja's two environments (docs/daraja.md "Conventions").
 const (
 	SandboxURL    = "https://sandbox.safaricom.co.ke"
 	ProductionURL = "https://api.safaricom.co.ke"
@@ -36,7 +37,7 @@ const (
 	DefaultTimeout = 30 * time.Second
 
 	// tokenRefreshMargin is how long before expiry a cached token is
-	// replaced (§2: refresh early).
+	// replaced (docs/daraja.md "OAuth": refresh early).
 	tokenRefreshMargin = 60 * time.Second
 
 	// maxBody caps how much of an answer is read; Daraja's bodies are tiny.
@@ -57,8 +58,8 @@ const (
 // ErrTimeout reports that a request was sent (a connection was made) but no
 // complete answer came within Config.Timeout or before the caller's deadline.
 // Daraja may have received and acted on the request: never resend an STK push
-// on this error; resolve it with STKQuery or the callback (Daraja reference
-// §4.5, BR-18). Test with errors.Is; the underlying error is wrapped too.
+// on this error; resolve it with STKQuery or the callback (docs/daraja.md
+// "M-Pesa Express"). Test with errors.Is; the underlying error is wrapped too.
 var ErrTimeout = errors.New("no answer from Daraja in time (the request may have reached Daraja)")
 
 // ErrUnreachable reports that no connection to Daraja could be made (DNS
@@ -75,12 +76,14 @@ var ErrNoToken = errors.New("no access token from Daraja (the request was not se
 
 // Config configures a Client. Build it in cmd/ and pass it to New.
 type Config struct {
-	// BaseURL is Daraja's base URL, SandboxURL or ProductionURL, or a local
-	// simulator's. Required: an absolute http or https URL without query or
-	// fragment. Surrounding spaces and trailing slashes are trimmed (BR-22).
+	// BaseURL is Daraja's base URL, SandboxURL or ProductionURL, or a
+	// local simulator's. Required: an absolute http or https URL without
+	// query or fragment. Surrounding spaces and trailing slashes are
+	// trimmed (docs/daraja.md "M-Pesa Express").
 	BaseURL string
 	// ConsumerKey and ConsumerSecret are the Daraja app's credentials for
-	// OAuth (§2). Required; surrounding spaces are trimmed (BR-22).
+	// OAuth (docs/daraja.md "OAuth"). Required; surrounding spaces are
+	// trimmed (docs/daraja.md "M-Pesa Express").
 	ConsumerKey    string
 	ConsumerSecret lipa.Secret
 	// Timeout bounds each HTTP call as a whole (connect, send, answer, body).
@@ -103,6 +106,19 @@ type Config struct {
 	// "unreachable", "canceled", "transport_error") and its duration. For
 	// metrics; it must be fast and safe for concurrent use.
 	Observe func(api, outcome string, d time.Duration)
+
+	// InitiatorName and InitiatorPassword are the M-Pesa API operator that
+	// Reversal and TransactionStatus run as (docs/daraja.md "Initiator
+	// credentials"). Optional: both empty leaves those calls unconfigured
+	// (they return ErrNoInitiator); one without the other is an error.
+	// Surrounding spaces of the name are trimmed.
+	InitiatorName     string
+	InitiatorPassword lipa.Secret
+	// Certificate encrypts InitiatorPassword into the SecurityCredential.
+	// Default: CertificateFor(BaseURL), Safaricom's production certificate
+	// for ProductionURL and the sandbox one otherwise. A simulator with its
+	// own key pair needs its own certificate here.
+	Certificate *x509.Certificate
 }
 
 // Client calls Daraja. It caches one OAuth token for its credentials and is
@@ -122,11 +138,17 @@ type Client struct {
 	mu        sync.Mutex
 	token     string    // cached access token, "" when none
 	refreshAt time.Time // token is used until this instant (c.now clock)
+
+	initiator  string      // Config.InitiatorName; "" when not configured
+	credential lipa.Secret // SecurityCredential of the initiator
+	health     healthState // what Health reports
 }
 
 // New returns a Client for cfg. It returns an error naming the setting when
-// BaseURL is not an absolute http(s) URL, a credential is empty, or Timeout
-// is negative. New makes no network calls.
+// BaseURL is not an absolute http(s) URL, a credential is empty, Timeout is
+// negative, or only one of InitiatorName and InitiatorPassword is set (or
+// the password cannot be encrypted with the certificate). New makes no
+// network calls.
 func New(cfg Config) (*Client, error) {
 	base := strings.TrimRight(strings.TrimSpace(cfg.BaseURL), "/")
 	u, err := url.Parse(base)
@@ -167,6 +189,9 @@ func New(cfg Config) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	if err := c.initInitiator(cfg); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -186,7 +211,7 @@ func defaultHTTPClient() *http.Client {
 
 // Token returns an OAuth access token for the client's credentials, fetching
 // one with GET /oauth/v1/generate?grant_type=client_credentials and Basic
-// auth when none is cached (Daraja reference §2). expires_in may be a JSON
+// auth when none is cached (docs/daraja.md "OAuth"). expires_in may be a JSON
 // string ("3599") or number. A token is reused until 60 s before it expires
 // (half its lifetime for lifetimes under 2 min), measured by Config.Now from
 // when the request was sent, and never past expiry.
@@ -270,6 +295,7 @@ func (c *Client) fetchToken(ctx context.Context) (string, error) {
 	c.token = tok
 	c.refreshAt = issued.Add(life - margin)
 	c.mu.Unlock()
+	c.health.token(issued, issued.Add(life))
 	return tok, nil
 }
 
@@ -282,7 +308,7 @@ type answer struct {
 
 func (a *answer) ok() bool { return a.status >= 200 && a.status <= 299 }
 
-// token decodes an OAuth answer (§2).
+// token decodes an OAuth answer (docs/daraja.md "OAuth").
 func (a *answer) token() (string, time.Duration, error) {
 	if e := a.apiError(opOAuth); e != nil {
 		return "", 0, e
@@ -317,7 +343,7 @@ func (a *answer) token() (string, time.Duration, error) {
 // call POSTs body as JSON to path with the cached bearer token and returns a
 // 2xx answer that is not Daraja's error envelope. A refusal of the token
 // (ReasonInvalidToken) drops it, fetches a new one and sends the request once
-// more; a second refusal is returned (§2, §13.8, BR-19).
+// more; a second refusal is returned (docs/daraja.md "OAuth").
 func (c *Client) call(ctx context.Context, op, path string, body any) (*answer, error) {
 	payload, err := json.Marshal(body)
 	if err != nil {
@@ -441,6 +467,7 @@ func (c *Client) logCall(ctx context.Context, op, path string, attempt int, ans 
 		level, outcome = slog.LevelWarn, "transport_error"
 	}
 	attrs = append(attrs, slog.String("outcome", outcome))
+	c.health.call(op, c.now(), err)
 	if err != nil {
 		attrs = append(attrs, slog.String("err", err.Error()))
 	}

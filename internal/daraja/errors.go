@@ -135,6 +135,10 @@ var rules = []rule{
 
 	{code: "00.002.1001", reason: ReasonMaintenance, class: ClassRetryable},
 	{msg: "under maintenance", reason: ReasonMaintenance, class: ClassRetryable},
+
+	// Pull Transactions' own codes (docs/daraja.md "Pull Transactions").
+	{code: "401.001", reason: ReasonInvalidToken, class: ClassConfiguration},
+	{code: "400.001", msg: "invalid ", reason: ReasonInvalidField},
 }
 
 // configFields are request fields whose rejection means Lipa's Daraja
@@ -144,6 +148,7 @@ var configFields = map[string]bool{
 	"password": true, "timestamp": true, "callbackurl": true, "confirmationurl": true,
 	"validationurl": true, "resulturl": true, "queuetimeouturl": true,
 	"securitycredential": true, "initiator": true, "responsetype": true,
+	"receiverparty": true, "nominatednumber": true,
 }
 
 func classify(op, code, msg string) rule {
@@ -170,8 +175,9 @@ var fieldRE = regexp.MustCompile(`(?i)\binvalid\s+([A-Za-z][A-Za-z0-9_]*)`)
 // registration answered "already registered" (§7.1, BR-37); ErrorCode and
 // ErrorMessage then hold ResponseCode and ResponseDescription.
 type APIError struct {
-	// Op is the operation: "oauth", "stk push", "stk query", "c2b register"
-	// or "c2b simulate".
+	// Op is the operation: "oauth", "stk push", "stk query", "c2b register",
+	// "c2b simulate", "reversal", "transaction status", "pull register" or
+	// "pull query".
 	Op         string
 	HTTPStatus int
 	// RequestID is Daraja's requestId; it may be empty.

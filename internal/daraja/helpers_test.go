@@ -74,8 +74,9 @@ func newFake(t *testing.T, routes map[string]http.HandlerFunc) *fake {
 	return f
 }
 
-// tokenHandler checks the OAuth request (§2) and answers body, or HTTP 400
-// with an empty body when the credentials are not testKey/testSecret.
+// tokenHandler checks the OAuth request (docs/daraja.md "OAuth") and answers
+// body, or HTTP 400 with an empty body when the credentials are not
+// testKey/testSecret.
 func tokenHandler(t *testing.T, body []byte) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if got := r.URL.Query().Get("grant_type"); got != "client_credentials" {

@@ -15,16 +15,16 @@ const (
 	pathSTKQuery = "/mpesa/stkpushquery/v1/query"
 )
 
-// TransactionType values for STKPushRequest (Daraja reference §4.2) and
-// CommandID values for C2BSimulateRequest (§7.6).
+// TransactionType values for STKPushRequest (docs/daraja.md "M-Pesa Express")
+// and CommandID values for C2BSimulateRequest (docs/daraja.md "C2B").
 const (
 	PayBillOnline  = "CustomerPayBillOnline"  // paybill: PartyB is the paybill
 	BuyGoodsOnline = "CustomerBuyGoodsOnline" // till: PartyB is the till number
 )
 
 // Timestamp formats t as Daraja's STK Timestamp, yyyyMMddHHmmss in Nairobi
-// time (UTC+3), whatever t's location and time.Local are (Daraja reference
-// §4.1, BR-32, BR-33). Example: 2024-01-01T22:30:00Z gives "20240102013000".
+// time (UTC+3), whatever t's location and time.Local are (docs/daraja.md
+// "M-Pesa Express"). Example: 2024-01-01T22:30:00Z gives "20240102013000".
 // It uses lipa.NairobiTime, a fixed zone, so it needs no tzdata file.
 func Timestamp(t time.Time) string {
 	return t.In(lipa.NairobiTime).Format("20060102150405")
@@ -32,19 +32,19 @@ func Timestamp(t time.Time) string {
 
 // Password returns the STK Password: base64 (standard encoding, padded) of
 // shortCode + passkey + timestamp concatenated without separators (Daraja
-// reference §4.1). timestamp must be the exact Timestamp sent with it.
+// "M-Pesa Express"). timestamp must be the exact Timestamp sent with it.
 func Password(shortCode string, passkey lipa.Secret, timestamp string) string {
 	return base64.StdEncoding.EncodeToString([]byte(shortCode + passkey.Reveal() + timestamp))
 }
 
 // STKPushRequest holds Lipa-side inputs for an STK push; the client builds
-// the wire body (Daraja reference §4.1). The caller validates the values
-// (phone format, amount limits, AccountReference ≤ 12 and TransactionDesc ≤
-// 13 characters, both non-empty, §4.1, §11, §12); the client sends them as
-// given.
+// the wire body (docs/daraja.md "M-Pesa Express"). The caller validates the
+// values (phone format, amount limits, AccountReference ≤ 12 and
+// TransactionDesc ≤ 13 characters, both non-empty, docs/daraja.md "M-Pesa
+// Express"); the client sends them as given.
 type STKPushRequest struct {
 	// ShortCode is the BusinessShortCode: the paybill, or for a till the
-	// head-office/store number (§4.2).
+	// head-office/store number (docs/daraja.md "M-Pesa Express").
 	ShortCode string
 	// Passkey is the Lipa na M-Pesa Online passkey of ShortCode.
 	Passkey lipa.Secret
@@ -58,16 +58,18 @@ type STKPushRequest struct {
 	// PartyB receives the money: the paybill (default: ShortCode when empty)
 	// or the till number.
 	PartyB string
-	// CallBackURL receives the result (§5, §9.2).
+	// CallBackURL receives the result (docs/daraja.md "STK callback",
+	// "C2B").
 	CallBackURL string
 	// AccountReference is shown to the payer on the prompt and SMS.
 	AccountReference string
-	// TransactionDesc is a short description; always sent (§4.1).
+	// TransactionDesc is a short description; always sent (docs/daraja.md
+	// "M-Pesa Express").
 	TransactionDesc string
 }
 
-// stkPushBody is the wire body of §4.1: all eleven fields, always present,
-// every value a JSON string.
+// stkPushBody is the wire body of docs/daraja.md "M-Pesa Express": all eleven
+// fields, always present, every value a JSON string.
 type stkPushBody struct {
 	BusinessShortCode string `json:"BusinessShortCode"`
 	Password          string `json:"Password"`
@@ -82,9 +84,9 @@ type stkPushBody struct {
 	TransactionDesc   string `json:"TransactionDesc"`
 }
 
-// STKPushResponse is Daraja's acceptance of an STK push (Daraja reference
-// §4.3). It means only that the prompt was queued, never that the payer paid
-// (§13.1).
+// STKPushResponse is Daraja's acceptance of an STK push (docs/daraja.md
+// "M-Pesa Express"). It means only that the prompt was queued, never that
+// the payer paid.
 type STKPushResponse struct {
 	MerchantRequestID string
 	// CheckoutRequestID identifies the push in the callback and STKQuery;
@@ -100,9 +102,9 @@ type STKPushResponse struct {
 }
 
 // STKPush asks Daraja to prompt the payer's phone for their M-Pesa PIN:
-// POST /mpesa/stkpush/v1/processrequest (Daraja reference §4). The Timestamp
-// comes from Config.Now in Nairobi time and the same value goes into the
-// Password.
+// POST /mpesa/stkpush/v1/processrequest (docs/daraja.md "M-Pesa Express").
+// The Timestamp comes from Config.Now in Nairobi time and the same value
+// goes into the Password.
 //
 // It returns the response when Daraja accepted the push (ResponseCode of only
 // zeros, or absent, and a CheckoutRequestID). Errors:
@@ -113,7 +115,8 @@ type STKPushResponse struct {
 //     CheckoutRequestID, malformed JSON) the outcome is unknown.
 //   - ErrUnreachable: not sent; safe to send again.
 //   - ErrTimeout or any other error: the outcome is unknown; do not resend
-//     (no idempotency on Daraja, §4.5); wait for the callback.
+//     (no idempotency on Daraja, docs/daraja.md "M-Pesa Express"); wait
+//     for the callback.
 //   - OAuth errors from Token.
 func (c *Client) STKPush(ctx context.Context, r STKPushRequest) (*STKPushResponse, error) {
 	ts := Timestamp(c.now())
@@ -166,7 +169,7 @@ func (c *Client) STKPush(ctx context.Context, r STKPushRequest) (*STKPushRespons
 }
 
 // STKQueryResponse is Daraja's synchronous answer to an STK query (Daraja
-// reference §6). Only the fields Daraja sent are set: an in-flight answer may
+// "STK query"). Only the fields Daraja sent are set: an in-flight answer may
 // carry ResultCode and ResultDesc alone.
 type STKQueryResponse struct {
 	ResponseCode        string
@@ -175,7 +178,7 @@ type STKQueryResponse struct {
 	CheckoutRequestID   string
 	// ResultCode is the payment's result as a string, even when Daraja sent
 	// a number: "0" paid, "1032" cancelled, "1037" unreachable, "4999" still
-	// processing, ... (§5.3). Always non-empty.
+	// processing, ... (docs/daraja.md "STK callback"). Always non-empty.
 	ResultCode string
 	ResultDesc string
 	// Raw is the body as received.
@@ -183,13 +186,13 @@ type STKQueryResponse struct {
 }
 
 // Pending reports whether the query says the payment is still in flight:
-// ResultCode "4999" (§6). Daraja's other "no answer yet" shapes arrive as an
-// *APIError with ReasonBeingProcessed instead.
+// ResultCode "4999" (docs/daraja.md "STK query"). Daraja's other "no answer
+// yet" shapes arrive as an *APIError with ReasonBeingProcessed instead.
 func (r *STKQueryResponse) Pending() bool { return r.ResultCode == "4999" }
 
 // STKQuery asks Daraja for the result of the STK push checkoutRequestID:
 // POST /mpesa/stkpushquery/v1/query with a fresh Timestamp and Password for
-// shortCode and passkey (Daraja reference §6). It is safe to repeat.
+// shortCode and passkey (docs/daraja.md "STK query"). It is safe to repeat.
 //
 // A final or in-flight ResultCode (any, including "4999") is a response, not
 // an error. Errors: *APIError for the error envelope (HTTP 500 or 200) or a

@@ -60,7 +60,7 @@ func TestTimestamp(t *testing.T) {
 				t.Errorf("%s: Timestamp(%v): got %q, want %q", tt.name, tt.in, got, tt.want)
 			}
 		}
-		// Every month, single-digit day (BR-33).
+		// Every month, single-digit day (docs/daraja.md "M-Pesa Express").
 		for m := time.January; m <= time.December; m++ {
 			in := time.Date(2025, m, 5, 1, 2, 3, 0, time.UTC) // 04:02:03 EAT
 			want := fmt.Sprintf("2025%02d05040203", int(m))
@@ -141,7 +141,7 @@ func TestSTKPushWireBody(t *testing.T) {
 				t.Fatalf("STKPush: %v", err)
 			}
 			// The fixture mixes numbers and strings; the client sends
-			// every value as a string (§1).
+			// every value as a string (docs/daraja.md "Conventions").
 			var want map[string]any
 			if err := json.Unmarshal(fixture(t, tt.fixture), &want); err != nil {
 				t.Fatal(err)
@@ -372,15 +372,15 @@ func TestSTKQueryAPIErrors(t *testing.T) {
 	}{
 		{apiErrorCase: apiErrorCase{"stk-query-error-being-processed.json", 500, daraja.ReasonBeingProcessed, daraja.ClassRetryable, ""}},
 		{apiErrorCase: apiErrorCase{"stk-query-error-transaction-not-exist.json", 500, daraja.ReasonTransactionNotFound, daraja.ClassRetryable, ""}},
-		{ // §6 shape 3: HTTP 200, empty message.
+		{ // docs/daraja.md "STK query", shape 3: HTTP 200, empty message.
 			apiErrorCase: apiErrorCase{"empty message, HTTP 200", 200, daraja.ReasonBeingProcessed, daraja.ClassRetryable, ""},
 			body:         []byte(`{"requestId":"ws_CO_1","errorCode":"500.001.1001","errorMessage":""}`),
 		},
-		{ // BR-32: wrong Timestamp is our bug in the settings/clock.
+		{ // A wrong Timestamp is our bug (docs/daraja.md "M-Pesa Express").
 			apiErrorCase: apiErrorCase{"invalid timestamp", 400, daraja.ReasonInvalidField, daraja.ClassConfiguration, "Timestamp"},
 			body:         []byte(`{"requestId":"1","errorCode":"400.002.02","errorMessage":"Bad Request - Invalid Timestamp"}`),
 		},
-		{ // BR-13 on query.
+		{ // "Wrong credentials" on query (docs/daraja.md "Errors").
 			apiErrorCase: apiErrorCase{"merchant validate", 500, daraja.ReasonWrongCredentials, daraja.ClassConfiguration, ""},
 			body:         []byte(`{"requestId":"10000-1000013-2","errorCode":"500.001.1001","errorMessage":"[MerchantValidate] - Wrong credentials"}`),
 		},

@@ -14,10 +14,11 @@ import (
 )
 
 // ValidationTimeout is how long the simulator waits for a C2B validation
-// answer before applying the registered ResponseType, as M-Pesa does (§7.2).
+// answer before applying the registered ResponseType, as M-Pesa does
+// (docs/daraja.md "C2B").
 const ValidationTimeout = 8 * time.Second
 
-// C2B command IDs (§7.6).
+// C2B command IDs (docs/daraja.md "C2B").
 const (
 	CommandPayBill  = "CustomerPayBillOnline"
 	CommandBuyGoods = "CustomerBuyGoodsOnline"
@@ -36,13 +37,26 @@ var (
 	ErrCancelled = errors.New("darajasim: C2B validation did not answer and ResponseType is Cancelled")
 )
 
-// C2BPayment is one customer payment to a paybill or till (§7).
+// PhoneNoConfirmation is the magic payer MSISDN of a C2B payment whose
+// validation and confirmation are never sent, as C2BPayment.NoConfirmation.
+const PhoneNoConfirmation = "254700000020"
+
+// C2BPayment is one customer payment to a paybill or till (docs/daraja.md
+// "C2B").
 type C2BPayment struct {
 	ShortCode     string // paybill or till, 5–7 digits
 	CommandID     string // CommandPayBill or CommandBuyGoods
 	Amount        int64  // whole shillings, 1 to MaxAmount
 	MSISDN        string // payer, 2547XXXXXXXX or 2541XXXXXXXX
 	BillRefNumber string // account number the payer typed; empty for tills
+	// NoConfirmation makes the payment complete at M-Pesa, and enter the
+	// transaction log that Pull Transactions answers from, without any
+	// validation or confirmation request being sent: the notification lost
+	// to an outage. The simulate endpoint takes it as a JSON field
+	// "NoConfirmation" (true or "true"), a simulator extension that Daraja
+	// does not have; payer PhoneNoConfirmation does the same. Server only:
+	// SendC2B, which has no log, refuses it.
+	NoConfirmation bool
 }
 
 func (p C2BPayment) validate() error {
@@ -89,16 +103,28 @@ func (s *Server) handleRegisterV2(w http.ResponseWriter, r *http.Request) *failu
 }
 
 // forbiddenWords are refused anywhere in a registered URL, case-insensitively
-// (§9.2).
+// (docs/daraja.md "C2B"); the first that matches is named.
 var forbiddenWords = []string{"m-pesa", "mpesa", "safaricom", "exec", "exe", "cmd", "sql", "query"}
 
-// handleRegister is C2B Register URL (§7.1), v1 and v2 alike: token, JSON,
-// then ShortCode (5–7 digits), ResponseType ("Completed", "Cancelled" or
-// "Canceled"), ConfirmationURL (absolute http(s)) and ValidationURL (optional;
-// absolute http(s) when given), each 400.002.02 Invalid <Field>; then a URL
-// containing a forbidden word is 400 "400.003.02 Bad Request - Invalid <Field>
-// - URL has the word <WORD>". Registering again replaces the URLs (sandbox
-// behaviour). The version decides the MSISDN format of later notifications.
+// forbiddenWord returns the first of forbiddenWords in u, case-insensitively.
+func forbiddenWord(u string) (string, bool) {
+	lower := strings.ToLower(u)
+	for _, word := range forbiddenWords {
+		if strings.Contains(lower, word) {
+			return word, true
+		}
+	}
+	return "", false
+}
+
+// handleRegister is C2B Register URL (docs/daraja.md "C2B"), v1 and v2
+// alike: token, JSON, then ShortCode (5–7 digits), ResponseType
+// ("Completed" or "Cancelled", exactly), ConfirmationURL (absolute http(s))
+// and ValidationURL (optional; absolute http(s) when given), each 400.002.02
+// Invalid <Field>; then a URL containing a forbidden word is 400
+// "400.003.02 Bad Request - Invalid <Field> - URL has the word <WORD>".
+// Registering again replaces the URLs (sandbox behaviour). The version
+// decides the MSISDN format of later notifications.
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request, version int) *failure {
 	var req registerRequest
 	if f := decodeBody(w, r, &req); f != nil {
@@ -106,7 +132,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request, version 
 	}
 	if f := firstInvalid(
 		check{"ShortCode", req.ShortCode, validShortCode},
-		check{"ResponseType", req.ResponseType, oneOf("Completed", "Cancelled", "Canceled")},
+		check{"ResponseType", req.ResponseType, oneOf("Completed", "Cancelled")},
 		check{"ConfirmationURL", req.ConfirmationURL, validURL},
 	); f != nil {
 		return f
@@ -118,12 +144,9 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request, version 
 		{"ConfirmationURL", req.ConfirmationURL.text},
 		{"ValidationURL", req.ValidationURL.str()},
 	} {
-		lower := strings.ToLower(u.url)
-		for _, word := range forbiddenWords {
-			if strings.Contains(lower, word) {
-				return &failure{status: http.StatusBadRequest, code: "400.003.02",
-					message: "Bad Request - Invalid " + u.name + " - URL has the word " + strings.ToUpper(word)}
-			}
+		if word, bad := forbiddenWord(u.url); bad {
+			return &failure{status: http.StatusBadRequest, code: "400.003.02",
+				message: "Bad Request - Invalid " + u.name + " - URL has the word " + strings.ToUpper(word)}
 		}
 	}
 	reg := c2bRegistration{
@@ -145,18 +168,21 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request, version 
 }
 
 type simulateRequest struct {
-	ShortCode     value
-	CommandID     value
-	Amount        value
-	Msisdn        value
-	BillRefNumber value
+	ShortCode      value
+	CommandID      value
+	Amount         value
+	Msisdn         value
+	BillRefNumber  value
+	NoConfirmation value // simulator extension, see C2BPayment.NoConfirmation
 }
 
-// handleSimulate is the sandbox C2B simulate endpoint (§7.6): token, JSON,
-// then ShortCode, CommandID, Amount (whole shillings 1–250000), Msisdn and
-// BillRefNumber (optional, any text), each 400.002.02 Invalid <Field>; a
-// shortcode without registered URLs is HTTP 500 "500.003.1001". It answers
-// at once and delivers the notifications in the background, as PayC2B does.
+// handleSimulate is the sandbox C2B simulate endpoint (docs/daraja.md "C2B"):
+// token, JSON, then ShortCode, CommandID, Amount (whole shillings 1–250000),
+// Msisdn and BillRefNumber (optional, any text), each 400.002.02 Invalid
+// <Field>, and the simulator's own NoConfirmation (optional: true, false,
+// "true" or "false"); a shortcode without registered URLs is HTTP 500
+// "500.003.1001". It answers at once and makes the payment in the
+// background, as PayC2B does (delivering nothing with NoConfirmation).
 func (s *Server) handleSimulate(w http.ResponseWriter, r *http.Request) *failure {
 	var req simulateRequest
 	if f := decodeBody(w, r, &req); f != nil {
@@ -173,13 +199,25 @@ func (s *Server) handleSimulate(w http.ResponseWriter, r *http.Request) *failure
 	if req.BillRefNumber.bad {
 		return invalid("BillRefNumber")
 	}
+	noConfirmation := false
+	switch v := strings.ToLower(req.NoConfirmation.str()); {
+	case req.NoConfirmation.bad && !req.NoConfirmation.boolean:
+		return invalid("NoConfirmation")
+	case req.NoConfirmation.boolean:
+		noConfirmation = req.NoConfirmation.truth
+	case v == "true", v == "false", v == "":
+		noConfirmation = v == "true"
+	default:
+		return invalid("NoConfirmation")
+	}
 	amount, _ := parseAmount(req.Amount.text)
 	p := C2BPayment{
-		ShortCode:     req.ShortCode.text,
-		CommandID:     req.CommandID.text,
-		Amount:        amount,
-		MSISDN:        req.Msisdn.text,
-		BillRefNumber: req.BillRefNumber.str(),
+		ShortCode:      req.ShortCode.text,
+		CommandID:      req.CommandID.text,
+		Amount:         amount,
+		MSISDN:         req.Msisdn.text,
+		BillRefNumber:  req.BillRefNumber.str(),
+		NoConfirmation: noConfirmation,
 	}
 	s.mu.Lock()
 	reg, ok := s.c2b[p.ShortCode]
@@ -214,6 +252,9 @@ func (s *Server) handleSimulate(w http.ResponseWriter, r *http.Request) *failure
 // shortcode (ErrNotRegistered) sends nothing and returns an empty transID.
 // MSISDN is masked ("2547 ***** 149") when the URLs were registered through
 // v2, plain through v1. PayC2B blocks until delivery ends; ctx cancels it.
+// Every completed payment enters the transaction log (Transactions). With
+// p.NoConfirmation (or payer PhoneNoConfirmation) nothing is sent and no
+// registration is needed: the payment completes and is logged at once.
 func (s *Server) PayC2B(ctx context.Context, p C2BPayment) (transID string, err error) {
 	if err := p.validate(); err != nil {
 		return "", err
@@ -221,13 +262,23 @@ func (s *Server) PayC2B(ctx context.Context, p C2BPayment) (transID string, err 
 	s.mu.Lock()
 	reg, ok := s.c2b[p.ShortCode]
 	s.mu.Unlock()
-	if !ok {
+	if !ok && !p.NoConfirmation && p.MSISDN != PhoneNoConfirmation {
 		return "", fmt.Errorf("%w: %s", ErrNotRegistered, p.ShortCode)
 	}
 	return s.pay(ctx, p, reg)
 }
 
 func (s *Server) pay(ctx context.Context, p C2BPayment, reg c2bRegistration) (string, error) {
+	now := s.now()
+	if p.NoConfirmation || p.MSISDN == PhoneNoConfirmation {
+		transID := NewReceipt(now)
+		s.mu.Lock()
+		s.balances[p.ShortCode] += p.Amount
+		s.recordC2BLocked(p, transID, now, true)
+		s.mu.Unlock()
+		s.log.Info("c2b payment completed; validation and confirmation withheld", "trans_id", transID, "short_code", p.ShortCode)
+		return transID, nil
+	}
 	d := c2bDelivery{
 		client:            s.client,
 		log:               s.log,
@@ -235,14 +286,24 @@ func (s *Server) pay(ctx context.Context, p C2BPayment, reg c2bRegistration) (st
 		confirmationURL:   reg.confirmationURL,
 		completeOnSilence: reg.responseType == "Completed",
 		mask:              reg.version == 2,
-		balance: func() string {
+		complete: func(n c2bNotification) string {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			s.balances[p.ShortCode] += p.Amount
+			s.recordC2BLocked(p, n.TransID, now, false)
 			return formatShillings(s.balances[p.ShortCode])
 		},
 	}
-	return d.deliver(ctx, p, s.now())
+	return d.deliver(ctx, p, now)
+}
+
+// recordC2BLocked logs a completed C2B payment. s.mu must be held.
+func (s *Server) recordC2BLocked(p C2BPayment, transID string, now time.Time, withheld bool) {
+	s.recordLocked(Transaction{
+		Receipt: transID, Kind: KindC2B, ShortCode: p.ShortCode, MSISDN: p.MSISDN, Amount: p.Amount,
+		BillRef: p.BillRefNumber, CommandID: p.CommandID, CompletedAt: now, ConfirmationWithheld: withheld,
+	})
+	s.utility[p.ShortCode] += p.Amount
 }
 
 // SendC2B delivers the customer payment p the way M-Pesa does, without a
@@ -250,15 +311,18 @@ func (s *Server) pay(ctx context.Context, p C2BPayment, reg c2bRegistration) (st
 // body there and, if the answer's ResultCode is not "0", returns ErrRejected
 // (naming the code) and sends no confirmation; a missing or unusable answer
 // counts as acceptance (ResponseType Completed). It then POSTs the
-// confirmation to confirmationURL. Bodies are those of §7.3 with all values
-// strings, TransTime from now in East Africa Time, the v2 masked MSISDN and an
-// empty OrgAccountBalance. client nil means a client with a 10 s timeout. It
-// returns the TransID used (empty when p is invalid and nothing was sent) and
-// an error for an invalid p, a rejection, or a confirmation that failed or
-// answered non-2xx.
+// confirmation to confirmationURL. Bodies are those of docs/daraja.md "C2B"
+// with all values strings, TransTime from now in East Africa Time, the v2
+// masked MSISDN and an empty OrgAccountBalance. client nil means a client
+// with a 10 s timeout. It returns the TransID used (empty when p is invalid
+// and nothing was sent) and an error for an invalid p, a rejection, or a
+// confirmation that failed or answered non-2xx.
 func SendC2B(ctx context.Context, client *http.Client, validationURL, confirmationURL string, p C2BPayment, now time.Time) (transID string, err error) {
 	if err := p.validate(); err != nil {
 		return "", err
+	}
+	if p.NoConfirmation {
+		return "", errors.New("darajasim: SendC2B cannot withhold the confirmation (no transaction log); use a Server")
 	}
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
@@ -274,7 +338,8 @@ func SendC2B(ctx context.Context, client *http.Client, validationURL, confirmati
 	return d.deliver(ctx, p, now)
 }
 
-// c2bNotification is the validation and confirmation body (§7.3).
+// c2bNotification is the validation and confirmation body (docs/daraja.md
+// "C2B").
 type c2bNotification struct {
 	TransactionType   string
 	TransID           string
@@ -303,9 +368,9 @@ type c2bDelivery struct {
 	log               *slog.Logger
 	validationURL     string // "" skips validation
 	confirmationURL   string
-	completeOnSilence bool          // ResponseType Completed
-	mask              bool          // v2 masked MSISDN
-	balance           func() string // OrgAccountBalance for the confirmation; nil → ""
+	completeOnSilence bool                         // ResponseType Completed
+	mask              bool                         // v2 masked MSISDN
+	complete          func(c2bNotification) string // called once the payment completes (validation passed); returns OrgAccountBalance; nil → ""
 }
 
 func (d c2bDelivery) deliver(ctx context.Context, p C2BPayment, now time.Time) (string, error) {
@@ -340,8 +405,8 @@ func (d c2bDelivery) deliver(ctx context.Context, p C2BPayment, now time.Time) (
 			n.ThirdPartyTransID = ans.ThirdPartyTransID.str()
 		}
 	}
-	if d.balance != nil {
-		n.OrgAccountBalance = d.balance()
+	if d.complete != nil {
+		n.OrgAccountBalance = d.complete(n)
 	}
 	status, err := post(ctx, d.client, d.confirmationURL, n, nil)
 	if err != nil {
@@ -407,7 +472,7 @@ func post(ctx context.Context, client *http.Client, u string, body, answer any) 
 func formatShillings(n int64) string { return fmt.Sprintf("%d.00", n) }
 
 // maskMSISDN returns the C2B v2 masked form of a 12-digit MSISDN,
-// "2547 ***** 149" (§7.4).
+// "2547 ***** 149" (docs/daraja.md "C2B").
 func maskMSISDN(m string) string {
 	if len(m) < 7 {
 		return m

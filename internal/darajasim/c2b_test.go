@@ -83,7 +83,7 @@ func wantNotification(t *testing.T, d delivery, path string, want c2bNotificatio
 		t.Fatal(err)
 	}
 	if !receiptRE.MatchString(got.TransID) {
-		t.Errorf("got TransID %q, want the §4.4 receipt format", got.TransID)
+		t.Errorf("got TransID %q, want the receipt format of docs/daraja.md, M-Pesa Express", got.TransID)
 	}
 	if _, err := time.ParseInLocation("20060102150405", got.TransTime, eat); err != nil {
 		t.Errorf("got TransTime %q, want yyyyMMddHHmmss", got.TransTime)
@@ -111,7 +111,6 @@ func TestC2BRegister(t *testing.T) {
 	}{
 		{"v1 Completed", "v1", registerRequest("600984", "Completed", c, v)},
 		{"v2 Cancelled", "v2", registerRequest("600984", "Cancelled", c, v)},
-		{"v2 Canceled", "v2", registerRequest("600984", "Canceled", c, v)},
 		{"again", "v2", registerRequest("600984", "Completed", c, v)},
 		{"numeric shortcode", "v2", with(registerRequest("", "Completed", c, v), "ShortCode", 600985)},
 		{"no ValidationURL", "v2", with(registerRequest("600986", "Completed", c, ""), "ValidationURL", deleteKey)},
@@ -148,6 +147,7 @@ func TestC2BRegister(t *testing.T) {
 		{"ShortCode", deleteKey},
 		{"ResponseType", "completed"},
 		{"ResponseType", "Complete"},
+		{"ResponseType", "Canceled"}, // only Daraja's spelling, "Cancelled"
 		{"ResponseType", deleteKey},
 		{"ConfirmationURL", "example.com/c"},
 		{"ConfirmationURL", deleteKey},
@@ -315,7 +315,7 @@ func TestPayC2B(t *testing.T) {
 		{"no validation url", "Cancelled", func(*receiver) string { return "" }, nil, nil, []string{"/confirmation"}},
 		{"unreachable, Completed", "Completed", func(*receiver) string { return deadURL + "/validation" }, nil, nil, []string{"/confirmation"}},
 		{"unreachable, Cancelled", "Cancelled", func(*receiver) string { return deadURL + "/validation" }, nil, darajasim.ErrCancelled, nil},
-		{"validation 500, Canceled", "Canceled", func(rc *receiver) string { return rc.URL + "/validation" },
+		{"validation 500, Cancelled", "Cancelled", func(rc *receiver) string { return rc.URL + "/validation" },
 			failValidation, darajasim.ErrCancelled, []string{"/validation"}},
 		{"validation 500, Completed", "Completed", func(rc *receiver) string { return rc.URL + "/validation" },
 			failValidation, nil, []string{"/validation", "/confirmation"}},

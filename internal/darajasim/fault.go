@@ -21,10 +21,11 @@ const (
 	FaultNone Fault = ""
 
 	// FaultNoAnswer: the request is held open without being processed (no
-	// push is recorded, no callback is ever sent) until the client gives up
-	// (the request's context ends), Config.HangFor passes, or Close is called;
-	// then the connection is dropped without any response, as when Daraja
-	// accepts the connection but never answers (BR-18).
+	// push is recorded, no callback is ever sent) until the client gives
+	// up (the request's context ends), Config.HangFor passes, or Close is
+	// called; then the connection is dropped without any response, as
+	// when Daraja accepts the connection but never answers
+	// (docs/daraja.md "M-Pesa Express").
 	FaultNoAnswer Fault = "no-answer"
 
 	// FaultUnavailable: HTTP 503 with an HTML error page (Content-Type
@@ -36,9 +37,10 @@ const (
 	// text/html) instead of Daraja's JSON envelope; no push is recorded.
 	FaultServerError Fault = "http-500-html"
 
-	// FaultTooManyRequests: HTTP 429 with a short text/plain body; no push is
-	// recorded. Daraja itself throttles with FaultSpikeArrest's answer (§3);
-	// a 429 comes from a proxy in between.
+	// FaultTooManyRequests: HTTP 429 with a short text/plain body; no
+	// push is recorded. Daraja itself throttles with FaultSpikeArrest's
+	// answer (docs/daraja.md "Errors"); a 429 comes from a proxy in
+	// between.
 	FaultTooManyRequests Fault = "http-429"
 
 	// FaultMalformedAnswer: the push IS accepted, recorded and settled like
@@ -49,8 +51,9 @@ const (
 	// still readable in its text. Content-Length matches the cut body.
 	FaultMalformedAnswer Fault = "malformed-answer"
 
-	// FaultSpikeArrest: HTTP 500 "500.003.02" MessageSpikeArrest, Daraja's
-	// rate-limit refusal (§3, §14); no push is recorded.
+	// FaultSpikeArrest: HTTP 500 "500.003.02" MessageSpikeArrest,
+	// Daraja's rate-limit refusal (docs/daraja.md "Errors", "M-Pesa
+	// Express"); no push is recorded.
 	FaultSpikeArrest Fault = "spike-arrest"
 
 	// FaultGatewaySpikeArrest: HTTP 429 with the JSON fault body of Apigee's
@@ -61,12 +64,13 @@ const (
 	// reference gives it); no push is recorded.
 	FaultGatewaySpikeArrest Fault = "http-429-spike-arrest"
 
-	// FaultTokenExpired: the first push request for the phone that reaches
-	// this point on a Server is refused with HTTP 404 "404.001.03 Invalid
-	// Access Token" and the bearer token it carried is revoked, as when a
-	// token expires mid-flight (BR-19); no push is recorded. Later pushes
-	// for the phone (which need a token issued afterwards, or another one
-	// still valid) are accepted and pay, like any unlisted number.
+	// FaultTokenExpired: the first push request for the phone that
+	// reaches this point on a Server is refused with HTTP 404 "404.001.03
+	// Invalid Access Token" and the bearer token it carried is revoked,
+	// as when a token expires mid-flight (docs/daraja.md "OAuth"); no
+	// push is recorded. Later pushes for the phone (which need a token
+	// issued afterwards, or another one still valid) are accepted and
+	// pay, like any unlisted number.
 	FaultTokenExpired Fault = "token-expired"
 )
 
@@ -191,10 +195,10 @@ func (s *Server) PushCount(phone string) int {
 }
 
 // RevokeTokens makes every access token issued so far invalid at once, as
-// when tokens expire mid-flight (BR-19): the next request carrying one gets
-// its path's invalid-token refusal (HTTP 404 "404.001.03" for STK push and
-// query, HTTP 400 "400.003.01" for C2B). Tokens issued afterwards are valid.
-// Safe for concurrent use.
+// when tokens expire mid-flight (docs/daraja.md "OAuth"): the next request
+// carrying one gets its path's invalid-token refusal (HTTP 404 "404.001.03"
+// for STK push and query, HTTP 400 "400.003.01" for C2B). Tokens issued
+// afterwards are valid. Safe for concurrent use.
 func (s *Server) RevokeTokens() {
 	s.mu.Lock()
 	clear(s.tokens)

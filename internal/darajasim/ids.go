@@ -15,14 +15,14 @@ import (
 // saving, so a fixed zone is exact and needs no tzdata.
 var eat = time.FixedZone("EAT", 3*60*60)
 
-// timestampLayout is Daraja's yyyyMMddHHmmss (§4.1).
+// timestampLayout is Daraja's yyyyMMddHHmmss (docs/daraja.md "M-Pesa Express").
 const timestampLayout = "20060102150405"
 
 const (
 	alnumUpper = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	alnumMixed = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 	// dayChars maps a day of the month to its receipt character: 1–9, then
-	// A=10 … V=31 (§4.4).
+	// A=10 … V=31 (docs/daraja.md "M-Pesa Express").
 	dayChars = "0123456789ABCDEFGHIJKLMNOPQRSTUV"
 	// receiptSpace is the number of distinct 7-character random parts (36^7).
 	receiptSpace = 78364164096
@@ -39,11 +39,12 @@ var receipts struct {
 
 // NewReceipt returns a new M-Pesa receipt number (MpesaReceiptNumber, C2B
 // TransID) for a transaction completed at now, in the realistic format of
-// §4.4: ten uppercase alphanumerics, the first a year letter (A=2006, so
-// U=2026, wrapping after Z), the second a month letter (A=January … L=December),
-// the third the day of the month (1–9, then A=10 … V=31), all in East Africa
-// Time, then seven pseudo-random characters from [0-9A-Z]. Receipts are unique
-// within the process (for the first 36^7 calls). Safe for concurrent use.
+// docs/daraja.md "M-Pesa Express": ten uppercase alphanumerics, the first a
+// year letter (A=2006, so U=2026, wrapping after Z), the second a month
+// letter (A=January … L=December), the third the day of the month (1–9, then
+// A=10 … V=31), all in East Africa Time, then seven pseudo-random characters
+// from [0-9A-Z]. Receipts are unique within the process (for the first 36^7
+// calls). Safe for concurrent use.
 func NewReceipt(now time.Time) string {
 	t := now.In(eat)
 	var b [10]byte
@@ -93,9 +94,9 @@ var idSeq = func() *atomic.Uint64 {
 }()
 
 // newHexID returns an ID in Daraja's current hex-group style, used for
-// MerchantRequestID, OriginatorCoversationID and requestId (§4.4), e.g.
-// "2654-4b64-97ff-b827b542881d3130". The trailing counter makes it unique
-// within the process.
+// MerchantRequestID, OriginatorCoversationID and requestId (docs/daraja.md
+// "M-Pesa Express"), e.g. "2654-4b64-97ff-b827b542881d3130". The trailing
+// counter makes it unique within the process.
 func newHexID() string {
 	var b [12]byte
 	rand.Read(b[:])
@@ -103,7 +104,8 @@ func newHexID() string {
 	return h[0:4] + "-" + h[4:8] + "-" + h[8:12] + "-" + h[12:24] + strconv.FormatUint(idSeq.Add(1), 10)
 }
 
-// newToken returns a 28-character alphanumeric access token (§2).
+// newToken returns a 28-character alphanumeric access token (docs/daraja.md
+// "OAuth").
 func newToken() string {
 	out := make([]byte, 0, 28)
 	var buf [32]byte
@@ -120,10 +122,10 @@ func newToken() string {
 }
 
 // checkoutRequestID returns a CheckoutRequestID in the current format
-// (§4.4): "ws_CO_", the time as ddMMyyyyHHmmss in East Africa Time, a
-// three-digit sequence (the milliseconds, advanced past any ID already in
-// use), and the last nine digits of the MSISDN. taken reports whether an ID
-// is already issued.
+// (docs/daraja.md "M-Pesa Express"): "ws_CO_", the time as ddMMyyyyHHmmss in
+// East Africa Time, a three-digit sequence (the milliseconds, advanced past
+// any ID already in use), and the last nine digits of the MSISDN. taken
+// reports whether an ID is already issued.
 func checkoutRequestID(now time.Time, msisdn string, taken func(string) bool) string {
 	t := now.In(eat)
 	prefix := "ws_CO_" + t.Format("02012006150405")
@@ -141,4 +143,20 @@ func checkoutRequestID(now time.Time, msisdn string, taken func(string) bool) st
 			return id
 		}
 	}
+}
+
+// newConversationID returns a ConversationID in Daraja's format
+// "AG_yyyyMMdd_" + 20 hex digits, the date in East Africa Time
+// (docs/daraja.md "Reversal"), e.g. "AG_20211114_201018edbbf9f1582eaa".
+func newConversationID(now time.Time) string {
+	var b [10]byte
+	rand.Read(b[:])
+	return "AG_" + now.In(eat).Format("20060102") + "_" + hex.EncodeToString(b[:])
+}
+
+// placeholderReceipt is the receipt-shaped TransactionID Daraja puts in a
+// failed initiator result: the date letters of a receipt, then seven
+// zeros ("SKE0000000" in the portal's R000002 sample).
+func placeholderReceipt(now time.Time) string {
+	return NewReceipt(now)[:3] + "0000000"
 }

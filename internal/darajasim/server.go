@@ -14,7 +14,8 @@ import (
 	"github.com/lipa-gateway/lipa"
 )
 
-// Sandbox credentials published by Safaricom (§10), accepted by default.
+// Sandbox credentials published by Safaricom (docs/daraja.md "Sandbox test
+// data"), accepted by default.
 const (
 	// SandboxShortCode is the public STK sandbox shortcode.
 	SandboxShortCode = "174379"
@@ -28,7 +29,8 @@ const (
 const DefaultCallbackDelay = 2 * time.Second
 
 // TokenLifetime is how long an access token from the OAuth endpoint stays
-// valid, measured with Config.Now; the token response says "3599" (§2).
+// valid, measured with Config.Now; the token response says "3599"
+// (docs/daraja.md "OAuth").
 const TokenLifetime = 3599 * time.Second
 
 // Config configures a Server. The zero value is usable: it accepts any
@@ -60,8 +62,10 @@ type Config struct {
 	// and delivery failure. Default: discard.
 	Logger *slog.Logger
 
-	// Now is the clock for token expiry, IDs, receipts and wire timestamps.
-	// Default: time.Now. Callback timing uses real timers regardless.
+	// Now is the clock for token expiry, IDs, receipts, wire timestamps and
+	// the Date header of every answer (so a test can play Daraja with a
+	// clock that disagrees with the caller's). Default: time.Now. Callback
+	// timing uses real timers regardless.
 	Now func() time.Time
 
 	// HangFor is how long an STK push with FaultNoAnswer (PhoneNoAnswer) is
@@ -70,8 +74,9 @@ type Config struct {
 	// DefaultHangFor, 2 minutes. Real time, not Now.
 	HangFor time.Duration
 
-	// QueryPendingStyle picks how STK query answers for a push that has not
-	// settled yet, one of the three shapes recorded from Daraja (§6):
+	// QueryPendingStyle picks how STK query answers for a push that has
+	// not settled yet, one of the three shapes recorded from Daraja
+	// (docs/daraja.md "STK query"):
 	//
 	//	"" or QueryPendingError  HTTP 500 {"requestId": <CheckoutRequestID>,
 	//	                         "errorCode": "500.001.1001", "errorMessage":
@@ -85,11 +90,51 @@ type Config struct {
 	//	                         "errorCode": "500.001.1001", "errorMessage": ""}
 	//
 	// Any other value is invalid (see Validate). Settled pushes and unknown
-	// CheckoutRequestIDs answer the same in every style.
+	// CheckoutRequestIDs answer the same in every style. The magic phones
+	// PhonePending4999 and PhonePendingEmpty pick a style for one push.
 	QueryPendingStyle string
+
+	// PromptTimeout is how long the prompt of a push to PhonePending4999 or
+	// PhonePendingEmpty stays open, unanswered, before the push ends with
+	// ResultCode 1037 (as a prompt nobody answers does). Zero (or negative)
+	// means DefaultPromptTimeout. Real time, not Now.
+	PromptTimeout time.Duration
+
+	// NoSubscriberLock turns off the subscriber lock: by default a push to a
+	// phone whose prompt is still open (a push accepted and not yet settled)
+	// is refused with HTTP 500 "500.001.1001" MessageSubscriberLocked, as
+	// Daraja refuses it (docs/daraja.md "M-Pesa Express").
+	NoSubscriberLock bool
+
+	// Initiators maps each initiator name that Reversal and Transaction
+	// Status accept to its password. Nil accepts any initiator name with any
+	// non-empty password. New copies the map. See "Initiator credentials"
+	// in the package comment for how the password is read.
+	Initiators map[string]lipa.Secret
+
+	// StrictCredentials refuses (with ResultCode 2001) a SecurityCredential
+	// the simulator cannot decrypt with its own key, such as one encrypted
+	// with Safaricom's certificate. By default such a credential is accepted
+	// unchecked, so that any Daraja SDK works against the simulator.
+	StrictCredentials bool
+
+	// PullExcludesSTK leaves M-Pesa Express (STK push) payments out of Pull
+	// Transactions answers. By default they are included, as the evidence
+	// in docs/daraja.md "Pull Transactions" suggests; Safaricom does not
+	// say.
+	PullExcludesSTK bool
+
+	// PullPageSize is the most transactions one Pull query answers. Zero (or
+	// negative) means DefaultPullPageSize.
+	PullPageSize int
+
+	// LegacyStatusResults makes Transaction Status results take the 2017
+	// shape: parameter keys with spaces ("Conversation ID", "Originator
+	// Conversation ID"), dates as JSON numbers, CreditPartyName.
+	LegacyStatusResults bool
 }
 
-// Values of Config.QueryPendingStyle (§6).
+// Values of Config.QueryPendingStyle (docs/daraja.md "STK query").
 const (
 	QueryPendingError = "error"
 	QueryPending4999  = "4999"
@@ -134,6 +179,20 @@ type Server struct {
 	balances        map[string]int64           // shortcode → C2B balance, whole shillings
 	pushes          map[string]int             // PhoneNumber text → push requests counted (PushCount)
 	tokenFaultFired map[string]bool            // phones whose FaultTokenExpired has fired
+
+	promptTimeout     time.Duration
+	noLock            bool
+	initiators        map[string]lipa.Secret // nil: any
+	strictCredentials bool
+	pullExcludesSTK   bool
+	pullPageSize      int
+	legacyStatus      bool
+
+	locks          map[string]string       // phone → CheckoutRequestID of its open prompt
+	ledger         []*Transaction          // completed transactions, in order of recording
+	byReceipt      map[string]*Transaction // the ledger by receipt
+	pullRegistered map[string]bool         // shortcodes registered for Pull
+	utility        map[string]int64        // shortcode → utility account balance, whole shillings
 }
 
 // New returns a Server configured by cfg, with the defaults documented on
@@ -163,6 +222,30 @@ func New(cfg Config) *Server {
 		balances:        make(map[string]int64),
 		pushes:          make(map[string]int),
 		tokenFaultFired: make(map[string]bool),
+
+		promptTimeout:     cfg.PromptTimeout,
+		noLock:            cfg.NoSubscriberLock,
+		strictCredentials: cfg.StrictCredentials,
+		pullExcludesSTK:   cfg.PullExcludesSTK,
+		pullPageSize:      cfg.PullPageSize,
+		legacyStatus:      cfg.LegacyStatusResults,
+
+		locks:          make(map[string]string),
+		byReceipt:      make(map[string]*Transaction),
+		pullRegistered: make(map[string]bool),
+		utility:        make(map[string]int64),
+	}
+	if s.promptTimeout <= 0 {
+		s.promptTimeout = DefaultPromptTimeout
+	}
+	if s.pullPageSize <= 0 {
+		s.pullPageSize = DefaultPullPageSize
+	}
+	if cfg.Initiators != nil {
+		s.initiators = make(map[string]lipa.Secret, len(cfg.Initiators))
+		for k, v := range cfg.Initiators {
+			s.initiators[k] = v
+		}
 	}
 	if s.hangFor <= 0 {
 		s.hangFor = DefaultHangFor
@@ -222,7 +305,8 @@ func (s *Server) goLocked(f func()) bool {
 	return true
 }
 
-// failure is a refusal written as Daraja's error envelope (§3).
+// failure is a refusal written as Daraja's error envelope (docs/daraja.md
+// "Errors").
 type failure struct {
 	status    int
 	code      string
@@ -236,11 +320,13 @@ type envelope struct {
 	ErrorMessage string `json:"errorMessage"`
 }
 
-// Refusals shared by several endpoints (§3).
+// Refusals shared by several endpoints (docs/daraja.md "Errors").
 var (
 	errPayload  = &failure{status: http.StatusBadRequest, code: "400.002.05", message: "Invalid Request Payload"}
 	errTokenSTK = &failure{status: http.StatusNotFound, code: "404.001.03", message: "Invalid Access Token"}
 	errTokenC2B = &failure{status: http.StatusBadRequest, code: "400.003.01", message: "Invalid Access Token"}
+	// errTokenPull is the refusal the Pull Transactions page documents.
+	errTokenPull = &failure{status: http.StatusUnauthorized, code: "401.001", message: "Invalid Access Token"}
 )
 
 // invalid is Daraja's field validation refusal, "400.002.02 Bad Request -
@@ -259,20 +345,26 @@ type route struct {
 }
 
 var routes = map[string]route{
-	"/oauth/v1/generate":               {http.MethodGet, nil, (*Server).handleOAuth},
-	"/mpesa/stkpush/v1/processrequest": {http.MethodPost, errTokenSTK, (*Server).handleSTKPush},
-	"/mpesa/stkpushquery/v1/query":     {http.MethodPost, errTokenSTK, (*Server).handleSTKQuery},
-	"/mpesa/c2b/v1/registerurl":        {http.MethodPost, errTokenC2B, (*Server).handleRegisterV1},
-	"/mpesa/c2b/v2/registerurl":        {http.MethodPost, errTokenC2B, (*Server).handleRegisterV2},
-	"/mpesa/c2b/v1/simulate":           {http.MethodPost, errTokenC2B, (*Server).handleSimulate},
-	"/mpesa/c2b/v2/simulate":           {http.MethodPost, errTokenC2B, (*Server).handleSimulate},
+	"/oauth/v1/generate":                {http.MethodGet, nil, (*Server).handleOAuth},
+	"/mpesa/stkpush/v1/processrequest":  {http.MethodPost, errTokenSTK, (*Server).handleSTKPush},
+	"/mpesa/stkpushquery/v1/query":      {http.MethodPost, errTokenSTK, (*Server).handleSTKQuery},
+	"/mpesa/c2b/v1/registerurl":         {http.MethodPost, errTokenC2B, (*Server).handleRegisterV1},
+	"/mpesa/c2b/v2/registerurl":         {http.MethodPost, errTokenC2B, (*Server).handleRegisterV2},
+	"/mpesa/c2b/v1/simulate":            {http.MethodPost, errTokenC2B, (*Server).handleSimulate},
+	"/mpesa/c2b/v2/simulate":            {http.MethodPost, errTokenC2B, (*Server).handleSimulate},
+	"/mpesa/reversal/v1/request":        {http.MethodPost, errTokenSTK, (*Server).handleReversal},
+	"/mpesa/transactionstatus/v1/query": {http.MethodPost, errTokenC2B, (*Server).handleTransactionStatus},
+	"/pulltransactions/v1/register":     {http.MethodPost, errTokenPull, (*Server).handlePullRegister},
+	"/pulltransactions/v1/query":        {http.MethodPost, errTokenPull, (*Server).handlePullQuery},
 }
 
 // ServeHTTP answers one Daraja API request. It checks, in order: the path
 // (unknown → 404 "404.001.01 Resource not found"), the method (→ 405
 // "405.001 <METHOD> Method Not Allowed"), the bearer token where the endpoint
-// needs one, then the endpoint's own rules (see the handlers' docs).
+// needs one, then the endpoint's own rules (see the handlers' docs). Every
+// answer carries a Date header read from Config.Now.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Date", s.now().UTC().Format(http.TimeFormat))
 	rt, ok := routes[r.URL.Path]
 	var f *failure
 	switch {
@@ -334,11 +426,12 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) *failure {
 	return nil
 }
 
-// handleOAuth issues an access token (§2): grant_type must be
-// client_credentials (else 400 "400.008.02 Invalid grant type passed"), the
-// request must carry Basic credentials (else 400 "400.008.01 Invalid
-// Authentication passed") that the Config accepts (else the same 400.008.01).
-// The answer is {"access_token": <28 chars>, "expires_in": "3599"}.
+// handleOAuth issues an access token (docs/daraja.md "OAuth"): grant_type
+// must be client_credentials (else 400 "400.008.02 Invalid grant type
+// passed"), the request must carry Basic credentials (else 400 "400.008.01
+// Invalid Authentication passed") that the Config accepts (else the same
+// 400.008.01). The answer is {"access_token": <28 chars>, "expires_in":
+// "3599"}.
 func (s *Server) handleOAuth(w http.ResponseWriter, r *http.Request) *failure {
 	if r.URL.Query().Get("grant_type") != "client_credentials" {
 		return &failure{status: http.StatusBadRequest, code: "400.008.02", message: "Invalid grant type passed"}

@@ -25,6 +25,8 @@ const (
 	PhoneNoCallback        = "254700000005" // no callback; query says "0"
 	PhoneDuplicateCallback = "254700000006" // success callback delivered twice
 	PhoneSubscriberLocked  = "254700000007" // push refused with HTTP 500 500.001.1001
+	PhonePending4999       = "254700000008" // prompt never answered: query says 4999 until PromptTimeout, then 1037
+	PhonePendingEmpty      = "254700000009" // prompt never answered: query says 500.001.1001 with an empty message (HTTP 200) until PromptTimeout, then 1037
 
 	// Faults on the push request itself (see Fault).
 	PhoneNoAnswer        = "254700000010" // FaultNoAnswer: held open, then dropped unanswered
@@ -37,23 +39,27 @@ const (
 	PhoneGatewayLimited  = "254700000017" // FaultGatewaySpikeArrest: HTTP 429, Apigee spike-arrest fault JSON
 )
 
-// Result descriptions the simulator sends, in Daraja's wording (§5.3).
+// Result descriptions the simulator sends, in Daraja's wording
+// (docs/daraja.md "STK callback").
 const (
 	ResultDescSuccess           = "The service request is processed successfully."
 	ResultDescCancelled         = "Request cancelled by user"
 	ResultDescInsufficientFunds = "The balance is insufficient for the transaction."
 	ResultDescWrongPIN          = "The initiator information is invalid."
-	ResultDescUnreachable       = "DS timeout user cannot be reached"
-	// ResultDescStillProcessing is STK query's ResultDesc, with ResultCode
-	// "4999", for an unsettled push under QueryPending4999 (§6).
+	ResultDescUnreachable       = "DS timeout user cannot be reached."
+	// ResultDescStillProcessing is STK query's ResultDesc, with
+	// ResultCode "4999", for an unsettled push under QueryPending4999
+	// (docs/daraja.md "STK query").
 	ResultDescStillProcessing = "The transaction is still under processing"
 	// MessageSubscriberLocked is the errorMessage of the synchronous refusal
-	// for PhoneSubscriberLocked (errorCode "500.001.1001", HTTP 500).
+	// (errorCode "500.001.1001", HTTP 500) of a push to a phone whose
+	// prompt is open, and of every push to PhoneSubscriberLocked.
 	MessageSubscriberLocked = "Unable to lock subscriber, a transaction is already in process for the current subscriber"
 )
 
 // Outcome is what the simulator does with an STK push to Phone that passed
-// validation and the credential checks (§5, §14).
+// validation and the credential checks (docs/daraja.md "STK callback",
+// "M-Pesa Express").
 type Outcome struct {
 	Phone string // 12-digit MSISDN, 2547XXXXXXXX
 
@@ -76,6 +82,14 @@ type Outcome struct {
 
 	// Deliveries is how many times the callback is POSTed: 0, 1 or 2.
 	Deliveries int
+
+	// PendingStyle, unless "", is the Config.QueryPendingStyle this push's
+	// STK query answers in while it is unsettled, whatever the Server's.
+	PendingStyle string
+
+	// Unanswered means nobody answers the prompt: the push settles after
+	// Config.PromptTimeout instead of Config.CallbackDelay.
+	Unanswered bool
 }
 
 var outcomes = []Outcome{
@@ -86,6 +100,8 @@ var outcomes = []Outcome{
 	{Phone: PhoneNoCallback, ResultCode: 0, ResultDesc: ResultDescSuccess, Deliveries: 0},
 	{Phone: PhoneDuplicateCallback, ResultCode: 0, ResultDesc: ResultDescSuccess, Deliveries: 2},
 	{Phone: PhoneSubscriberLocked, Refused: true},
+	{Phone: PhonePending4999, ResultCode: 1037, ResultDesc: ResultDescUnreachable, Deliveries: 1, PendingStyle: QueryPending4999, Unanswered: true},
+	{Phone: PhonePendingEmpty, ResultCode: 1037, ResultDesc: ResultDescUnreachable, Deliveries: 1, PendingStyle: QueryPendingEmpty, Unanswered: true},
 	{Phone: PhoneNoAnswer, Fault: FaultNoAnswer},
 	{Phone: PhoneUnavailable, Fault: FaultUnavailable},
 	{Phone: PhoneServerError, Fault: FaultServerError},
@@ -118,11 +134,15 @@ type stkTxn struct {
 	merchantRequestID string
 	checkoutRequestID string
 	shortCode         string
+	partyB            string
+	transactionType   string
+	accountRef        string
 	amount            int64 // whole shillings
 	phone             string
 	callbackURL       string
 	outcome           Outcome
-	final             bool // settled: the query reports the result
+	final             bool   // settled: the query reports the result
+	receipt           string // set when settled with ResultCode 0
 }
 
 type stkPushRequest struct {
@@ -147,13 +167,19 @@ type stkPushResponse struct {
 	CustomerMessage     string
 }
 
-// handleSTKPush is M-Pesa Express (§4), validated in the order of §14: token
-// (in ServeHTTP), JSON (400.002.05), fields in request order (400.002.02
-// Invalid <Field>), Password (500.001.1001 Wrong credentials), shortcode
-// (500.001.1001 Merchant does not exist), the phone's scripted refusal or
-// Fault, then 200 with new IDs; the push settles after the callback delay.
+// handleSTKPush is M-Pesa Express (docs/daraja.md "M-Pesa Express"),
+// validated in Daraja's order: token (in ServeHTTP), a JSON Content-Type
+// (400.002.02 Invalid BusinessShortCode), the JSON body (400.002.05), fields
+// in request order (400.002.02 Invalid <Field>), Password (500.001.1001
+// Wrong credentials), shortcode (500.001.1001 Merchant does not exist), the
+// phone's scripted refusal or Fault, the subscriber lock (500.001.1001
+// Unable to lock subscriber), then 200 with new IDs; the push settles after
+// the callback delay (or Config.PromptTimeout for an unanswered prompt).
 // Every request whose body is a JSON object is counted for PushCount first.
 func (s *Server) handleSTKPush(w http.ResponseWriter, r *http.Request) *failure {
+	if !jsonContentType(r) {
+		return invalid("BusinessShortCode")
+	}
 	var req stkPushRequest
 	if f := decodeBody(w, r, &req); f != nil {
 		return f
@@ -190,19 +216,34 @@ func (s *Server) handleSTKPush(w http.ResponseWriter, r *http.Request) *failure 
 
 	now := s.now()
 	s.mu.Lock()
+	if open, locked := s.locks[phone]; locked && !s.noLock {
+		s.mu.Unlock()
+		s.log.Info("stk push refused: subscriber locked", "open_checkout_request_id", open)
+		return &failure{status: http.StatusInternalServerError, code: "500.001.1001", message: MessageSubscriberLocked}
+	}
 	t := &stkTxn{
 		merchantRequestID: newHexID(),
 		checkoutRequestID: checkoutRequestID(now, phone, func(id string) bool { _, ok := s.stk[id]; return ok }),
 		shortCode:         shortCode,
+		partyB:            req.PartyB.text,
+		transactionType:   req.TransactionType.text,
+		accountRef:        req.AccountReference.text,
 		amount:            amount,
 		phone:             phone,
 		callbackURL:       req.CallBackURL.text,
 		outcome:           outcome,
 	}
 	s.stk[t.checkoutRequestID] = t
+	if !s.noLock {
+		s.locks[phone] = t.checkoutRequestID
+	}
+	delay := s.delay
+	if outcome.Unanswered {
+		delay = s.promptTimeout
+	}
 	if !s.closed {
 		s.wg.Add(1)
-		s.timers[t.checkoutRequestID] = time.AfterFunc(s.delay, func() {
+		s.timers[t.checkoutRequestID] = time.AfterFunc(delay, func() {
 			defer s.wg.Done()
 			s.settle(t.checkoutRequestID)
 		})
@@ -229,9 +270,9 @@ func (s *Server) handleSTKPush(w http.ResponseWriter, r *http.Request) *failure 
 }
 
 // checkPassword checks Password == base64(shortCode + passkey + timestamp)
-// (§4.1). For a shortcode the Server does not know, a Password of the right
-// shape (shortcode + something + timestamp) is "Merchant does not exist";
-// anything else is "Wrong credentials".
+// (docs/daraja.md "M-Pesa Express"). For a shortcode the Server does not
+// know, a Password of the right shape (shortcode + something + timestamp) is
+// "Merchant does not exist"; anything else is "Wrong credentials".
 func (s *Server) checkPassword(shortCode, password, timestamp string) *failure {
 	wrong := &failure{status: http.StatusInternalServerError, code: "500.001.1001", message: "Wrong credentials"}
 	decoded, err := base64.StdEncoding.DecodeString(password)
@@ -253,8 +294,9 @@ func (s *Server) checkPassword(shortCode, password, timestamp string) *failure {
 	return nil
 }
 
-// settle runs when a push's delay has passed: it marks the push final and
-// POSTs its callback Outcome.Deliveries times, one after another, unless the
+// settle runs when a push's delay has passed: it marks the push final,
+// releases the subscriber lock, logs a paid push as a Transaction, and POSTs
+// its callback Outcome.Deliveries times, one after another, unless the
 // Server has been closed.
 func (s *Server) settle(checkoutRequestID string) {
 	now := s.now()
@@ -262,6 +304,18 @@ func (s *Server) settle(checkoutRequestID string) {
 	delete(s.timers, checkoutRequestID)
 	t := s.stk[checkoutRequestID]
 	t.final = true
+	if s.locks[t.phone] == checkoutRequestID {
+		delete(s.locks, t.phone)
+	}
+	if t.outcome.ResultCode == 0 {
+		t.receipt = NewReceipt(now)
+		s.recordLocked(Transaction{
+			Receipt: t.receipt, Kind: KindSTK, ShortCode: t.shortCode, PartyB: t.partyB,
+			MSISDN: t.phone, Amount: t.amount, BillRef: t.accountRef, CommandID: t.transactionType,
+			CompletedAt: now,
+		})
+		s.utility[t.shortCode] += t.amount
+	}
 	closed := s.closed
 	body := t.callbackBody(now)
 	callbackURL, shortCode, n := t.callbackURL, t.shortCode, t.outcome.Deliveries
@@ -295,10 +349,11 @@ type metadataItem struct {
 	Value any `json:",omitempty"`
 }
 
-// callbackBody returns the callback JSON (§5.2) for t settled at now: the
-// success body carries Amount (integer), MpesaReceiptNumber (a new receipt),
-// Balance (no Value, as Daraja sends it), TransactionDate (EAT yyyyMMddHHmmss
-// as a number) and PhoneNumber (a number); failures carry no metadata.
+// callbackBody returns the callback JSON (docs/daraja.md "STK callback") for
+// t settled at now: the success body carries Amount (integer),
+// MpesaReceiptNumber (t.receipt), Balance (no Value, as Daraja sends it),
+// TransactionDate (EAT yyyyMMddHHmmss as a number) and PhoneNumber (a
+// number); failures carry no metadata.
 func (t *stkTxn) callbackBody(now time.Time) []byte {
 	var cb stkCallback
 	c := &cb.Body.STKCallback
@@ -311,7 +366,7 @@ func (t *stkTxn) callbackBody(now time.Time) []byte {
 		phone, _ := strconv.ParseInt(t.phone, 10, 64)
 		c.CallbackMetadata = &callbackMetadata{Item: []metadataItem{
 			{Name: "Amount", Value: t.amount},
-			{Name: "MpesaReceiptNumber", Value: NewReceipt(now)},
+			{Name: "MpesaReceiptNumber", Value: t.receipt},
 			{Name: "Balance"},
 			{Name: "TransactionDate", Value: date},
 			{Name: "PhoneNumber", Value: phone},
@@ -324,9 +379,10 @@ func (t *stkTxn) callbackBody(now time.Time) []byte {
 	return b
 }
 
-// postCallback delivers one STK callback as Daraja does (§5.1): a POST with
-// Content-Type application/json;charset=UTF-8 and a BusinessShortCode header,
-// no retries. The reply's status is logged; its body is ignored.
+// postCallback delivers one STK callback as Daraja does (docs/daraja.md "STK
+// callback"): a POST with Content-Type application/json;charset=UTF-8 and a
+// BusinessShortCode header, no retries. The reply's status is logged; its
+// body is ignored.
 func (s *Server) postCallback(callbackURL, shortCode, checkoutRequestID string, body []byte) {
 	host := callbackURL
 	if u, err := url.Parse(callbackURL); err == nil {
@@ -365,13 +421,14 @@ type stkQueryResponse struct {
 	ResultDesc          string
 }
 
-// handleSTKQuery is M-Pesa Express Query (§6): token, JSON, fields
-// (400.002.02), Password and shortcode as for the push; then an unknown
-// CheckoutRequestID (or one pushed under another shortcode) is HTTP 500
-// "500.001.1001 The transaction does not Exist", an unsettled one is
-// answered in Config.QueryPendingStyle (by default HTTP 500 "500.001.1001
-// The transaction is being processed" with the CheckoutRequestID as
-// requestId), and a settled one HTTP 200 with ResultCode as a string.
+// handleSTKQuery is M-Pesa Express Query (docs/daraja.md "STK query"): token,
+// JSON, fields (400.002.02), Password and shortcode as for the push; then an
+// unknown CheckoutRequestID (or one pushed under another shortcode) is HTTP
+// 500 "500.001.1001 The transaction does not Exist", an unsettled one is
+// answered in Config.QueryPendingStyle, or the style its phone picks (by
+// default HTTP 500 "500.001.1001 The transaction is being processed" with
+// the CheckoutRequestID as requestId), and a settled one HTTP 200 with
+// ResultCode as a string.
 func (s *Server) handleSTKQuery(w http.ResponseWriter, r *http.Request) *failure {
 	var req stkQueryRequest
 	if f := decodeBody(w, r, &req); f != nil {
@@ -393,6 +450,10 @@ func (s *Server) handleSTKQuery(w http.ResponseWriter, r *http.Request) *failure
 	t, ok := s.stk[id]
 	var resp stkQueryResponse
 	final := ok && t.final
+	pending := s.pending
+	if ok && t.outcome.PendingStyle != "" {
+		pending = t.outcome.PendingStyle
+	}
 	if ok {
 		ok = t.shortCode == shortCode
 		resp = stkQueryResponse{
@@ -408,9 +469,9 @@ func (s *Server) handleSTKQuery(w http.ResponseWriter, r *http.Request) *failure
 	switch {
 	case !ok:
 		return &failure{status: http.StatusInternalServerError, code: "500.001.1001", message: "The transaction does not Exist"}
-	case !final && s.pending == QueryPending4999:
+	case !final && pending == QueryPending4999:
 		resp.ResultCode, resp.ResultDesc = "4999", ResultDescStillProcessing
-	case !final && s.pending == QueryPendingEmpty:
+	case !final && pending == QueryPendingEmpty:
 		return &failure{status: http.StatusOK, code: "500.001.1001", message: "", requestID: id}
 	case !final:
 		return &failure{status: http.StatusInternalServerError, code: "500.001.1001", message: "The transaction is being processed", requestID: id}

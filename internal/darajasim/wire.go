@@ -3,6 +3,8 @@ package darajasim
 import (
 	"bytes"
 	"encoding/json"
+	"mime"
+	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -12,7 +14,7 @@ import (
 )
 
 // value is a request field Daraja accepts as a JSON string or a JSON number
-// (§1 "number-or-string looseness"). text is the string's content or the
+// (docs/daraja.md "Conventions"). text is the string's content or the
 // number's literal text; null and absence leave set false; any other JSON
 // type (object, array, boolean) sets bad, so validation reports the field as
 // invalid rather than the payload as malformed.
@@ -20,6 +22,9 @@ type value struct {
 	text string
 	set  bool
 	bad  bool
+	// boolean is true for JSON true or false (also bad: no Daraja field is
+	// a boolean), truth its value.
+	boolean, truth bool
 }
 
 func (v *value) UnmarshalJSON(b []byte) error {
@@ -35,6 +40,8 @@ func (v *value) UnmarshalJSON(b []byte) error {
 		*v = value{text: s, set: true}
 	case b[0] == '-' || (b[0] >= '0' && b[0] <= '9'):
 		*v = value{text: string(b), set: true}
+	case string(b) == "true" || string(b) == "false":
+		*v = value{set: true, bad: true, boolean: true, truth: string(b) == "true"}
 	default:
 		*v = value{set: true, bad: true}
 	}
@@ -69,7 +76,7 @@ func firstInvalid(checks ...check) *failure {
 }
 
 // MaxAmount is the largest amount, in whole shillings, a single STK push or
-// C2B payment may carry (§12).
+// C2B payment may carry (docs/daraja.md "M-Pesa Express").
 const MaxAmount = 250_000
 
 var (
@@ -136,4 +143,12 @@ func oneOf(allowed ...string) func(string) bool {
 		}
 		return false
 	}
+}
+
+// jsonContentType reports whether r says its body is JSON: a Content-Type
+// of application/json, with or without parameters such as charset. Daraja
+// refuses an STK push without it (docs/daraja.md "M-Pesa Express").
+func jsonContentType(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "application/json"
 }

@@ -170,38 +170,68 @@ func (g *Gateway) allowPush(app lipa.AppID, phone string) bool {
 	return l.AllowN(g.now(), 1)
 }
 
+// DefaultConfig returns the defaults New gives Config's fields when they are
+// left zero: TransactionType "CustomerPayBillOnline", PromptLifetime 60s,
+// ReconcileAfter 60s, PendingExpiry 24h, IdempotencyWait 45s
+// (IdempotencyWaitFor(daraja.DefaultTimeout)), PhonePushesPerHour 10,
+// WebhookRetrySpan 24h and WebhookBackoff 5s. Every other field's zero value
+// is its default (PartyB then follows ShortCode). These are the one
+// declaration of these defaults: Lipa's command-line configuration takes the
+// defaults of the same settings from here.
+func DefaultConfig() Config {
+	return Config{
+		TransactionType:    daraja.PayBillOnline,
+		PromptLifetime:     60 * time.Second,
+		ReconcileAfter:     60 * time.Second,
+		PendingExpiry:      24 * time.Hour,
+		IdempotencyWait:    IdempotencyWaitFor(daraja.DefaultTimeout),
+		PhonePushesPerHour: 10,
+		WebhookRetrySpan:   24 * time.Hour,
+		WebhookBackoff:     5 * time.Second,
+		WebhookConcurrency: DefaultWebhookConcurrency,
+	}
+}
+
+// IdempotencyWaitFor returns the IdempotencyWait that fits a Daraja client
+// whose calls time out after darajaTimeout: that timeout plus 15 s, so a
+// request repeating an Idempotency-Key outwaits the first request's push.
+func IdempotencyWaitFor(darajaTimeout time.Duration) time.Duration {
+	return darajaTimeout + 15*time.Second
+}
+
 // New returns a Gateway over the store db that talks to Daraja through
-// client.
+// client. Fields of cfg left zero take DefaultConfig's values.
 func New(db *sqlstore.DB, client *daraja.Client, cfg Config) *Gateway {
+	d := DefaultConfig()
 	if cfg.TransactionType == "" {
-		cfg.TransactionType = "CustomerPayBillOnline"
+		cfg.TransactionType = d.TransactionType
 	}
 	if cfg.PartyB == "" {
 		cfg.PartyB = cfg.ShortCode
 	}
 	if cfg.PromptLifetime <= 0 {
-		cfg.PromptLifetime = 60 * time.Second
+		cfg.PromptLifetime = d.PromptLifetime
 	}
 	if cfg.ReconcileAfter <= 0 {
-		cfg.ReconcileAfter = 60 * time.Second
+		cfg.ReconcileAfter = d.ReconcileAfter
 	}
 	if cfg.PendingExpiry <= 0 {
-		cfg.PendingExpiry = 24 * time.Hour
+		cfg.PendingExpiry = d.PendingExpiry
 	}
 	if cfg.WebhookBackoff <= 0 {
-		cfg.WebhookBackoff = 5 * time.Second
+		cfg.WebhookBackoff = d.WebhookBackoff
 	}
 	if cfg.WebhookRetrySpan <= 0 {
-		cfg.WebhookRetrySpan = 24 * time.Hour
+		cfg.WebhookRetrySpan = d.WebhookRetrySpan
 	}
 	if cfg.PhonePushesPerHour <= 0 {
-		cfg.PhonePushesPerHour = 10
+		cfg.PhonePushesPerHour = d.PhonePushesPerHour
 	}
 	if cfg.IdempotencyWait <= 0 {
-		cfg.IdempotencyWait = 45 * time.Second
+		cfg.IdempotencyWait = d.IdempotencyWait
 	}
 	if cfg.WebhookConcurrency <= 0 {
-		cfg.WebhookConcurrency = DefaultWebhookConcurrency
+		cfg.WebhookConcurrency = d.WebhookConcurrency
 	}
 	g := &Gateway{db: db, daraja: client, cfg: cfg, log: cfg.Logger, now: cfg.Now, metrics: cfg.Metrics,
 		webhooks: cfg.WebhookClient, wake: make(chan struct{}, 1)}

@@ -69,9 +69,13 @@ func (g *Gateway) ReceiveSTKCallback(ctx context.Context, in Inbound) error {
 		if err := tx.InsertInbound(ctx, msg); err != nil {
 			return err
 		}
-		p, err := tx.PaymentByCheckoutRequestID(ctx, cb.CheckoutRequestID)
-		if lipa.ErrorKind(err) == lipa.NotFound {
-			p, err = g.adoptOrphanTx(ctx, tx, cb)
+		var p *lipa.Payment
+		var err error = lipa.Errorf(lipa.NotFound, "payment_not_found", "no payment can have this CheckoutRequestID")
+		if daraja.ValidCheckoutRequestID(cb.CheckoutRequestID) {
+			p, err = tx.PaymentByCheckoutRequestID(ctx, cb.CheckoutRequestID)
+			if lipa.ErrorKind(err) == lipa.NotFound {
+				p, err = g.adoptOrphanTx(ctx, tx, cb)
+			}
 		}
 		if lipa.ErrorKind(err) == lipa.NotFound {
 			g.log.WarnContext(ctx, "stk callback for an unknown CheckoutRequestID stored as unmatched",

@@ -599,6 +599,9 @@ func (g *Gateway) matchTx(ctx context.Context, tx *sqlstore.Tx, m *sqlstore.Inbo
 	if err != nil {
 		return nil, nil, lipa.Errorf(lipa.Conflict, "not_unmatched", "message %d cannot be read as an STK callback: %v", m.ID, err)
 	}
+	if !daraja.ValidCheckoutRequestID(cb.CheckoutRequestID) {
+		return nil, nil, lipa.Errorf(lipa.Conflict, "callback_not_applicable", "message %d names CheckoutRequestID %q, which Daraja never issues; dismiss it", m.ID, cb.CheckoutRequestID)
+	}
 	if err := tx.Lock(ctx, cb.CheckoutRequestID); err != nil {
 		return nil, nil, err
 	}

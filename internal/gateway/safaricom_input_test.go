@@ -210,3 +210,31 @@ func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
 }
+
+// TestCallbackForAnIDDarajaNeverIssues: a callback whose CheckoutRequestID
+// holds a NUL or an escape character names no payment Lipa could have: it
+// is stored as unmatched (a review item), never 5xx on
+// either database, and an operator cannot match it to a payment.
+func TestCallbackForAnIDDarajaNeverIssues(t *testing.T) {
+	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
+		f := newFixture(t, databaseURL, darajasim.Config{CallbackDelay: time.Hour}, gateway.Config{})
+		ctx := context.Background()
+		body := []byte(`{"Body":{"stkCallback":{"MerchantRequestID":"29115-34620561-1","CheckoutRequestID":"ws_CO_\u0000CTRL\u001b[2J","ResultCode":1032,"ResultDesc":"Request cancelled by user"}}}`)
+		f.callback(t, body)
+		if outcome, _ := storedOutcome(t, databaseURL, body); outcome != "unmatched" {
+			t.Errorf("stored message: got outcome %q, want unmatched", outcome)
+		}
+		it := f.oneOpenItem(t, gateway.ReviewUnmatchedCallback)
+		if strings.ContainsRune(it.CheckoutRequestID, 0) || !strings.Contains(it.CheckoutRequestID, "CTRL") {
+			t.Errorf("review item CheckoutRequestID %q: want the ID without its NUL (terminals and pages escape the rest)", it.CheckoutRequestID)
+		}
+		p := f.push(t, "254711000199", "10", "CTRL")
+		_, err := f.g.ResolveMatch(ctx, testOperator, it.ID, p.ID, "the customer says they paid")
+		if lipa.ErrorCode(err) != "callback_not_applicable" {
+			t.Errorf("ResolveMatch: got %v, want callback_not_applicable", err)
+		}
+		if got := f.payment(t, p.ID); got.CheckoutRequestID != p.CheckoutRequestID || got.Status != lipa.StatusPending {
+			t.Errorf("payment after the refused match: got %s %q, want PENDING %q", got.Status, got.CheckoutRequestID, p.CheckoutRequestID)
+		}
+	})
+}

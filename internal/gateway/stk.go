@@ -185,6 +185,12 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 			return err
 		}
 		*p = *cur
+		// Daraja's own words, for the payment's timeline.
+		if err := tx.InsertInbound(ctx, &sqlstore.Inbound{Kind: sqlstore.InboundSTKPushAnswer, Path: "/mpesa/stkpush/v1/processrequest",
+			SourceAddr: "daraja", ReceivedAt: cur.UpdatedAt, Body: resp.Raw, CheckoutRequestID: resp.CheckoutRequestID,
+			PaymentID: cur.ID, Outcome: sqlstore.OutcomeApplied}); err != nil {
+			return err
+		}
 		// A callback can beat Daraja's answer here (Daraja reference §13.3).
 		early, err := tx.UnmatchedCallbacks(ctx, resp.CheckoutRequestID)
 		if err != nil {

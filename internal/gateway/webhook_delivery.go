@@ -326,7 +326,7 @@ func truncateText(s string, n int) string {
 func (g *Gateway) WebhookBacklog(ctx context.Context) (int64, error) {
 	var n int64
 	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) {
-		n, err = tx.DeliveryBacklog(ctx)
+		n, err = tx.PendingDeliveries(ctx)
 		return err
 	})
 	return n, err

@@ -81,6 +81,14 @@ func (t *Tx) EnsureSetting(ctx context.Context, name, value string) (string, err
 	return t.Setting(ctx, name)
 }
 
+// PutSetting stores value under name, replacing any value there.
+func (t *Tx) PutSetting(ctx context.Context, name, value string) error {
+	if _, err := t.exec(ctx, "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value", name, value); err != nil {
+		return fmt.Errorf("store setting %s: %w", name, err)
+	}
+	return nil
+}
+
 // AppByName returns the app with that name, or a NotFound error.
 func (t *Tx) AppByName(ctx context.Context, name string) (*lipa.App, error) {
 	a, err := scanApp(t.queryRow(ctx, "SELECT "+appColumns+" FROM apps WHERE name = ?", name))

@@ -45,9 +45,13 @@ const (
 	Postgres Backend = "postgres"
 )
 
+// DefaultMaxConns is the PostgreSQL connection pool size Open uses when
+// Options.MaxConns is zero, and the default of Lipa's DATABASE_MAX_CONNS.
+const DefaultMaxConns = 10
+
 // Options tunes a DB. The zero value is usable.
 type Options struct {
-	// MaxConns caps the PostgreSQL connection pool (default 10). SQLite always
+	// MaxConns caps the PostgreSQL connection pool (DefaultMaxConns). SQLite always
 	// uses one connection: it has one writer, and one connection keeps every
 	// transaction serial without "database is locked" retries.
 	MaxConns int
@@ -74,7 +78,7 @@ type DB struct {
 // names what is wrong with the URL or the connection.
 func Open(ctx context.Context, databaseURL string, opt Options) (*DB, error) {
 	if opt.MaxConns <= 0 {
-		opt.MaxConns = 10
+		opt.MaxConns = DefaultMaxConns
 	}
 	if opt.StatementTimeout <= 0 {
 		opt.StatementTimeout = 5 * time.Second

@@ -109,9 +109,9 @@ func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
-// DeliveryBacklog returns how many deliveries are pending across all apps:
+// PendingDeliveries returns how many deliveries are pending across all apps:
 // due now, waiting for a retry, or under way.
-func (t *Tx) DeliveryBacklog(ctx context.Context) (int64, error) {
+func (t *Tx) PendingDeliveries(ctx context.Context) (int64, error) {
 	var n int64
 	if err := t.queryRow(ctx, "SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'").Scan(&n); err != nil {
 		return 0, fmt.Errorf("delivery backlog: %w", err)

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lipa-gateway/lipa"
+	"github.com/lipa-gateway/lipa/internal/api"
+	"github.com/lipa-gateway/lipa/internal/console"
+	"github.com/lipa-gateway/lipa/internal/gateway"
+)
+
+// consoleConfig is the operators' web console's part of the configuration.
+type consoleConfig struct {
+	Addr            string         // LIPA_ADMIN_ADDR: serve the console on this address of its own (then not on LISTEN_ADDR); "off" turns it off; default: under /admin/ on LISTEN_ADDR
+	AllowedIPs      []netip.Prefix // LIPA_ADMIN_ALLOWED_IPS: comma-separated IPs/CIDRs the console answers; default any
+	SecureCookies   bool           // LIPA_ADMIN_SECURE_COOKIES: mark the session cookie Secure (set it behind an https proxy); default false (Secure anyway over TLS)
+	SessionIdle     time.Duration  // LIPA_ADMIN_SESSION_IDLE: a console session ends after this long without a request; default 30m
+	SessionLifetime time.Duration  // LIPA_ADMIN_SESSION_LIFETIME: and at the latest this long after sign-in; default 12h
+}
+
+// loadConsoleConfig reads the LIPA_ADMIN_* settings of the console.
+func loadConsoleConfig(get func(string, string) string, c *consoleConfig) error {
+	c.Addr = get("LIPA_ADMIN_ADDR", "")
+	if c.Addr != "" && c.Addr != "off" {
+		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+			return fmt.Errorf("LIPA_ADMIN_ADDR %q is not host:port (or off)", c.Addr)
+		}
+	}
+	if v := get("LIPA_ADMIN_ALLOWED_IPS", ""); v != "" {
+		ips, err := api.ParsePrefixes(v)
+		if err != nil || len(ips) == 0 {
+			return fmt.Errorf("LIPA_ADMIN_ALLOWED_IPS %q is not a comma-separated list of IPs or CIDRs", v)
+		}
+		c.AllowedIPs = ips
+	}
+	var err error
+	if c.SecureCookies, err = boolean(get, "LIPA_ADMIN_SECURE_COOKIES"); err != nil {
+		return err
+	}
+	if c.SessionIdle, err = duration(get, "LIPA_ADMIN_SESSION_IDLE", "30m"); err != nil {
+		return err
+	}
+	if c.SessionLifetime, err = duration(get, "LIPA_ADMIN_SESSION_LIFETIME", "12h"); err != nil {
+		return err
+	}
+	if c.SessionIdle < time.Second || c.SessionLifetime < c.SessionIdle {
+		return fmt.Errorf("LIPA_ADMIN_SESSION_IDLE (%s) must be at least 1s and LIPA_ADMIN_SESSION_LIFETIME (%s) at least as long", c.SessionIdle, c.SessionLifetime)
+	}
+	return nil
+}
+
+// startConsole builds the console and returns the handler of the main
+// listener: the API, with the console under /admin/ unless it has an
+// address of its own (then it is started there, and s.admin is set) or is
+// off.
+func (s *service) startConsole(cfg Config, gw *gateway.Gateway, apiHandler http.Handler, callbackURL string, token lipa.Secret, log *slog.Logger) (http.Handler, error) {
+	cc := cfg.Console
+	if cc.Addr == "off" {
+		return apiHandler, nil
+	}
+	origin := s.URL
+	if cfg.CallbackURL != "" {
+		origin = urlOrigin(cfg.CallbackURL)
+	}
+	con := console.New(gw, console.Config{
+		Logger:        log.With("component", "console"),
+		Session:       gateway.SessionPolicy{Idle: cc.SessionIdle, Lifetime: cc.SessionLifetime},
+		SecureCookies: cc.SecureCookies,
+		AllowedIPs:    cc.AllowedIPs,
+		SourceAddr:    api.SourceAddr(cfg.TrustedProxies),
+		StatusOf:      api.StatusOf,
+		Settings: console.Settings{Environment: cfg.Environment, Version: readBuildVersion().String(),
+			CallbackURL:        redactToken(callbackURL, token),
+			C2BValidationURL:   redactToken(withToken(origin+"/api/c2b/validation/", token), token),
+			C2BConfirmationURL: redactToken(withToken(origin+"/api/c2b/confirmation/", token), token),
+			Values:             settingValues(cfg)},
+	})
+	if cc.Addr == "" {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/admin" || strings.HasPrefix(r.URL.Path, "/admin/") {
+				con.ServeHTTP(w, r)
+				return
+			}
+			apiHandler.ServeHTTP(w, r)
+		}), nil
+	}
+	ln, err := net.Listen("tcp", cc.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("LIPA_ADMIN_ADDR %q: %w", cc.Addr, err)
+	}
+	s.AdminURL = localURL(ln.Addr())
+	s.admin = &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/" {
+				http.Redirect(w, r, "/admin/", http.StatusFound)
+				return
+			}
+			if api.IsOperatorPath(r.URL.Path) && s.ops != nil {
+				s.ops.ServeHTTP(w, r) // Prometheus and pprof, behind X-ADMIN-KEY
+				return
+			}
+			con.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go s.admin.Serve(ln)
+	log.Info("operators' console listening on its own address", "url", s.AdminURL+"/admin/")
+	return apiHandler, nil
+}
+
+// urlOrigin returns scheme://host of an absolute URL.
+func urlOrigin(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		if j := strings.Index(u[i+3:], "/"); j >= 0 {
+			return u[:i+3+j]
+		}
+	}
+	return u
+}
+
+// settingValues is the effective configuration as the console's Settings
+// page shows it: every variable, secrets as "set (hidden)" or "not set".
+func settingValues(cfg Config) []console.Setting {
+	secret := func(s lipa.Secret) string {
+		if s == "" {
+			return "not set"
+		}
+		return "set (hidden)"
+	}
+	prefixes := func(ps []netip.Prefix, none string) string {
+		if len(ps) == 0 {
+			return none
+		}
+		var out []string
+		for _, p := range ps {
+			out = append(out, p.String())
+		}
+		return strings.Join(out, ", ")
+	}
+	orNone := func(s string) string {
+		if s == "" {
+			return "not set"
+		}
+		return s
+	}
+	amount := func(a lipa.Amount) string {
+		if a == 0 {
+			return "not set"
+		}
+		return a.String()
+	}
+	pattern := "not set"
+	if cfg.C2BAccountPattern != nil {
+		pattern = strings.TrimSuffix(strings.TrimPrefix(cfg.C2BAccountPattern.String(), "^(?:"), ")$")
+	}
+	admin := cfg.Console.Addr
+	if admin == "" {
+		admin = "not set (under /admin/ on LISTEN_ADDR)"
+	}
+	b := strconv.FormatBool
+	setting := func(name, value, note string) console.Setting {
+		return console.Setting{Name: name, Value: value, Note: note}
+	}
+	return []console.Setting{
+		setting("MPESA_ENVIRONMENT", cfg.Environment, "which Daraja Lipa talks to"),
+		setting("MPESA_CONSUMER_KEY", secret(lipa.Secret(cfg.ConsumerKey)), "the Daraja app's consumer key"),
+		setting("MPESA_CONSUMER_SECRET", secret(cfg.ConsumerSecret), "the Daraja app's consumer secret"),
+		setting("MPESA_SHORTCODE", cfg.ShortCode, "the paybill, or the store number of a till"),
+		setting("MPESA_PASSKEY", secret(cfg.Passkey), "the Lipa na M-Pesa Online passkey"),
+		setting("MPESA_CALLBACK_URL", orNone(cfg.CallbackURL), "public URL of the STK callback (the token is appended)"),
+		setting("MPESA_TRANSACTION_TYPE", cfg.TransactionType, "paybill or till pushes"),
+		setting("MPESA_PARTY_B", orNone(cfg.PartyB), "the till number, for CustomerBuyGoodsOnline"),
+		setting("MPESA_BASE_URL", orNone(cfg.BaseURL), "overrides Daraja's base URL"),
+		setting("MPESA_TIMEOUT", cfg.DarajaTimeout.String(), "bound on each Daraja call"),
+		setting("MPESA_C2B_RESPONSE_TYPE", cfg.C2BResponseType, "what M-Pesa does when validation does not answer"),
+		setting("MPESA_C2B_VERSION", cfg.C2BVersion, "C2B register URL API version"),
+		setting("DATABASE_URL", redactURL(cfg.DatabaseURL), "the database (password hidden)"),
+		setting("DATABASE_MAX_CONNS", strconv.Itoa(cfg.DatabaseMaxConn), "PostgreSQL connection pool size"),
+		setting("LISTEN_ADDR", cfg.ListenAddr, "where Lipa serves HTTP"),
+		setting("LOG_FILE", cfg.LogFile, "JSON log lines"),
+		setting("LIPA_SIMULATOR_CALLBACK_DELAY", cfg.SimulatorDelay.String(), "simulator STK callback delay"),
+		setting("LIPA_RECONCILE_AFTER", cfg.ReconcileAfter.String(), "a PENDING push without callback is queried after this"),
+		setting("LIPA_PENDING_EXPIRY", cfg.PendingExpiry.String(), "a payment PENDING this long becomes FAILED expired"),
+		setting("LIPA_PROMPT_LIFETIME", cfg.PromptLifetime.String(), "a PENDING push this young keeps its phone busy"),
+		setting("LIPA_ADMIN_KEY", secret(cfg.AdminKey), "enables the JSON admin API under /api/admin/"),
+		setting("LIPA_CALLBACK_TOKEN", secret(cfg.CallbackToken), "secret last path segment of the callback URLs"),
+		setting("MPESA_ALLOW_TOKENLESS_CALLBACKS", b(cfg.AllowTokenless), "also accept callbacks without the token"),
+		setting("LIPA_CALLBACK_ALLOWED_IPS", prefixes(cfg.CallbackAllowedIPs, "any"), "where callbacks may come from"),
+		setting("LIPA_TRUSTED_PROXIES", prefixes(cfg.TrustedProxies, "none"), "reverse proxies whose X-Forwarded-For is believed"),
+		setting("LIPA_CONFIRM_BY_QUERY", b(cfg.ConfirmByQuery), "confirm each SUCCESS callback with an STK push query"),
+		setting("LIPA_KEY_ROTATION_GRACE", cfg.KeyRotationGrace.String(), "an old API key keeps working this long after rotation"),
+		setting("LIPA_APP_RATE_LIMIT", strconv.FormatFloat(cfg.AppRateLimit, 'f', -1, 64), "requests per second per app (0: no limit)"),
+		setting("LIPA_AUTH_FAILURES_PER_MINUTE", strconv.Itoa(cfg.AuthFailureLimit), "failed authentications per address per minute"),
+		setting("LIPA_PHONE_PUSHES_PER_HOUR", strconv.Itoa(cfg.PhonePushesPerHour), "STK pushes to one phone per hour"),
+		setting("LIPA_C2B_ACCOUNT_PATTERN", pattern, "C2B account numbers validation accepts"),
+		setting("LIPA_C2B_MIN_AMOUNT", amount(cfg.C2BMinAmount), "smallest C2B amount validation accepts (shillings)"),
+		setting("LIPA_C2B_MAX_AMOUNT", amount(cfg.C2BMaxAmount), "largest C2B amount validation accepts (shillings)"),
+		setting("LIPA_WEBHOOK_RETRY_SPAN", cfg.WebhookRetrySpan.String(), "how long a webhook delivery is retried"),
+		setting("LIPA_WEBHOOK_BACKOFF", cfg.WebhookBackoff.String(), "wait before a failed webhook's first retry"),
+		setting("LIPA_ADMIN_ADDR", admin, "where the console is served"),
+		setting("LIPA_ADMIN_ALLOWED_IPS", prefixes(cfg.Console.AllowedIPs, "any"), "addresses the console answers"),
+		setting("LIPA_ADMIN_SECURE_COOKIES", b(cfg.Console.SecureCookies), "Secure session cookie without TLS to Lipa itself"),
+		setting("LIPA_ADMIN_SESSION_IDLE", cfg.Console.SessionIdle.String(), "a console session ends after this long idle"),
+		setting("LIPA_ADMIN_SESSION_LIFETIME", cfg.Console.SessionLifetime.String(), "and at the latest this long after sign-in"),
+	}
+}
+
+// redactURL hides the password of a database URL.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}
+
+// boolean reads a true/false setting of the console (default false).
+func boolean(get func(string, string) string, name string) (bool, error) {
+	v := get(name, "false")
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s %q must be true or false", name, v)
+	}
+	return b, nil
+}
+
+// duration reads a duration setting of the console, def when unset.
+func duration(get func(string, string) string, name, def string) (time.Duration, error) {
+	v := get(name, def)
+	d, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("%s %q is not a Go duration such as 2s or 500ms", name, v)
+	case d < 0:
+		return 0, fmt.Errorf("%s %q must not be negative", name, v)
+	}
+	return d, nil
+}
