@@ -46,12 +46,13 @@ type deliveries struct {
 	pass sync.Mutex // one delivery pass at a time
 
 	mu     sync.Mutex
-	busy   int                // slots taken: attempts under way or waiting to be recorded
+	busy   int                // slots taken: attempts under way
 	perApp map[lipa.AppID]int // of which, per app
 	turn   int                // rotates which app leases first
 
-	queue     []finishedAttempt // attempts waiting to be recorded
-	recording bool              // a goroutine is recording the queue
+	queue      []finishedAttempt // attempts waiting to be recorded
+	unrecorded int               // attempts made and not yet recorded (queued or being recorded)
+	recording  bool              // a goroutine is recording the queue
 }
 
 // finishedAttempt is an attempt made, waiting to be recorded.
@@ -84,9 +85,9 @@ func (g *Gateway) wakeDeliveries() {
 // passed since the event, when the delivery fails and the app's webhook is
 // paused (flagged for an operator, resumed by redelivery or by setting the
 // webhook again). Every attempt is recorded; attempts that finish together
-// are recorded in one transaction, and each delivery's slot is free again
-// once its attempt is recorded. Leases keep other replicas off a delivery
-// (at least once, never twice at the same time).
+// are recorded in one transaction, while the freed slots already carry the
+// next attempts. Leases keep other replicas off a delivery until its
+// attempt is recorded (at least once, never twice at the same time).
 //
 // It returns how many attempts it started; Wait waits for them. Cancelling
 // ctx cuts attempts in flight, which are recorded as failed and retried.
@@ -99,6 +100,9 @@ func (g *Gateway) DeliverWebhooks(ctx context.Context) (int, error) {
 	perApp := webhookPerApp(slots)
 	dl.mu.Lock()
 	free := slots - dl.busy
+	if dl.unrecorded >= slots {
+		free = 0 // the database is behind: let the records catch up first
+	}
 	quota := func(app lipa.AppID) int { return perApp - dl.perApp[app] }
 	turn := dl.turn
 	dl.turn++
@@ -218,15 +222,23 @@ func (g *Gateway) attempt(ctx context.Context, d sqlstore.Delivery) finishedAtte
 	return finishedAttempt{d: d, r: r, result: result}
 }
 
-// recordAttempt queues a finished attempt to be recorded. The first
-// goroutine to find nobody recording records the queue, and keeps on while
-// attempts finish meanwhile: under load, many attempts share one
-// transaction. Each attempt's slot is freed once it is recorded, and the
-// delivery loop is woken to fill it.
+// recordAttempt frees a finished attempt's slot, wakes the delivery loop to
+// fill it, and queues the attempt to be recorded. The first goroutine to
+// find nobody recording records the queue, and keeps on while attempts
+// finish meanwhile: under load, many attempts share one transaction, and
+// recording overlaps the next attempts. The delivery stays leased until its
+// record commits (so its payment's next event waits for it), and passes
+// lease nothing while a whole slot-load of attempts waits to be recorded.
 func (g *Gateway) recordAttempt(f finishedAttempt) {
 	dl := &g.deliveries
 	dl.mu.Lock()
+	dl.busy--
+	if dl.perApp[f.d.AppID]--; dl.perApp[f.d.AppID] <= 0 {
+		delete(dl.perApp, f.d.AppID)
+	}
+	dl.unrecorded++
 	dl.queue = append(dl.queue, f)
+	g.wakeDeliveries()
 	if dl.recording {
 		dl.mu.Unlock()
 		return
@@ -238,13 +250,8 @@ func (g *Gateway) recordAttempt(f finishedAttempt) {
 		dl.mu.Unlock()
 		g.recordBatch(batch)
 		dl.mu.Lock()
-		for _, f := range batch {
-			dl.busy--
-			if dl.perApp[f.d.AppID]--; dl.perApp[f.d.AppID] <= 0 {
-				delete(dl.perApp, f.d.AppID)
-			}
-		}
-		g.wakeDeliveries()
+		dl.unrecorded -= len(batch)
+		g.wakeDeliveries() // the payments' next events are due now
 	}
 	dl.recording = false
 	dl.mu.Unlock()

@@ -61,13 +61,15 @@ func (t *Tx) LeaseDeliveries(ctx context.Context, app lipa.AppID, now, leaseUnti
 	q := `SELECT e.seq, e.id, e.app_id, e.type, e.payment_id, e.payload, e.created_at, a.webhook_url, a.webhook_secret, d.attempts, d.created_at
 		FROM webhook_deliveries d JOIN events e ON e.seq = d.event_seq JOIN apps a ON a.id = d.app_id
 		WHERE d.app_id = ? AND d.state = 'pending' AND d.next_attempt_at <= ? AND a.webhook_url <> '' AND a.webhook_paused_at IS NULL
-		AND d.event_seq = (SELECT min(o.event_seq) FROM webhook_deliveries o WHERE o.state = 'pending' AND o.app_id = d.app_id
-			AND o.payment_id = d.payment_id)
+		AND d.event_seq = (SELECT min(o.event_seq) FROM webhook_deliveries o
+			WHERE o.payment_id = d.payment_id AND o.app_id || '' = d.app_id AND o.state || '' = 'pending')
 		ORDER BY d.next_attempt_at, d.event_seq LIMIT ?`
-	// The payment's earliest pending event is asked for with a scalar
-	// subquery, which PostgreSQL runs as an index lookup per row whatever
-	// its statistics say; as an anti-join it could be planned as a scan of
-	// the app's whole backlog per row right after a burst.
+	// The payment's earliest pending event is a scalar subquery, run once
+	// per row, that can use only the index on payment_id (a payment has a
+	// handful of events): app_id and state are compared as expressions so
+	// that no index on them qualifies. Given one, a planner without
+	// statistics (right after a burst) scanned the app's whole backlog for
+	// every row.
 	if t.backend == Postgres {
 		q += " FOR UPDATE OF d SKIP LOCKED"
 	}
