@@ -115,6 +115,7 @@ func defaultConfig() Config {
 		WebhookRetrySpan:   g.WebhookRetrySpan,
 		WebhookBackoff:     g.WebhookBackoff,
 		WebhookConcurrency: g.WebhookConcurrency,
+		Console:            consoleConfig{SessionIdle: 30 * time.Minute, SessionLifetime: 12 * time.Hour},
 	}
 }
 
@@ -341,15 +342,17 @@ func readConfig(lookup func(string) (string, bool), dotenv string) (Config, []er
 	amount("LIPA_C2B_MIN_AMOUNT", &c.C2BMinAmount)
 	amount("LIPA_C2B_MAX_AMOUNT", &c.C2BMaxAmount)
 	whole("DATABASE_MAX_CONNS", &c.DatabaseMaxConn)
-	orDefault := func(name, def string) string {
-		if v, ok := get(name); ok && v != "" {
-			return v
+	text("LIPA_ADMIN_ADDR", &c.Console.Addr)
+	if v, _ := get("LIPA_ADMIN_ALLOWED_IPS"); v != "" {
+		if ips, err := api.ParsePrefixes(v); err != nil || len(ips) == 0 {
+			bad("LIPA_ADMIN_ALLOWED_IPS", "LIPA_ADMIN_ALLOWED_IPS %q is not a comma-separated list of IPs or CIDRs", v)
+		} else {
+			c.Console.AllowedIPs = ips
 		}
-		return def
 	}
-	if err := loadConsoleConfig(orDefault, &c.Console); err != nil {
-		errs = append(errs, err)
-	}
+	boolean("LIPA_ADMIN_SECURE_COOKIES", &c.Console.SecureCookies)
+	duration("LIPA_ADMIN_SESSION_IDLE", &c.Console.SessionIdle)
+	duration("LIPA_ADMIN_SESSION_LIFETIME", &c.Console.SessionLifetime)
 	if c.Environment == envSimulator {
 		c.simulatorDefaults()
 	}
@@ -383,6 +386,14 @@ func (c Config) problems() []error {
 			seen[name] = true
 			out = append(out, badSetting(name, format, args...))
 		}
+	}
+	if a := c.Console.Addr; a != "" && a != "off" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad("LIPA_ADMIN_ADDR", "LIPA_ADMIN_ADDR %q is not host:port (or off)", a)
+		}
+	}
+	if c.Console.SessionIdle < time.Second || c.Console.SessionLifetime < c.Console.SessionIdle {
+		bad("LIPA_ADMIN_SESSION_IDLE", "LIPA_ADMIN_SESSION_IDLE (%s) must be at least 1s and LIPA_ADMIN_SESSION_LIFETIME (%s) at least as long", c.Console.SessionIdle, c.Console.SessionLifetime)
 	}
 	if c.Environment != envSimulator {
 		for _, v := range []struct{ name, value string }{

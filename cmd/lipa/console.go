@@ -26,37 +26,6 @@ type consoleConfig struct {
 	SessionLifetime time.Duration  // LIPA_ADMIN_SESSION_LIFETIME: and at the latest this long after sign-in; default 12h
 }
 
-// loadConsoleConfig reads the LIPA_ADMIN_* settings of the console.
-func loadConsoleConfig(get func(string, string) string, c *consoleConfig) error {
-	c.Addr = get("LIPA_ADMIN_ADDR", "")
-	if c.Addr != "" && c.Addr != "off" {
-		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-			return fmt.Errorf("LIPA_ADMIN_ADDR %q is not host:port (or off)", c.Addr)
-		}
-	}
-	if v := get("LIPA_ADMIN_ALLOWED_IPS", ""); v != "" {
-		ips, err := api.ParsePrefixes(v)
-		if err != nil || len(ips) == 0 {
-			return fmt.Errorf("LIPA_ADMIN_ALLOWED_IPS %q is not a comma-separated list of IPs or CIDRs", v)
-		}
-		c.AllowedIPs = ips
-	}
-	var err error
-	if c.SecureCookies, err = boolean(get, "LIPA_ADMIN_SECURE_COOKIES"); err != nil {
-		return err
-	}
-	if c.SessionIdle, err = duration(get, "LIPA_ADMIN_SESSION_IDLE", "30m"); err != nil {
-		return err
-	}
-	if c.SessionLifetime, err = duration(get, "LIPA_ADMIN_SESSION_LIFETIME", "12h"); err != nil {
-		return err
-	}
-	if c.SessionIdle < time.Second || c.SessionLifetime < c.SessionIdle {
-		return fmt.Errorf("LIPA_ADMIN_SESSION_IDLE (%s) must be at least 1s and LIPA_ADMIN_SESSION_LIFETIME (%s) at least as long", c.SessionIdle, c.SessionLifetime)
-	}
-	return nil
-}
-
 // startConsole builds the console and returns the handler of the main
 // listener: the API, with the console under /admin/ unless it has an
 // address of its own (then it is started there, and s.admin is set) or is
@@ -186,7 +155,11 @@ func settingValues(cfg Config) []console.Setting {
 		setting("DATABASE_URL", redactURL(cfg.DatabaseURL), "the database (password hidden)"),
 		setting("DATABASE_MAX_CONNS", strconv.Itoa(cfg.DatabaseMaxConn), "PostgreSQL connection pool size"),
 		setting("LISTEN_ADDR", cfg.ListenAddr, "where Lipa serves HTTP"),
-		setting("LOG_FILE", cfg.LogFile, "JSON log lines"),
+		setting("LOG_FILE", cfg.LogFile, "JSON log lines (- for stdout)"),
+		setting("LOG_MAX_SIZE_MB", strconv.Itoa(cfg.LogMaxSizeMB), "LOG_FILE is rotated at this size"),
+		setting("LOG_MAX_BACKUPS", strconv.Itoa(cfg.LogMaxBackups), "rotated log files kept"),
+		setting("LOG_MAX_AGE_DAYS", strconv.Itoa(cfg.LogMaxAgeDays), "days a rotated log file is kept (0: no limit)"),
+		setting("LOG_COMPRESS", b(cfg.LogCompress), "rotated log files are gzipped"),
 		setting("LIPA_SIMULATOR_CALLBACK_DELAY", cfg.SimulatorDelay.String(), "simulator STK callback delay"),
 		setting("LIPA_RECONCILE_AFTER", cfg.ReconcileAfter.String(), "a PENDING push without callback is queried after this"),
 		setting("LIPA_PENDING_EXPIRY", cfg.PendingExpiry.String(), "a payment PENDING this long becomes FAILED expired"),
@@ -197,6 +170,7 @@ func settingValues(cfg Config) []console.Setting {
 		setting("LIPA_CALLBACK_ALLOWED_IPS", prefixes(cfg.CallbackAllowedIPs, "any"), "where callbacks may come from"),
 		setting("LIPA_TRUSTED_PROXIES", prefixes(cfg.TrustedProxies, "none"), "reverse proxies whose X-Forwarded-For is believed"),
 		setting("LIPA_CONFIRM_BY_QUERY", b(cfg.ConfirmByQuery), "confirm each SUCCESS callback with an STK push query"),
+		setting("LIPA_CALLBACK_PHONE_OPTIONAL", b(cfg.PhoneOptional), "accept a success callback without a PhoneNumber to compare"),
 		setting("LIPA_KEY_ROTATION_GRACE", cfg.KeyRotationGrace.String(), "an old API key keeps working this long after rotation"),
 		setting("LIPA_APP_RATE_LIMIT", strconv.FormatFloat(cfg.AppRateLimit, 'f', -1, 64), "requests per second per app (0: no limit)"),
 		setting("LIPA_AUTH_FAILURES_PER_MINUTE", strconv.Itoa(cfg.AuthFailureLimit), "failed authentications per address per minute"),
@@ -206,6 +180,7 @@ func settingValues(cfg Config) []console.Setting {
 		setting("LIPA_C2B_MAX_AMOUNT", amount(cfg.C2BMaxAmount), "largest C2B amount validation accepts (shillings)"),
 		setting("LIPA_WEBHOOK_RETRY_SPAN", cfg.WebhookRetrySpan.String(), "how long a webhook delivery is retried"),
 		setting("LIPA_WEBHOOK_BACKOFF", cfg.WebhookBackoff.String(), "wait before a failed webhook's first retry"),
+		setting("LIPA_WEBHOOK_CONCURRENCY", strconv.Itoa(cfg.WebhookConcurrency), "webhook attempts under way at once per process"),
 		setting("LIPA_ADMIN_ADDR", admin, "where the console is served"),
 		setting("LIPA_ADMIN_ALLOWED_IPS", prefixes(cfg.Console.AllowedIPs, "any"), "addresses the console answers"),
 		setting("LIPA_ADMIN_SECURE_COOKIES", b(cfg.Console.SecureCookies), "Secure session cookie without TLS to Lipa itself"),
@@ -221,27 +196,4 @@ func redactURL(s string) string {
 		return s
 	}
 	return u.Redacted()
-}
-
-// boolean reads a true/false setting of the console (default false).
-func boolean(get func(string, string) string, name string) (bool, error) {
-	v := get(name, "false")
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		return false, fmt.Errorf("%s %q must be true or false", name, v)
-	}
-	return b, nil
-}
-
-// duration reads a duration setting of the console, def when unset.
-func duration(get func(string, string) string, name, def string) (time.Duration, error) {
-	v := get(name, def)
-	d, err := time.ParseDuration(v)
-	switch {
-	case err != nil:
-		return 0, fmt.Errorf("%s %q is not a Go duration such as 2s or 500ms", name, v)
-	case d < 0:
-		return 0, fmt.Errorf("%s %q must not be negative", name, v)
-	}
-	return d, nil
 }

@@ -33,6 +33,7 @@ var undocumented = []struct{ prefix, why string }{
 	{"/api/admin/", "the operators' API (X-ADMIN-KEY), not for apps"},
 	{"/metrics", "the operators' Prometheus metrics (X-ADMIN-KEY), not for apps"},
 	{"/debug/", "Go's profiler for operators (X-ADMIN-KEY), not for apps"},
+	{"/admin/", "the operators' web console: HTML pages for people, served by internal/console"},
 }
 
 // Documented reports whether the OpenAPI document describes the endpoints
