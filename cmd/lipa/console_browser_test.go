@@ -341,9 +341,11 @@ const (
 // consoleFlows runs the operators' flows in a real browser against rig,
 // moving between its replicas: sign in; the dashboard; create an app and
 // read its key once; a payment through the app API found by receipt and by
-// phone; its timeline with the raw callback; the CSV export; a viewer with
-// no action buttons whose crafted POST is refused; a cross-site POST
-// refused; sign-out ending the session everywhere.
+// phone; its timeline with the raw callback; the CSV export; a review item
+// resolved with a reason, then found in the payment's timeline and the
+// audit log; a viewer with no action buttons (no resolution form either)
+// whose crafted POSTs are refused; a cross-site POST refused; sign-out
+// ending the session everywhere.
 func consoleFlows(t *testing.T, rig consoleRig) {
 	root := startChromium(t)
 	shots, n := artefacts(t), &atomic.Int64{}
@@ -453,6 +455,56 @@ func consoleFlows(t *testing.T, rig consoleRig) {
 		t.Errorf("admin: settings: got the passkey shown, or no callback URL")
 	}
 
+	// Two C2B confirmations nobody can read (TransAmount "abc") wait in
+	// the review queue; the admin makes a payment of the first with the
+	// amount from the statement, and a reason.
+	for _, transID := range []string{"UKBROWSE01", "UKBROWSE02"} {
+		resp, err := http.Post(rig.url(1)+"/api/c2b/confirmation/", "application/json", strings.NewReader(unreadableConfirmation(transID)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("C2B confirmation %s: got HTTP %d, want 200", transID, resp.StatusCode)
+		}
+	}
+	admin.open(rig.url(0) + "/admin/review")
+	if q := admin.text(); !strings.Contains(q, "UKBROWSE01") || !strings.Contains(q, "invalid amount") || !strings.Contains(q, "Why it needs a person") {
+		t.Fatalf("admin: the review queue: got %q, want both items with why they need a person", cut(q, 600))
+	}
+	admin.shot("review-queue")
+	items := reviewLinkRE.FindAllStringSubmatch(admin.source(), -1)
+	if len(items) < 2 {
+		t.Fatalf("admin: the review queue: got links %v, want one per item", items)
+	}
+	first, second := items[len(items)-1][1], items[0][1] // newest first
+	if st := admin.submit(`a[href="/admin/review/` + first + `"]`); st != http.StatusOK || !strings.Contains(admin.text(), `"TransAmount": "abc"`) {
+		t.Fatalf("admin: review item %s: got HTTP %d %q, want its raw payload", first, st, cut(admin.text(), 300))
+	}
+	admin.shot("review-item")
+	admin.typeIn("#create-amount", "250")
+	admin.typeIn("#create-reason", "M-Pesa statement shows KES 250 from 0708374149")
+	if st := admin.submit("form[action$='/create-payment'] button[type=submit]"); st != http.StatusOK {
+		t.Fatalf("admin: create the payment of review item %s: got HTTP %d", first, st)
+	}
+	if got := admin.text(); !strings.Contains(got, "resolved") || !strings.Contains(got, "M-Pesa statement shows KES 250") || admin.actionForms() != 0 {
+		t.Fatalf("admin: review item %s after the resolution: got %q, want it resolved with the reason and no form", first, cut(got, 500))
+	}
+	admin.shot("review-item-resolved")
+	if st := admin.submit(`a[href^="/admin/payments/pay_"]`); st != http.StatusOK || !strings.Contains(admin.text(), "Operator action review.create_payment by boss") {
+		t.Errorf("admin: the created payment's timeline: got HTTP %d %q, want the operator's action", st, cut(admin.text(), 500))
+	}
+	admin.shot("payment-timeline-operator-action")
+	admin.open(rig.url(1) + "/admin/audit")
+	admin.typeIn("#action", "review.create_payment")
+	if st := admin.submit("form[action='/admin/audit'] button[type=submit]"); st != http.StatusOK {
+		t.Fatalf("admin: filter the audit log: got HTTP %d", st)
+	}
+	if got := admin.text(); !strings.Contains(got, "review:"+first) || !strings.Contains(got, "M-Pesa statement shows KES 250") || !strings.Contains(got, "boss") {
+		t.Errorf("admin: the audit log: got %q, want the resolution with who and why", cut(got, 600))
+	}
+	admin.shot("audit-log")
+
 	// A viewer sees the same pages without a single action, and a POST
 	// crafted with their session is refused and changes nothing.
 	viewer := newTab(t, root, "viewer", shots, n)
@@ -467,6 +519,19 @@ func consoleFlows(t *testing.T, rig consoleRig) {
 	}
 	viewer.open(rig.url(0) + "/admin/apps/duka")
 	viewer.shot("app-page-no-actions")
+	for _, page := range []string{"/admin/review", "/admin/review/" + second, "/admin/review/" + first, "/admin/audit"} {
+		if st := viewer.open(rig.url(1) + page); st != http.StatusOK {
+			t.Fatalf("viewer: %s: got HTTP %d, want 200", page, st)
+		}
+		if n := viewer.actionForms(); n != 0 {
+			t.Errorf("viewer: %s: got %d forms, want no resolution form", page, n)
+		}
+	}
+	viewer.open(rig.url(1) + "/admin/review/" + second)
+	if !strings.Contains(viewer.text(), "UKBROWSE02") {
+		t.Errorf("viewer: review item %s: got %q, want its payload", second, cut(viewer.text(), 300))
+	}
+	viewer.shot("review-item-no-forms")
 
 	// On a phone's screen every page fits its width: nothing to scroll
 	// sideways.
@@ -477,7 +542,8 @@ func consoleFlows(t *testing.T, rig consoleRig) {
 			t.Fatalf("viewer: phone viewport: %v", err)
 		}
 	}()
-	for _, page := range []string{"/admin/", "/admin/payments", "/admin/payments/" + id, "/admin/apps", "/admin/webhooks", "/admin/settings"} {
+	for _, page := range []string{"/admin/", "/admin/payments", "/admin/payments/" + id, "/admin/apps", "/admin/webhooks", "/admin/settings",
+		"/admin/review", "/admin/review/" + first, "/admin/audit"} {
 		viewer.open(rig.url(1) + page)
 		if w := js[int](viewer, "document.documentElement.scrollWidth - window.innerWidth"); w > 1 {
 			t.Errorf("viewer on a phone: %s is %d px wider than the screen, want it to fit", page, w)
@@ -507,6 +573,25 @@ func consoleFlows(t *testing.T, rig consoleRig) {
 	}
 	if after := appState(t, rig); after != before {
 		t.Errorf("apps after the viewer's POSTs: got %s, want %s", after, before)
+	}
+	for _, action := range []string{"dismiss", "create-payment"} {
+		req, _ := http.NewRequest("POST", rig.url(1)+"/admin/review/"+second+"/"+action,
+			strings.NewReader(url.Values{"reason": {"viewer was here"}, "amount": {"1"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", rig.url(1))
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		req.AddCookie(viewerCookie)
+		resp, err := noRedirects.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("viewer: crafted POST %s of review item %s: got %d, want 403", action, second, resp.StatusCode)
+		}
+	}
+	if code, out, _ := rig.cli(t, "", "review", "list", "--json"); code != 0 || !strings.Contains(out, "UKBROWSE02") || strings.Contains(out, "viewer was here") {
+		t.Errorf("review item %s after the viewer's POSTs: got %d %s, want it still open", second, code, cut(out, 300))
 	}
 
 	// A page on another site posts the admin's "disable" form: refused.

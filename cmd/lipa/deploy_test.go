@@ -39,24 +39,27 @@ var (
 )
 
 // knownSettings returns the environment variables Lipa reads: every string
-// literal in config.go shaped like a variable name. It fails the test when
-// loadConfig looks up a name that is not among them, so that the list
+// literal in config.go (and console.go, which reads the console's
+// LIPA_ADMIN_* settings) shaped like a variable name. It fails the test
+// when loadConfig looks up a name that is not among them, so that the list
 // cannot silently fall behind the loader.
 func knownSettings(t *testing.T) map[string]bool {
 	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), "config.go", nil, parser.SkipObjectResolution)
-	if err != nil {
-		t.Fatalf("parse config.go: %v", err)
-	}
 	known := map[string]bool{}
-	ast.Inspect(f, func(n ast.Node) bool {
-		if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {
-			if s, err := strconv.Unquote(lit.Value); err == nil && settingShape.MatchString(s) {
-				known[s] = true
-			}
+	for _, file := range []string{"config.go", "console.go"} {
+		f, err := parser.ParseFile(token.NewFileSet(), file, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatalf("parse %s: %v", file, err)
 		}
-		return true
-	})
+		ast.Inspect(f, func(n ast.Node) bool {
+			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+				if s, err := strconv.Unquote(lit.Value); err == nil && settingShape.MatchString(s) {
+					known[s] = true
+				}
+			}
+			return true
+		})
+	}
 	var asked []string
 	if _, err := loadConfig(func(name string) (string, bool) { asked = append(asked, name); return "", false }, ""); err != nil {
 		t.Fatalf("loadConfig with an empty environment: %v", err)
@@ -66,7 +69,7 @@ func knownSettings(t *testing.T) map[string]bool {
 	}
 	for _, name := range asked {
 		if !known[name] {
-			t.Fatalf("loadConfig reads %s, which is not a string literal in config.go; keep setting names there so this test can find them", name)
+			t.Fatalf("loadConfig reads %s, which is not a string literal in config.go or console.go; keep setting names there so this test can find them", name)
 		}
 	}
 	return known

@@ -20,7 +20,7 @@ var openAPIDocument []byte
 
 // OpenAPI returns a copy of the OpenAPI 3.1 document (JSON) that describes
 // the app-facing API, the health checks and the webhook events; Safaricom's
-// endpoints and the operators' API are left out (see Documented).
+// endpoints, the operators' API and console are left out (see Documented).
 func OpenAPI() []byte { return slices.Clone(openAPIDocument) }
 
 // undocumented lists the path prefixes the OpenAPI document leaves out on
@@ -33,12 +33,12 @@ var undocumented = []struct{ prefix, why string }{
 	{"/api/admin/", "the operators' API (X-ADMIN-KEY), not for apps"},
 	{"/metrics", "the operators' Prometheus metrics (X-ADMIN-KEY), not for apps"},
 	{"/debug/", "Go's profiler for operators (X-ADMIN-KEY), not for apps"},
-	{"/admin/", "the operators' web console: HTML pages for people, served by internal/console"},
+	{"/admin/", "the operators' web console (internal/console): HTML pages for people, not an API"},
 }
 
 // Documented reports whether the OpenAPI document describes the endpoints
-// at path: true for everything but Safaricom's endpoints and the
-// operators' API.
+// at path: true for everything but Safaricom's endpoints, the operators'
+// API and the operators' console.
 func Documented(path string) bool {
 	for _, u := range undocumented {
 		if strings.HasPrefix(path, u.prefix) {

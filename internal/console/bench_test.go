@@ -98,6 +98,10 @@ func BenchmarkConsolePages(b *testing.B) {
 				{"webhooks", "/admin/webhooks"},
 				{"webhooks failed", "/admin/webhooks?state=failed"},
 				{"settings", "/admin/settings"},
+				{"review queue", "/admin/review"},
+				{"review queue, all items", "/admin/review?state=all"},
+				{"audit log", "/admin/audit"},
+				{"audit log by door and day", "/admin/audit?kind=console&from=" + day + "&to=" + day},
 			}
 			for _, p := range pages {
 				b.Run(p.name, func(b *testing.B) {

@@ -72,7 +72,11 @@ type Settings struct {
 	Version     string // the build's version
 	// The URLs to give Safaricom, with the callback token masked.
 	CallbackURL, C2BValidationURL, C2BConfirmationURL string
-	Values                                            []Setting
+	// SeedURLs are the earlier service's callback paths (under
+	// /api/mpesa/), still served for URLs Safaricom already has; Daraja
+	// refuses new URLs with "mpesa" in them.
+	SeedURLs []string
+	Values   []Setting
 }
 
 // Setting is one configuration value.
@@ -125,7 +129,8 @@ func New(gw *gateway.Gateway, cfg Config) *Server {
 			"source", s.cfg.SourceAddr(r).String())
 		s.errorPage(w, r, nil, http.StatusForbidden, "This form was sent from another site, so it was refused. Use the console's own pages.")
 	}))
-	for _, p := range []string{"login", "dashboard", "payments", "payment", "apps", "app", "secret", "intake", "webhooks", "settings", "error", "test_event"} {
+	for _, p := range []string{"login", "dashboard", "payments", "payment", "apps", "app", "secret", "intake", "webhooks", "settings", "error", "test_event",
+		"review", "review_item", "audit"} {
 		s.pages[p] = template.Must(template.New("layout.html").Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/"+p+".html"))
 	}
 	s.routes()
@@ -154,6 +159,12 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /admin/webhooks", s.page(s.webhooks))
 	s.mux.HandleFunc("POST /admin/webhooks/redeliver", s.action(s.redeliver))
 	s.mux.HandleFunc("POST /admin/webhooks/resume", s.action(s.resume))
+	s.mux.HandleFunc("GET /admin/review", s.page(s.review))
+	s.mux.HandleFunc("GET /admin/review/{id}", s.page(s.reviewItem))
+	for _, action := range []string{"match", "settle", "create-payment", "dismiss"} {
+		s.mux.HandleFunc("POST /admin/review/{id}/"+action, s.action(s.resolveReview(action)))
+	}
+	s.mux.HandleFunc("GET /admin/audit", s.page(s.audit))
 	s.mux.HandleFunc("GET /admin/settings", s.page(s.settings))
 	s.mux.HandleFunc("GET /admin", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/admin/", http.StatusMovedPermanently)

@@ -24,6 +24,7 @@ var funcs = template.FuncMap{
 	"contains": strings.Contains,
 	"set":      func(t time.Time) bool { return !t.IsZero() },
 	"list":     func(s ...string) []string { return s },
+	"review":   reviewReasonText,
 }
 
 // kes formats an amount as "KES 1,250.50" (cents only when there are some).

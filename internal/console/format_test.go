@@ -1,6 +1,8 @@
 package console
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,5 +60,47 @@ func TestChart(t *testing.T) {
 		if got := niceCeil(x.n); got != x.want {
 			t.Errorf("niceCeil(%d): got %d, want %d", x.n, got, x.want)
 		}
+	}
+}
+
+// TestChanges: an audit entry's changes are the leaves that differ between
+// before and after, by dotted path; a new document lists its set values.
+func TestChanges(t *testing.T) {
+	for _, c := range []struct {
+		name, before, after string
+		want                []string
+	}{
+		{"a flag flipped", `{"name":"shop","disabled":false}`, `{"name":"shop","disabled":true}`, []string{"disabled: false → true"}},
+		{"nested", `{"item":{"state":"open","resolution":null},"payment":{"status":"PENDING"}}`,
+			`{"item":{"state":"resolved","resolution":"settled"},"payment":{"status":"SUCCESS"}}`,
+			[]string{`item.resolution: null → "settled"`, `item.state: "open" → "resolved"`, `payment.status: "PENDING" → "SUCCESS"`}},
+		{"created", ``, `{"name":"duka","webhook_url":"","disabled":false}`, []string{"disabled: false", `name: "duka"`}},
+		{"a document gained a part", `{"item":{"state":"open"}}`, `{"item":{"state":"resolved"},"payment":{"amount":"250","app":null}}`,
+			[]string{`item.state: "open" → "resolved"`, `payment.amount: (none) → "250"`}},
+		{"a field removed", `{"a":1,"b":2}`, `{"a":1}`, []string{"b: 2 → (none)"}},
+		{"nothing changed", `{"a":1}`, `{"a":1}`, nil},
+		{"no after", `{"a":1}`, ``, nil},
+		{"not objects", `[1]`, `[2]`, nil},
+	} {
+		var before []byte
+		if c.before != "" {
+			before = []byte(c.before)
+		}
+		got := changes(before, []byte(c.after))
+		if strings.Join(got, "|") != strings.Join(c.want, "|") {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+	}
+	var many strings.Builder
+	many.WriteString("{")
+	for i := range maxChanges + 3 {
+		if i > 0 {
+			many.WriteString(",")
+		}
+		fmt.Fprintf(&many, `"k%02d":%d`, i, i)
+	}
+	many.WriteString("}")
+	if got := changes(nil, []byte(many.String())); len(got) != maxChanges+1 || !strings.Contains(got[maxChanges], "3 more") {
+		t.Errorf("many changes: got %q, want %d and a line saying 3 more", got, maxChanges)
 	}
 }

@@ -14,7 +14,10 @@ import (
 type AuditAction string
 
 // The audited operator actions. Targets are written "app:NAME",
-// "review:ID", "inbound:ID" (a stored Safaricom payload).
+// "review:ID", "inbound:ID" (a stored Safaricom payload), "operator:NAME"
+// (an operator account), "payment:ID" (an action on one payment: it shows
+// in the payment's timeline, as do the actions on its review items and
+// stored payloads) and "payments" (the payments list as a whole).
 const (
 	AuditAppCreate           AuditAction = "app.create"            // CreateApp; target app:NAME
 	AuditAppRotateKey        AuditAction = "app.rotate_key"        // RotateKey
@@ -27,6 +30,13 @@ const (
 	AuditReviewSettle        AuditAction = "review.settle"         // ResolveSettle
 	AuditReviewCreatePayment AuditAction = "review.create_payment" // ResolveCreatePayment
 	AuditReviewDismiss       AuditAction = "review.dismiss"        // ResolveDismiss
+	AuditWebhookResume       AuditAction = "webhook.resume"        // ResumeWebhook; target app:NAME
+	AuditWebhookTest         AuditAction = "webhook.test"          // SendTestEvent; target app:NAME
+	AuditOperatorCreate      AuditAction = "operator.create"       // CreateOperator; target operator:NAME
+	AuditOperatorDisable     AuditAction = "operator.disable"      // SetOperatorDisabled(true)
+	AuditOperatorEnable      AuditAction = "operator.enable"       // SetOperatorDisabled(false)
+	AuditOperatorPassword    AuditAction = "operator.set_password" // SetOperatorPassword (the password is never recorded)
+	AuditPaymentsExport      AuditAction = "payments.export"       // ExportPayments; target payments, after: the filters and the row count
 )
 
 // AuditEntry is one operator action as the audit log records it. Before
@@ -110,6 +120,27 @@ func (g *Gateway) AuditLog(ctx context.Context, f AuditFilter) ([]AuditEntry, er
 			Action: AuditAction(r.Action), Target: r.Target, Reason: r.Reason, Before: r.Before, After: r.After})
 	}
 	return out, nil
+}
+
+// AuditDays reads a range of Kenya days as the console's and the CLI's
+// forms give it, from and to as YYYY-MM-DD (either may be empty), into an
+// AuditFilter's Since (the start of from) and Until (the end of to, which
+// is included). Errors: Invalid "invalid_date" (not a date, or to before
+// from).
+func AuditDays(from, to string) (since, until time.Time, err error) {
+	if since, err = kenyaDay(from, "from"); err != nil {
+		return since, until, err
+	}
+	if until, err = kenyaDay(to, "to"); err != nil {
+		return since, until, err
+	}
+	if !until.IsZero() {
+		until = until.AddDate(0, 0, 1)
+		if !since.IsZero() && !since.Before(until) {
+			return since, until, lipa.InvalidField("invalid_date", "to", "the last day is before the first day")
+		}
+	}
+	return since, until, nil
 }
 
 // checkActor refuses the zero Actor, or one of an unknown kind, for an

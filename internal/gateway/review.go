@@ -189,6 +189,10 @@ type StoredPayload struct {
 	Note              string
 }
 
+// Pretty returns the body for people: indented when it is JSON, else as
+// text with invalid UTF-8 replaced.
+func (p *StoredPayload) Pretty() string { return prettyBody(p.Body) }
+
 // storedPayloadOf is the gateway's view of a stored row.
 func storedPayloadOf(m *sqlstore.Inbound) *StoredPayload {
 	return &StoredPayload{ID: m.ID, Kind: m.Kind, Path: m.Path, SourceAddr: m.SourceAddr, ReceivedAt: m.ReceivedAt, Body: m.Body,
@@ -237,6 +241,27 @@ func (g *Gateway) ReviewItems(ctx context.Context, f ReviewFilter) ([]ReviewItem
 		}
 		for i := range rows {
 			out = append(out, *reviewItemOf(&rows[i]))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ReviewPayloads returns the stored payload of each item that has one
+// (InboundID not 0), by InboundID, in one transaction: the review queue
+// shows each item with its payload.
+func (g *Gateway) ReviewPayloads(ctx context.Context, items []ReviewItem) (map[int64]*StoredPayload, error) {
+	out := map[int64]*StoredPayload{}
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+		for _, it := range items {
+			if it.InboundID == 0 || out[it.InboundID] != nil {
+				continue
+			}
+			m, err := tx.InboundByID(ctx, it.InboundID)
+			if err != nil {
+				return err
+			}
+			out[it.InboundID] = storedPayloadOf(m)
 		}
 		return nil
 	})

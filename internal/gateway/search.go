@@ -174,9 +174,31 @@ func (g *Gateway) SearchPayments(ctx context.Context, q PaymentQuery) ([]lipa.Pa
 // while fn writes them out; payments created during the export after it
 // began are not included. An error from fn stops the export and is
 // returned.
-func (g *Gateway) ExportPayments(ctx context.Context, actor Actor, q PaymentQuery, fn func(*lipa.Payment) error) (int, error) {
+//
+// An export of customers' payments (phone numbers included) is an
+// operator action: once the first page is read, it is audited
+// (payments.export, target "payments") with its filters, how many rows
+// went out and whether it was cut short. Errors: Invalid "invalid_actor",
+// the filters' (Invalid), fn's.
+func (g *Gateway) ExportPayments(ctx context.Context, actor Actor, q PaymentQuery, fn func(*lipa.Payment) error) (n int, err error) {
+	if err := checkActor(actor); err != nil {
+		return 0, err
+	}
 	var after *sqlstore.Cursor
-	n := 0
+	started := false
+	defer func() {
+		if !started {
+			return
+		}
+		doc := map[string]any{"rows": n, "complete": err == nil, "filters": map[string]string{"app": q.App, "status": q.Status,
+			"type": q.Type, "claimed": q.Claimed, "from": q.From, "to": q.To, "q": q.Q}}
+		actx := context.WithoutCancel(ctx) // a download cut short is recorded too
+		if aerr := g.db.InTx(actx, func(tx *sqlstore.Tx) error {
+			return g.recordAuditTx(actx, tx, actor, AuditPaymentsExport, "payments", "", nil, doc)
+		}); aerr != nil && err == nil {
+			err = aerr
+		}
+	}()
 	for {
 		var page []lipa.Payment
 		err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
@@ -190,6 +212,7 @@ func (g *Gateway) ExportPayments(ctx context.Context, actor Actor, q PaymentQuer
 		if err != nil {
 			return n, err
 		}
+		started = true
 		for i := range page {
 			if err := fn(&page[i]); err != nil {
 				return n, err

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -27,10 +29,12 @@ const (
 	TimelineClaim          TimelineKind = "claim"           // an app claimed the payment
 	TimelineEvent          TimelineKind = "event"           // an event for an app (feed and webhook)
 	TimelineWebhookAttempt TimelineKind = "webhook_attempt" // one attempt to deliver an event to a webhook
+	TimelineReview         TimelineKind = "review"          // a review item about the payment was opened (or closed by Lipa itself)
+	TimelineOperator       TimelineKind = "operator"        // an operator's action from the audit log: a review resolution naming the payment, …
 )
 
 var timelineOrder = map[TimelineKind]int{TimelineRequest: 0, TimelineDarajaAnswer: 1, TimelineSafaricom: 2, TimelineQuery: 3,
-	TimelineClaim: 4, TimelineEvent: 5, TimelineWebhookAttempt: 6}
+	TimelineReview: 4, TimelineOperator: 5, TimelineClaim: 6, TimelineEvent: 7, TimelineWebhookAttempt: 8}
 
 // TimelineEntry is one thing that happened to a payment.
 type TimelineEntry struct {
@@ -49,6 +53,11 @@ type TimelineEntry struct {
 	StatusCode int
 	Latency    time.Duration
 	Error      string
+	// ReviewID is the review item a review entry or an operator's action
+	// concerns; 0 when none.
+	ReviewID int64
+	// Actor is who performed an operator's action; zero for other kinds.
+	Actor Actor
 }
 
 // PaymentDetail is a payment with everything that happened to it.
@@ -56,18 +65,25 @@ type PaymentDetail struct {
 	Payment   lipa.Payment
 	ClaimedBy string // the name of the app that claimed it, when claimed
 	// Timeline is oldest first: the request, Daraja's answer, every stored
-	// Safaricom payload, STK push queries, the claim, events and every
-	// webhook attempt.
+	// Safaricom payload, STK push queries, review items, operators'
+	// actions, the claim, events and every webhook attempt.
 	Timeline []TimelineEntry
 }
 
 // PaymentDetail returns any app's payment (operators see all) with its
 // timeline. An unknown id is NotFound "payment_not_found".
+//
+// Operators' actions come from the audit log: those whose target is the
+// payment ("payment:ID"), one of its review items ("review:ID": the items
+// naming the payment, or one of its stored payloads) or one of its stored
+// payloads ("inbound:ID").
 func (g *Gateway) PaymentDetail(ctx context.Context, id lipa.PaymentID) (*PaymentDetail, error) {
 	var (
 		p        *lipa.Payment
 		apps     []lipa.App
 		inbound  []sqlstore.Inbound
+		items    []sqlstore.ReviewItem
+		audit    []sqlstore.AuditEntry
 		events   []sqlstore.Event
 		attempts map[int64][]sqlstore.Attempt
 	)
@@ -79,6 +95,9 @@ func (g *Gateway) PaymentDetail(ctx context.Context, id lipa.PaymentID) (*Paymen
 			return err
 		}
 		if inbound, err = tx.InboundForPayment(ctx, p.ID, p.CheckoutRequestID, p.MpesaReceiptNumber); err != nil {
+			return err
+		}
+		if items, audit, err = operatorRecordTx(ctx, tx, p.ID, inbound); err != nil {
 			return err
 		}
 		if events, err = tx.EventsForPayment(ctx, p.ID); err != nil {
@@ -147,6 +166,35 @@ func (g *Gateway) PaymentDetail(ctx context.Context, id lipa.PaymentID) (*Paymen
 			add(TimelineEntry{At: p.CreatedAt, Kind: TimelineDarajaAnswer, Title: "Daraja's answer to the STK push is unknown",
 				Detail: p.ResultDesc + "; the payment waits for its callback or an STK push query"})
 		}
+	}
+	for _, it := range items {
+		e := TimelineEntry{At: it.CreatedAt, Kind: TimelineReview, ReviewID: it.ID,
+			Title:  fmt.Sprintf("Review item %d opened: %s", it.ID, strings.ReplaceAll(it.Reason, "_", " ")),
+			Detail: it.Note + "; Lipa left it for a person"}
+		if it.State == sqlstore.ReviewOpen {
+			e.Detail += " (still open: an operator resolves it in the review queue)"
+		}
+		add(e)
+		if it.State == sqlstore.ReviewResolved && it.ResolvedByKind == string(ActorLipa.Kind) {
+			add(TimelineEntry{At: it.ResolvedAt, Kind: TimelineReview, ReviewID: it.ID, Actor: ActorLipa,
+				Title: fmt.Sprintf("Review item %d closed by Lipa: %s", it.ID, it.Resolution), Detail: it.ResolutionReason})
+		}
+	}
+	for _, a := range audit {
+		e := TimelineEntry{At: a.At, Kind: TimelineOperator, Actor: Actor{Kind: ActorKind(a.ActorKind), Name: a.Actor},
+			Title: fmt.Sprintf("Operator action %s by %s (%s)", a.Action, a.Actor, a.ActorKind)}
+		e.Detail = "on " + a.Target
+		if n, ok := strings.CutPrefix(a.Target, "review:"); ok {
+			e.ReviewID, _ = strconv.ParseInt(n, 10, 64)
+			e.Detail = "on review item " + n
+		}
+		if a.Reason != "" {
+			e.Detail += fmt.Sprintf(", reason %q", a.Reason)
+		}
+		if a.Before != nil || a.After != nil {
+			e.Body = prettyBody(fmt.Appendf(nil, `{"before":%s,"after":%s}`, jsonOrNull(a.Before), jsonOrNull(a.After)))
+		}
+		add(e)
 	}
 	if p.Claimed {
 		add(TimelineEntry{At: p.ClaimedAt, Kind: TimelineClaim, App: d.ClaimedBy, Title: "Claimed by app " + d.ClaimedBy,
@@ -224,4 +272,47 @@ func prettyBody(b []byte) string {
 		return string(b)
 	}
 	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+// operatorRecordTx returns the review items about a payment (those naming
+// it, and those about one of its stored payloads inbound), oldest first,
+// and the audit entries of operators' actions on it, on those items or on
+// those payloads, oldest first. Every lookup is an indexed equality.
+func operatorRecordTx(ctx context.Context, tx *sqlstore.Tx, id lipa.PaymentID, inbound []sqlstore.Inbound) ([]sqlstore.ReviewItem, []sqlstore.AuditEntry, error) {
+	const most = 1000 // more than any payment ever gathers
+	items, err := tx.ReviewItems(ctx, sqlstore.ReviewFilter{PaymentID: id, Limit: most})
+	if err != nil {
+		return nil, nil, err
+	}
+	targets := []string{"payment:" + string(id)}
+	for _, m := range inbound {
+		if m.Kind == sqlstore.InboundSTKPushAnswer {
+			continue // Lipa's own record of Daraja's answer: never reviewed
+		}
+		more, err := tx.ReviewItems(ctx, sqlstore.ReviewFilter{InboundID: m.ID, Limit: most})
+		if err != nil {
+			return nil, nil, err
+		}
+		items = append(items, more...)
+		targets = append(targets, "inbound:"+strconv.FormatInt(m.ID, 10))
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].ID < items[j].ID })
+	items = slices.CompactFunc(items, func(a, b sqlstore.ReviewItem) bool { return a.ID == b.ID })
+	for _, it := range items {
+		targets = append(targets, reviewTarget(it.ID))
+	}
+	audit, err := tx.AuditEntries(ctx, sqlstore.AuditQuery{Targets: targets, Limit: most})
+	if err != nil {
+		return nil, nil, err
+	}
+	slices.Reverse(audit)
+	return items, audit, nil
+}
+
+// jsonOrNull is a stored JSON document, or null when there is none.
+func jsonOrNull(b []byte) []byte {
+	if len(b) == 0 {
+		return []byte("null")
+	}
+	return b
 }

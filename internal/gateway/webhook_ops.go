@@ -133,9 +133,13 @@ func (g *Gateway) WebhookDeliveryList(ctx context.Context, q DeliveryQuery) ([]W
 // ResumeWebhook lifts the pause on the named app's webhook (set when a
 // delivery failed for the whole retry span), so its pending deliveries go
 // out again; failed ones stay failed until redelivered. It reports whether
-// the webhook was paused. Errors: NotFound "app_not_found"; Conflict
-// "no_webhook".
+// the webhook was paused. Audited (webhook.resume), also when it was not
+// paused. Errors: Invalid "invalid_actor"; NotFound "app_not_found";
+// Conflict "no_webhook".
 func (g *Gateway) ResumeWebhook(ctx context.Context, actor Actor, name string) (bool, error) {
+	if err := checkActor(actor); err != nil {
+		return false, err
+	}
 	var resumed bool
 	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
 		app, err := tx.AppByName(ctx, name)
@@ -149,8 +153,18 @@ func (g *Gateway) ResumeWebhook(ctx context.Context, actor Actor, name string) (
 		if wh.URL == "" {
 			return lipa.Errorf(lipa.Conflict, "no_webhook", "app %q has no webhook URL", name)
 		}
-		resumed, err = tx.ResumeWebhook(ctx, app.ID, g.clock())
-		return err
+		before, _, err := appStateTx(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		if resumed, err = tx.ResumeWebhook(ctx, app.ID, g.clock()); err != nil {
+			return err
+		}
+		after, _, err := appStateTx(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		return g.recordAuditTx(ctx, tx, actor, AuditWebhookResume, appTarget(name), "", before, after)
 	})
 	if err == nil {
 		g.log.Info("webhook resumed", "app", name, "was_paused", resumed, "by", actor.String())
@@ -170,9 +184,13 @@ type TestDelivery struct {
 // SendTestEvent POSTs a signed EventWebhookTest event to the named app's
 // webhook URL now, the way deliveries are sent (Lipa-Signature, 10 s
 // timeout, no redirects), and reports how the webhook answered. It is not
-// queued, retried or put in the app's feed. Errors: NotFound
-// "app_not_found"; Conflict "no_webhook".
+// queued, retried or put in the app's feed. The sending and how the
+// webhook answered are audited (webhook.test). Errors: Invalid
+// "invalid_actor"; NotFound "app_not_found"; Conflict "no_webhook".
 func (g *Gateway) SendTestEvent(ctx context.Context, actor Actor, name string) (*TestDelivery, error) {
+	if err := checkActor(actor); err != nil {
+		return nil, err
+	}
 	var wh *sqlstore.Webhook
 	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
 		app, err := tx.AppByName(ctx, name)
@@ -219,5 +237,16 @@ func (g *Gateway) SendTestEvent(ctx context.Context, actor Actor, name string) (
 	}
 	g.log.Info("webhook test event sent", "app", name, "event_id", td.EventID, "status", td.StatusCode,
 		"latency_ms", td.Latency.Milliseconds(), "err", td.Error, "by", actor.String())
+	// The event went out whatever happens next: its record is written even
+	// when the operator's request has been cancelled meanwhile.
+	actx := context.WithoutCancel(ctx)
+	err = g.db.InTx(actx, func(tx *sqlstore.Tx) error {
+		return g.recordAuditTx(actx, tx, actor, AuditWebhookTest, appTarget(name), "", nil,
+			map[string]any{"event_id": td.EventID, "webhook_url": RedactURLUserinfo(td.URL), "status_code": td.StatusCode,
+				"latency_ms": td.Latency.Milliseconds(), "error": td.Error})
+	})
+	if err != nil {
+		return nil, err
+	}
 	return td, nil
 }

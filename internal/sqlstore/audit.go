@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -46,6 +47,7 @@ type AuditQuery struct {
 	Actor     string
 	Action    string
 	Target    string
+	Targets   []string  // any of these targets (with Target, both must hold)
 	Since     time.Time // at or after
 	Until     time.Time // before
 	Before    int64     // only entries with a smaller ID (paging newest first)
@@ -69,6 +71,12 @@ func (t *Tx) AuditEntries(ctx context.Context, q AuditQuery) ([]AuditEntry, erro
 	}
 	if q.Target != "" {
 		add("target = ?", q.Target)
+	}
+	if len(q.Targets) > 0 {
+		s += " AND target IN (?" + strings.Repeat(", ?", len(q.Targets)-1) + ")"
+		for _, t := range q.Targets {
+			args = append(args, t)
+		}
 	}
 	if !q.Since.IsZero() {
 		add("at >= ?", dbTime(q.Since))
