@@ -74,7 +74,7 @@ func New() *Metrics {
 	})
 	m.reconciled = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "lipa_reconcile_payments_total",
-		Help: "PENDING payments the reconciler looked at, by outcome (succeeded, failed, expired, deferred).",
+		Help: "PENDING payments the reconciler looked at, by outcome (succeeded, failed, expired, deferred; held: past the expiry, left PENDING for the review queue, also counted as deferred).",
 	}, []string{"outcome"})
 	m.webhookAttempts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "lipa_webhook_attempts_total",
