@@ -73,6 +73,7 @@ type Config struct {
 	C2BMaxAmount       lipa.Amount    // LIPA_C2B_MAX_AMOUNT: C2B validation rejects larger amounts (shillings); default none
 	WebhookRetrySpan   time.Duration  // LIPA_WEBHOOK_RETRY_SPAN: how long a webhook delivery is retried; default 24h
 	WebhookBackoff     time.Duration  // LIPA_WEBHOOK_BACKOFF: wait before a failed webhook's first retry (doubling after); default 5s
+	WebhookConcurrency int            // LIPA_WEBHOOK_CONCURRENCY: webhook attempts under way at once per process, 1 to 1024; one app gets at most a quarter (at least 2); default 64
 
 	Console consoleConfig // LIPA_ADMIN_ADDR, LIPA_ADMIN_ALLOWED_IPS, …: the operators' web console (see consoleConfig)
 }
@@ -113,6 +114,7 @@ func defaultConfig() Config {
 		PhonePushesPerHour: g.PhonePushesPerHour,
 		WebhookRetrySpan:   g.WebhookRetrySpan,
 		WebhookBackoff:     g.WebhookBackoff,
+		WebhookConcurrency: g.WebhookConcurrency,
 		Console:            consoleConfig{SessionIdle: 30 * time.Minute, SessionLifetime: 12 * time.Hour},
 	}
 }
@@ -294,6 +296,7 @@ func readConfig(lookup func(string) (string, bool), dotenv string) (Config, []er
 	secret("LIPA_ADMIN_KEY", &c.AdminKey)
 	duration("LIPA_WEBHOOK_RETRY_SPAN", &c.WebhookRetrySpan)
 	duration("LIPA_WEBHOOK_BACKOFF", &c.WebhookBackoff)
+	whole("LIPA_WEBHOOK_CONCURRENCY", &c.WebhookConcurrency)
 	duration("LIPA_KEY_ROTATION_GRACE", &c.KeyRotationGrace)
 	boolean("MPESA_ALLOW_TOKENLESS_CALLBACKS", &c.AllowTokenless)
 	boolean("LIPA_CONFIRM_BY_QUERY", &c.ConfirmByQuery)
@@ -503,6 +506,9 @@ func (c Config) problems() []error {
 	}
 	if c.WebhookBackoff > 8*time.Second {
 		bad("LIPA_WEBHOOK_BACKOFF", "LIPA_WEBHOOK_BACKOFF %s is over 8s; with its jitter the first retry must come within 10 s", c.WebhookBackoff)
+	}
+	if c.WebhookConcurrency < 1 || c.WebhookConcurrency > 1024 {
+		bad("LIPA_WEBHOOK_CONCURRENCY", "LIPA_WEBHOOK_CONCURRENCY %d is not a whole number from 1 to 1024", c.WebhookConcurrency)
 	}
 	return out
 }

@@ -75,6 +75,10 @@ func (s *service) startConsole(cfg Config, gw *gateway.Gateway, apiHandler http.
 				http.Redirect(w, r, "/admin/", http.StatusFound)
 				return
 			}
+			if api.IsOperatorPath(r.URL.Path) && s.ops != nil {
+				s.ops.ServeHTTP(w, r) // Prometheus and pprof, behind X-ADMIN-KEY
+				return
+			}
 			con.ServeHTTP(w, r)
 		}),
 		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
@@ -179,6 +183,7 @@ func settingValues(cfg Config) []console.Setting {
 		setting("LIPA_C2B_MAX_AMOUNT", amount(cfg.C2BMaxAmount), "largest C2B amount validation accepts (shillings)"),
 		setting("LIPA_WEBHOOK_RETRY_SPAN", cfg.WebhookRetrySpan.String(), "how long a webhook delivery is retried"),
 		setting("LIPA_WEBHOOK_BACKOFF", cfg.WebhookBackoff.String(), "wait before a failed webhook's first retry"),
+		setting("LIPA_WEBHOOK_CONCURRENCY", strconv.Itoa(cfg.WebhookConcurrency), "webhook attempts under way at once per process"),
 		setting("LIPA_ADMIN_ADDR", admin, "where the console is served"),
 		setting("LIPA_ADMIN_ALLOWED_IPS", prefixes(cfg.Console.AllowedIPs, "any"), "addresses the console answers"),
 		setting("LIPA_ADMIN_SECURE_COOKIES", b(cfg.Console.SecureCookies), "Secure session cookie without TLS to Lipa itself"),

@@ -22,6 +22,7 @@ import (
 	"github.com/lipa-gateway/lipa/internal/daraja"
 	"github.com/lipa-gateway/lipa/internal/darajasim"
 	"github.com/lipa-gateway/lipa/internal/gateway"
+	"github.com/lipa-gateway/lipa/internal/metrics"
 	"github.com/lipa-gateway/lipa/internal/sqlstore"
 )
 
@@ -103,8 +104,10 @@ type service struct {
 	log  *slog.Logger
 	done chan error
 
-	stopReconciler context.CancelFunc
-	reconcilerDone chan struct{}
+	metrics        *metrics.Metrics
+	ops            http.Handler       // /metrics and pprof behind X-ADMIN-KEY, for the operators' listener
+	stopBackground context.CancelFunc // ends gw.Run
+	backgroundDone chan struct{}      // closed when gw.Run has returned
 }
 
 // gatewayConfig is the gateway's part of the configuration.
@@ -116,45 +119,7 @@ func gatewayConfig(cfg Config, callbackURL string, log *slog.Logger) gateway.Con
 		IdempotencyWait: gateway.IdempotencyWaitFor(cfg.DarajaTimeout), KeyRotationGrace: cfg.KeyRotationGrace,
 		ConfirmByQuery: cfg.ConfirmByQuery, CallbackPhoneOptional: cfg.PhoneOptional, PhonePushesPerHour: cfg.PhonePushesPerHour,
 		C2BAccountPattern: cfg.C2BAccountPattern, C2BMinAmount: cfg.C2BMinAmount, C2BMaxAmount: cfg.C2BMaxAmount,
-		WebhookRetrySpan: cfg.WebhookRetrySpan, WebhookBackoff: cfg.WebhookBackoff,
-	}
-}
-
-// backgroundLoop runs a reconciliation pass every interval and, on a
-// ticker of its own, starts webhook deliveries every 250 ms, until ctx
-// ends; a slow pass of one never delays the other. Passes on several
-// replicas at once are safe: each payment and each delivery is leased by
-// one of them.
-func (s *service) backgroundLoop(ctx context.Context, interval time.Duration) {
-	defer close(s.reconcilerDone)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if _, err := s.gw.DeliverWebhooks(ctx); err != nil && ctx.Err() == nil {
-					s.log.Error("webhook delivery pass failed", "err", err)
-				}
-			}
-		}
-	}()
-	defer func() { <-done }()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := s.gw.Reconcile(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error("reconciliation pass failed", "err", err)
-			}
-		}
+		WebhookRetrySpan: cfg.WebhookRetrySpan, WebhookBackoff: cfg.WebhookBackoff, WebhookConcurrency: cfg.WebhookConcurrency,
 	}
 }
 
@@ -167,7 +132,9 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 	if err != nil {
 		return nil, fmt.Errorf("LISTEN_ADDR %q: %w", cfg.ListenAddr, err)
 	}
-	s := &service{URL: localURL(ln.Addr()), log: log, done: make(chan error, 1)}
+	// Every line about a request names its X-Request-ID.
+	log = slog.New(api.LogHandler(log.Handler()))
+	s := &service{URL: localURL(ln.Addr()), log: log, done: make(chan error, 1), metrics: metrics.New()}
 	fail := func(err error) (*service, error) {
 		ln.Close()
 		s.closeBackends()
@@ -213,13 +180,17 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 	}
 	client, err := daraja.New(daraja.Config{
 		BaseURL: cfg.darajaBaseURL(simURL), ConsumerKey: cfg.ConsumerKey, ConsumerSecret: cfg.ConsumerSecret,
-		Timeout: cfg.DarajaTimeout, Logger: log.With("component", "daraja"),
+		Timeout: cfg.DarajaTimeout, Logger: log.With("component", "daraja"), Observe: s.metrics.ObserveDaraja,
 	})
 	if err != nil {
 		return fail(err)
 	}
-	gw := gateway.New(s.db, client, gatewayConfig(cfg, callbackURL, log))
+	gcfg := gatewayConfig(cfg, callbackURL, log)
+	gcfg.Metrics = s.metrics
+	gw := gateway.New(s.db, client, gcfg)
 	s.gw = gw
+	s.metrics.WatchDB(string(s.db.Backend()), s.db.Pool())
+	s.metrics.WatchWebhookBacklog(gw.WebhookBacklog)
 	if cfg.Environment == envSimulator {
 		key, created, err := gw.EnsureDemoApp(ctx, cliActor())
 		if err != nil {
@@ -240,12 +211,18 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 			}
 		}
 	}
+	apiSrv := api.New(gw, api.Config{Logger: log, AdminKey: cfg.AdminKey, AppRateLimit: cfg.AppRateLimit,
+		AuthFailuresPerMinute: cfg.AuthFailureLimit,
+		Version:               readBuildVersion().Short(),
+		Metrics:               s.metrics,
+		// With an operators' listener of its own, /metrics and pprof are
+		// served there (still behind X-ADMIN-KEY), not here.
+		OperatorsElsewhere: cfg.Console.Addr != "" && cfg.Console.Addr != "off",
+		Callbacks: api.CallbackGuard{Token: token, AllowTokenless: cfg.AllowTokenless,
+			Allowed: cfg.CallbackAllowedIPs, TrustedProxies: cfg.TrustedProxies}})
+	s.ops = apiSrv.Operators()
 	s.http = &http.Server{
-		Handler: api.New(gw, api.Config{Logger: log, AdminKey: cfg.AdminKey, AppRateLimit: cfg.AppRateLimit,
-			AuthFailuresPerMinute: cfg.AuthFailureLimit,
-			Version:               readBuildVersion().Short(),
-			Callbacks: api.CallbackGuard{Token: token, AllowTokenless: cfg.AllowTokenless,
-				Allowed: cfg.CallbackAllowedIPs, TrustedProxies: cfg.TrustedProxies}}),
+		Handler:           apiSrv,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      cfg.DarajaTimeout + 30*time.Second,
@@ -256,25 +233,34 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 		return fail(err)
 	}
 	go func() { s.done <- s.http.Serve(ln) }()
-	rctx, stopReconciler := context.WithCancel(context.WithoutCancel(ctx))
-	s.stopReconciler = stopReconciler
-	s.reconcilerDone = make(chan struct{})
-	go s.backgroundLoop(rctx, gateway.ReconcileInterval(cfg.ReconcileAfter))
+	// The gateway owns every background loop and goroutine; the service
+	// only starts it and, at shutdown, ends it and waits for it.
+	bctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopBackground, s.backgroundDone = stop, make(chan struct{})
+	go func() {
+		defer close(s.backgroundDone)
+		if err := gw.Run(bctx); err != nil {
+			log.Error("background work did not start", "err", err)
+		}
+	}()
 	log.Info("lipa listening", "url", s.URL, "environment", cfg.Environment, "database", string(s.db.Backend()),
 		"shortcode", cfg.ShortCode, "callback_url", redactToken(callbackURL, token), "daraja", cfg.darajaBaseURL(simURL))
 	return s, nil
 }
 
-// Shutdown stops accepting requests, lets those in flight finish (up to the
-// context's deadline), then closes the simulator and the database.
+// Shutdown is the one shutdown sequence: it stops accepting requests, lets
+// those in flight finish (up to ctx's deadline), ends the gateway's
+// background work and waits for it (attempts and confirmations under way
+// are cut short and recorded), then closes the simulator and the database.
 func (s *service) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
 	if s.admin != nil {
 		s.admin.Shutdown(ctx)
 	}
-	s.stopReconciler()
-	<-s.reconcilerDone
-	s.gw.Wait()
+	if s.stopBackground != nil {
+		s.stopBackground()
+		<-s.backgroundDone
+	}
 	s.closeBackends()
 	return err
 }
@@ -311,10 +297,7 @@ func cmdServe(ctx context.Context, cfg Config, args []string, stdout, stderr io.
 	}
 	select {
 	case err := <-s.done:
-		s.stopReconciler()
-		<-s.reconcilerDone
-		s.gw.Wait()
-		s.closeBackends()
+		s.Shutdown(context.Background())
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}

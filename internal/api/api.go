@@ -20,6 +20,7 @@ import (
 
 	"github.com/lipa-gateway/lipa"
 	"github.com/lipa-gateway/lipa/internal/gateway"
+	"github.com/lipa-gateway/lipa/internal/metrics"
 )
 
 // Limits on request bodies.
@@ -49,6 +50,14 @@ type Config struct {
 	// Version is the running build's version, reported by /readyz as
 	// "version" (empty: "unknown").
 	Version string
+	// Metrics counts every request by route pattern, method and status,
+	// and is served at GET /metrics behind X-ADMIN-KEY (see
+	// OperatorHandler); nil counts nothing.
+	Metrics *metrics.Metrics
+	// OperatorsElsewhere leaves /metrics and /debug/pprof/ out of this
+	// server's routes (they answer 404 here): the operators' listener
+	// (LIPA_ADMIN_ADDR) serves them instead, through Operators.
+	OperatorsElsewhere bool
 }
 
 // Server routes Lipa's HTTP requests. It is an http.Handler, safe for
@@ -67,6 +76,10 @@ type Server struct {
 
 	refusalLogs *logLimiter // log lines of refused requests per source address
 	routeList   []Route     // every route registered, for Routes
+
+	metrics *metrics.Metrics
+	routeOf map[string]string // mux pattern → the route label of its metrics
+	ops     http.Handler      // /metrics and /debug/pprof/ behind X-ADMIN-KEY
 }
 
 // New returns the HTTP handler for gw.
@@ -77,7 +90,8 @@ func New(gw *gateway.Gateway, cfg Config) *Server {
 	s := &Server{gw: gw, log: cfg.Logger, mux: http.NewServeMux(), guard: cfg.Callbacks,
 		apps:     &limiters{limit: rate.Limit(cfg.AppRateLimit), burst: max(1, int(2*cfg.AppRateLimit))},
 		failures: &limiters{limit: rate.Limit(float64(cfg.AuthFailuresPerMinute) / 60), burst: cfg.AuthFailuresPerMinute},
-		rejects:  &limiters{limit: 1, burst: 60}, version: cfg.Version}
+		rejects:  &limiters{limit: 1, burst: 60}, version: cfg.Version,
+		metrics: cfg.Metrics, routeOf: map[string]string{}}
 	if s.version == "" {
 		s.version = "unknown"
 	}
@@ -86,6 +100,10 @@ func New(gw *gateway.Gateway, cfg Config) *Server {
 		s.adminKey = sha256.Sum256([]byte(cfg.AdminKey.Reveal()))
 	}
 	s.routes()
+	s.ops = s.operatorEndpoints(cfg.Metrics)
+	if !cfg.OperatorsElsewhere {
+		s.operatorRoutes()
+	}
 	return s
 }
 
@@ -154,9 +172,11 @@ func (s *Server) route(pattern string, h handlerFunc) {
 	if strings.HasSuffix(path, "/") && path != "/" {
 		s.mux.Handle(method+" "+path+"{$}", hh)
 		s.mux.Handle(method+" "+strings.TrimSuffix(path, "/"), hh)
+		s.routeOf[method+" "+path+"{$}"], s.routeOf[method+" "+strings.TrimSuffix(path, "/")] = path, path
 		return
 	}
 	s.mux.Handle(pattern, hh)
+	s.routeOf[pattern] = path
 }
 
 // onlyMethod makes path (with and without its trailing slash), which has a
@@ -176,10 +196,10 @@ func (s *Server) onlyMethod(path, method string) {
 	s.routeList = s.routeList[:len(s.routeList)-1] // a refusal, not an endpoint: Routes leaves it out
 }
 
-// ServeHTTP serves a request. Unknown paths and methods get a JSON error, a
-// panic becomes a JSON 500, and every response carries basic security
-// headers.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// serve serves a request for ServeHTTP. Unknown paths and methods get a
+// JSON error, a panic becomes a JSON 500, and every response carries basic
+// security headers.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
@@ -191,7 +211,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			s.log.Error("panic serving request", "method", r.Method, "path", s.guard.redactedPath(r), "panic", v)
+			s.log.ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", s.guard.redactedPath(r), "panic", v)
 			s.writeError(w, r, lipa.Errorf(lipa.Internal, "internal_error", "internal error"))
 		}
 	}()
@@ -325,7 +345,7 @@ func (s *Server) errorResponse(r *http.Request, err error) (int, errorBody) {
 	switch {
 	case errors.As(err, &logged):
 	case status >= 500:
-		s.log.Error("request failed", append(attrs, "err", err)...)
+		s.log.ErrorContext(r.Context(), "request failed", append(attrs, "err", err)...)
 	case s.refusal(r, le.Kind):
 		ok, dropped := s.refusalLogs.allow(sourceKey(s.guard.clientIP(r)))
 		if !ok {
@@ -335,9 +355,9 @@ func (s *Server) errorResponse(r *http.Request, err error) (int, errorBody) {
 		if dropped > 0 {
 			attrs = append(attrs, "suppressed", dropped)
 		}
-		s.log.Info("request refused", attrs...)
+		s.log.InfoContext(r.Context(), "request refused", attrs...)
 	default:
-		s.log.Info("request refused", append(attrs, "message", le.Message)...)
+		s.log.InfoContext(r.Context(), "request refused", append(attrs, "message", le.Message)...)
 	}
 	return status, body
 }

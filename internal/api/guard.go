@@ -172,7 +172,7 @@ func (s *Server) fromSafaricom(kind gateway.InboundKind, h func(http.ResponseWri
 				if dropped > 0 {
 					attrs = append(attrs, "suppressed", dropped)
 				}
-				s.log.Warn("rejected a Safaricom-facing request", attrs...)
+				s.log.WarnContext(r.Context(), "rejected a Safaricom-facing request", attrs...)
 			}
 			return &loggedError{err}
 		}

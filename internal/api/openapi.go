@@ -31,6 +31,8 @@ var undocumented = []struct{ prefix, why string }{
 	{"/api/stk/", "Safaricom's STK callback at a path without the words Safaricom refuses"},
 	{"/api/c2b/", "Safaricom's C2B validation and confirmation"},
 	{"/api/admin/", "the operators' API (X-ADMIN-KEY), not for apps"},
+	{"/metrics", "the operators' Prometheus metrics (X-ADMIN-KEY), not for apps"},
+	{"/debug/", "Go's profiler for operators (X-ADMIN-KEY), not for apps"},
 	{"/admin/", "the operators' web console (internal/console): HTML pages for people, not an API"},
 }
 

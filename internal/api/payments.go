@@ -73,7 +73,7 @@ func (s *Server) stkPush(w http.ResponseWriter, r *http.Request, app *lipa.App) 
 	}
 	if key != "" && paymentID != "" {
 		if serr := s.gw.SaveIdempotentResponse(r.Context(), app, key, paymentID, status, raw); serr != nil {
-			s.log.Error("save idempotent response", "app", app.Name, "err", serr)
+			s.log.ErrorContext(r.Context(), "save idempotent response", "app", app.Name, "err", serr)
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")

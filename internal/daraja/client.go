@@ -99,6 +99,13 @@ type Config struct {
 	// outcome, Daraja error code); never credentials or tokens. Default:
 	// discard.
 	Logger *slog.Logger
+	// Observe, when set, is called once per HTTP call, after it ends, with
+	// the API called ("oauth", "stk_push", "stk_query", "c2b_register",
+	// "c2b_simulate": the operation with underscores), its outcome (as
+	// logged: "ok", "api_error", "auth_error", "bad_response", "timeout",
+	// "unreachable", "canceled", "transport_error") and its duration. For
+	// metrics; it must be fast and safe for concurrent use.
+	Observe func(api, outcome string, d time.Duration)
 
 	// InitiatorName and InitiatorPassword are the M-Pesa API operator that
 	// Reversal and TransactionStatus run as (docs/daraja.md "Initiator
@@ -124,6 +131,7 @@ type Client struct {
 	hc      *http.Client
 	now     func() time.Time
 	log     *slog.Logger
+	observe func(api, outcome string, d time.Duration)
 
 	flight singleflight.Group // collapses concurrent token fetches
 
@@ -167,6 +175,7 @@ func New(cfg Config) (*Client, error) {
 		hc:      cfg.HTTPClient,
 		now:     cfg.Now,
 		log:     cfg.Logger,
+		observe: cfg.Observe,
 	}
 	if c.timeout == 0 {
 		c.timeout = DefaultTimeout
@@ -443,7 +452,7 @@ func (c *Client) logCall(ctx context.Context, op, path string, attempt int, ans 
 		attrs = append(attrs,
 			slog.String("error_code", apiErr.ErrorCode),
 			slog.String("reason", string(apiErr.Reason())),
-			slog.String("request_id", apiErr.RequestID))
+			slog.String("daraja_request_id", apiErr.RequestID))
 	case errors.As(err, &authErr):
 		level, outcome = slog.LevelError, "auth_error"
 	case errors.As(err, &badErr):
@@ -463,4 +472,7 @@ func (c *Client) logCall(ctx context.Context, op, path string, attempt int, ans 
 		attrs = append(attrs, slog.String("err", err.Error()))
 	}
 	c.log.LogAttrs(ctx, level, "daraja call", attrs...)
+	if c.observe != nil {
+		c.observe(strings.ReplaceAll(op, " ", "_"), outcome, d)
+	}
 }

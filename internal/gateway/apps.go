@@ -68,7 +68,7 @@ func (g *Gateway) CreateApp(ctx context.Context, actor Actor, name string) (*lip
 	if err != nil {
 		return nil, "", err
 	}
-	g.log.Info("app created", "app", name, "actor", actor.String())
+	g.log.InfoContext(ctx, "app created", "app", name, "actor", actor.String())
 	return app, key, nil
 }
 
@@ -121,7 +121,7 @@ func (g *Gateway) touch(ctx context.Context, id lipa.AppID, now time.Time) {
 	}
 	g.touched.Store(id, now)
 	if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.TouchApp(ctx, id, now) }); err != nil {
-		g.log.Warn("record app key use", "app_id", id, "err", err)
+		g.log.WarnContext(ctx, "record app key use", "app_id", id, "err", err)
 	}
 }
 
@@ -154,7 +154,7 @@ func (g *Gateway) RotateKey(ctx context.Context, actor Actor, name string) (lipa
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	g.log.Info("app key rotated", "app", name, "old_key_valid_until", graceUntil.Format(time.RFC3339), "actor", actor.String())
+	g.log.InfoContext(ctx, "app key rotated", "app", name, "old_key_valid_until", graceUntil.Format(time.RFC3339), "actor", actor.String())
 	return key, graceUntil, nil
 }
 
@@ -184,7 +184,7 @@ func (g *Gateway) SetAppDisabled(ctx context.Context, actor Actor, name string, 
 		return g.recordAuditTx(ctx, tx, actor, action, appTarget(name), "", before, after)
 	})
 	if err == nil {
-		g.log.Info("app updated", "app", name, "disabled", disabled, "actor", actor.String())
+		g.log.InfoContext(ctx, "app updated", "app", name, "disabled", disabled, "actor", actor.String())
 	}
 	return err
 }

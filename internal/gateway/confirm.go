@@ -9,15 +9,13 @@ import (
 )
 
 // confirmLater confirms an unconfirmed SUCCESS callback in the background
-// (confirm-by-query mode); see confirmCallback.
+// (confirm-by-query mode), on a goroutine Run owns; see confirmCallback.
 func (g *Gateway) confirmLater(inboundID int64) {
-	g.bg.Add(1)
-	go func() {
-		defer g.bg.Done()
-		if err := g.confirmCallback(context.Background(), inboundID); err != nil {
+	g.spawn(func(ctx context.Context) {
+		if err := g.confirmCallback(ctx, inboundID); err != nil {
 			g.log.Warn("callback confirmation deferred to the reconciler", "inbound_id", inboundID, "err", err)
 		}
-	}()
+	})
 }
 
 // confirmCallback asks Daraja (STK push query) what became of the payment

@@ -25,6 +25,7 @@ import (
 
 	"github.com/lipa-gateway/lipa"
 	"github.com/lipa-gateway/lipa/internal/daraja"
+	"github.com/lipa-gateway/lipa/internal/metrics"
 	"github.com/lipa-gateway/lipa/internal/sqlstore"
 )
 
@@ -90,8 +91,18 @@ type Config struct {
 	// later retry waits twice as long, at most an hour, plus up to 20%
 	// jitter (LIPA_WEBHOOK_BACKOFF). Default 5s.
 	WebhookBackoff time.Duration
-	// WebhookClient sends webhooks (default: 10 s timeout, no redirects).
+	// WebhookClient sends webhooks (default: 10 s timeout, no redirects,
+	// keep-alive connections: up to WebhookConcurrency idle per receiver).
 	WebhookClient *http.Client
+	// WebhookConcurrency is how many webhook attempts one process makes at
+	// once (LIPA_WEBHOOK_CONCURRENCY); one app holds at most a quarter of
+	// them (at least 2), so a slow receiver never holds up the others.
+	// Default 64.
+	WebhookConcurrency int
+	// Metrics counts what the gateway does (payments settled and claimed,
+	// callback lag, reconciliation outcomes, webhook attempts and lag);
+	// nil counts nothing.
+	Metrics *metrics.Metrics
 	// KeyRotationGrace is how long an app's old API key keeps working after
 	// RotateKey (LIPA_KEY_ROTATION_GRACE). Zero means not at all.
 	KeyRotationGrace time.Duration
@@ -120,15 +131,23 @@ type Gateway struct {
 	phoneMu     sync.Mutex
 	phoneLimits map[string]*rate.Limiter // MSISDN → its STK push budget
 
-	bg       sync.WaitGroup // background work: callback confirmations, webhook attempts
-	inFlight atomic.Int64   // webhook attempts under way
+	metrics  *metrics.Metrics
+	webhooks *http.Client
 
-	appsMu       sync.Mutex
-	appsInFlight map[lipa.AppID]int // webhook attempts under way, per app
+	// Background work (see Run): goroutines started by requests and
+	// delivery passes, and the context they run under while Run runs.
+	bg     sync.WaitGroup
+	runMu  sync.Mutex
+	runCtx context.Context
+
+	deliveries deliveries // webhook slots and the attempts waiting to be recorded
+	wake       chan struct{}
 }
 
 // Wait blocks until background work started by the gateway (callback
-// confirmations, webhook attempts) has finished.
+// confirmations, webhook attempts and their records) has finished. Run
+// waits for it too; Wait is for callers that do not use Run (tests, the
+// CLI).
 func (g *Gateway) Wait() { g.bg.Wait() }
 
 // allowPush spends one of the app's STK push budget for the phone, and
@@ -169,6 +188,7 @@ func DefaultConfig() Config {
 		PhonePushesPerHour: 10,
 		WebhookRetrySpan:   24 * time.Hour,
 		WebhookBackoff:     5 * time.Second,
+		WebhookConcurrency: DefaultWebhookConcurrency,
 	}
 }
 
@@ -210,7 +230,14 @@ func New(db *sqlstore.DB, client *daraja.Client, cfg Config) *Gateway {
 	if cfg.IdempotencyWait <= 0 {
 		cfg.IdempotencyWait = d.IdempotencyWait
 	}
-	g := &Gateway{db: db, daraja: client, cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	if cfg.WebhookConcurrency <= 0 {
+		cfg.WebhookConcurrency = d.WebhookConcurrency
+	}
+	g := &Gateway{db: db, daraja: client, cfg: cfg, log: cfg.Logger, now: cfg.Now, metrics: cfg.Metrics,
+		webhooks: cfg.WebhookClient, wake: make(chan struct{}, 1)}
+	if g.webhooks == nil {
+		g.webhooks = newWebhookClient(cfg.WebhookConcurrency)
+	}
 	if g.log == nil {
 		g.log = slog.Default()
 	}

@@ -57,7 +57,7 @@ func (g *Gateway) ReceiveSTKCallback(ctx context.Context, in Inbound) error {
 		}); err != nil {
 			return err
 		}
-		g.log.Warn("malformed stk callback stored", "inbound_id", msg.ID, "source", in.SourceAddr, "err", perr)
+		g.log.WarnContext(ctx, "malformed stk callback stored", "inbound_id", msg.ID, "source", in.SourceAddr, "err", perr)
 		return lipa.Errorf(lipa.Invalid, "malformed_callback", "the body is not an STK callback: %v", perr)
 	}
 	msg.CheckoutRequestID = cb.CheckoutRequestID
@@ -78,7 +78,7 @@ func (g *Gateway) ReceiveSTKCallback(ctx context.Context, in Inbound) error {
 			}
 		}
 		if lipa.ErrorKind(err) == lipa.NotFound {
-			g.log.Warn("stk callback for an unknown CheckoutRequestID stored as unmatched",
+			g.log.WarnContext(ctx, "stk callback for an unknown CheckoutRequestID stored as unmatched",
 				"checkout_request_id", cb.CheckoutRequestID, "result_code", cb.ResultCode, "inbound_id", msg.ID)
 			return g.flagTx(ctx, tx, sqlstore.OutcomeUnmatched, reviewCause{Reason: ReviewUnmatchedCallback, InboundID: msg.ID,
 				CheckoutRequestID: cb.CheckoutRequestID, Receipt: cb.MpesaReceiptNumber, Note: "no payment has this CheckoutRequestID yet"})
@@ -86,15 +86,19 @@ func (g *Gateway) ReceiveSTKCallback(ctx context.Context, in Inbound) error {
 		if err != nil {
 			return err
 		}
+		if p.Status == lipa.StatusPending {
+			lag := msg.ReceivedAt.Sub(p.CreatedAt)
+			tx.AfterCommit(func() { g.metrics.CallbackLag(lag) })
+		}
 		confirm, err = g.applyCallbackTx(ctx, tx, p, cb, msg.ID, false)
 		return err
 	})
 	if err != nil {
 		// Keep the payload even when applying it failed.
-		g.log.Error("stk callback not applied", "checkout_request_id", cb.CheckoutRequestID, "err", err)
+		g.log.ErrorContext(ctx, "stk callback not applied", "checkout_request_id", cb.CheckoutRequestID, "err", err)
 		msg.Note = "not applied: " + err.Error()
 		if serr := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.InsertInbound(ctx, msg) }); serr != nil {
-			g.log.Error("stk callback lost: could not store it", "checkout_request_id", cb.CheckoutRequestID, "err", serr)
+			g.log.ErrorContext(ctx, "stk callback lost: could not store it", "checkout_request_id", cb.CheckoutRequestID, "err", serr)
 		}
 		return err
 	}
@@ -128,7 +132,7 @@ func (g *Gateway) mergeC2BCopyTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.P
 	if err := tx.MergePayment(ctx, other.ID, p.ID); err != nil {
 		return false, err
 	}
-	g.log.Warn("C2B copy of an STK payment merged into it (one M-Pesa transaction, two channels)",
+	g.log.WarnContext(ctx, "C2B copy of an STK payment merged into it (one M-Pesa transaction, two channels)",
 		"payment_id", p.ID, "c2b_payment_id", other.ID, "receipt", other.MpesaReceiptNumber)
 	return true, nil
 }
@@ -163,7 +167,7 @@ func (g *Gateway) adoptOrphanTx(ctx context.Context, tx *sqlstore.Tx, cb *daraja
 	if err := tx.UpdatePayment(ctx, p); err != nil {
 		return nil, err
 	}
-	g.log.Warn("callback matched to a push whose Daraja answer was lost (same phone and amount)",
+	g.log.WarnContext(ctx, "callback matched to a push whose Daraja answer was lost (same phone and amount)",
 		"payment_id", p.ID, "checkout_request_id", cb.CheckoutRequestID, "app", p.AppName)
 	return p, nil
 }
@@ -195,7 +199,7 @@ func (g *Gateway) RejectInbound(ctx context.Context, kind InboundKind, in Inboun
 	// The caller logs the refusal (under its own limits); only a failure
 	// to keep the record is logged here.
 	if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.InsertInbound(ctx, msg) }); err != nil {
-		g.log.Error("rejected Safaricom-facing request not stored", "kind", kind, "source", in.SourceAddr, "reason", reason, "err", err)
+		g.log.ErrorContext(ctx, "rejected Safaricom-facing request not stored", "kind", kind, "source", in.SourceAddr, "reason", reason, "err", err)
 	}
 }
 
@@ -212,7 +216,7 @@ func (g *Gateway) applyCallbackTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.
 		o = lipa.Outcome{Status: lipa.StatusSuccess, ResultCode: "0", ResultDesc: cb.ResultDesc, Receipt: cb.MpesaReceiptNumber,
 			Amount: cb.Amount, PhoneNumber: cb.PhoneNumber, TransactionDate: cb.TransactionDate, Source: lipa.ResolvedByCallback}
 		flag := func(reason ReviewReason, note string) error {
-			log.Warn("stk callback flagged", "reason", note)
+			log.WarnContext(ctx, "stk callback flagged", "reason", note)
 			return g.flagTx(ctx, tx, sqlstore.OutcomeConflict, reviewCause{Reason: reason, InboundID: inboundID, PaymentID: p.ID,
 				CheckoutRequestID: cb.CheckoutRequestID, Receipt: cb.MpesaReceiptNumber, Note: note})
 		}
@@ -231,17 +235,17 @@ func (g *Gateway) applyCallbackTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.
 	if g.cfg.ConfirmByQuery && !confirmed && p.Status == lipa.StatusPending {
 		// Neither a SUCCESS nor a FAILED report is taken on the callback's
 		// word alone: a forged failure would fail a payment being paid.
-		log.Info("stk callback stored; confirming it with an STK push query before applying it")
+		log.InfoContext(ctx, "stk callback stored; confirming it with an STK push query before applying it")
 		return true, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeUnconfirmed, p.ID, "awaiting STK push query")
 	}
 	before := *p
 	switch p.Settle(o, g.clock()) {
 	case lipa.DecisionDuplicate:
-		log.Info("repeated stk callback ignored")
+		log.InfoContext(ctx, "repeated stk callback ignored")
 		return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeDuplicate, p.ID, "")
 	case lipa.DecisionConflict:
 		note := fmt.Sprintf("callback says %s (ResultCode %s) but the payment is already %s", o.Status, cb.ResultCode, before.Status)
-		log.Warn("stk callback contradicts a settled payment; stored, not applied", "status", before.Status)
+		log.WarnContext(ctx, "stk callback contradicts a settled payment; stored, not applied", "status", before.Status)
 		reason := ReviewStatusConflict
 		if before.ResolvedBy == lipa.ResolvedByQuery {
 			reason = ReviewQueryContradicts
@@ -259,7 +263,7 @@ func (g *Gateway) applyCallbackTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.
 		}
 		if !merged {
 			*p = before
-			log.Warn("stk callback receipt belongs to another payment; stored, not applied", "receipt", cb.MpesaReceiptNumber)
+			log.WarnContext(ctx, "stk callback receipt belongs to another payment; stored, not applied", "receipt", cb.MpesaReceiptNumber)
 			return false, g.flagTx(ctx, tx, sqlstore.OutcomeConflict, reviewCause{Reason: ReviewReceiptConflict, InboundID: inboundID,
 				PaymentID: p.ID, CheckoutRequestID: cb.CheckoutRequestID, Receipt: cb.MpesaReceiptNumber,
 				Note: duplicateReceiptNote + taken.Error() + "; not applied"})
@@ -274,7 +278,7 @@ func (g *Gateway) applyCallbackTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.
 			return false, err
 		}
 	}
-	log.Info("stk callback applied", "status", p.Status, "failure_reason", p.FailureReason, "receipt", p.MpesaReceiptNumber)
+	log.InfoContext(ctx, "stk callback applied", "status", p.Status, "failure_reason", p.FailureReason, "receipt", p.MpesaReceiptNumber)
 	return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeApplied, p.ID, "")
 }
 
@@ -309,7 +313,7 @@ func (g *Gateway) ReceiveC2BValidation(ctx context.Context, in Inbound) (C2BAnsw
 	if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.InsertInbound(ctx, msg) }); err != nil {
 		return C2BAnswer{}, err
 	}
-	g.log.Info("c2b validation answered", "trans_id", msg.TransID, "result_code", ans.ResultCode, "inbound_id", msg.ID)
+	g.log.InfoContext(ctx, "c2b validation answered", "trans_id", msg.TransID, "result_code", ans.ResultCode, "inbound_id", msg.ID)
 	return ans, nil
 }
 
@@ -382,7 +386,7 @@ func (g *Gateway) ReceiveC2BConfirmation(ctx context.Context, in Inbound) error 
 		}); err != nil {
 			return err
 		}
-		g.log.Warn("malformed c2b confirmation stored", "inbound_id", msg.ID, "err", perr)
+		g.log.WarnContext(ctx, "malformed c2b confirmation stored", "inbound_id", msg.ID, "err", perr)
 		return lipa.Errorf(lipa.Invalid, "malformed_confirmation", "the body is not a C2B confirmation: %v", perr)
 	}
 	msg.TransID = n.TransID
@@ -395,7 +399,7 @@ func (g *Gateway) ReceiveC2BConfirmation(ctx context.Context, in Inbound) error 
 			return err
 		}
 		review := func(outcome sqlstore.InboundOutcome, reason ReviewReason, paymentID lipa.PaymentID, note string) error {
-			g.log.Error("c2b confirmation not taken as a payment; stored for review", "trans_id", reviewText(n.TransID),
+			g.log.ErrorContext(ctx, "c2b confirmation not taken as a payment; stored for review", "trans_id", reviewText(n.TransID),
 				"inbound_id", msg.ID, "reason", reason)
 			return g.flagTx(ctx, tx, outcome, reviewCause{Reason: reason, InboundID: msg.ID, PaymentID: paymentID, Receipt: n.TransID, Note: note})
 		}
@@ -443,18 +447,18 @@ func (g *Gateway) ReceiveC2BConfirmation(ctx context.Context, in Inbound) error 
 		return tx.SetInboundOutcome(ctx, msg.ID, sqlstore.OutcomeApplied, p.ID, "")
 	})
 	if err != nil {
-		g.log.Error("c2b confirmation not applied", "trans_id", n.TransID, "err", err)
+		g.log.ErrorContext(ctx, "c2b confirmation not applied", "trans_id", n.TransID, "err", err)
 		msg.Note = "not applied: " + err.Error()
 		if serr := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.InsertInbound(ctx, msg) }); serr != nil {
-			g.log.Error("c2b confirmation lost: could not store it", "trans_id", n.TransID, "err", serr)
+			g.log.ErrorContext(ctx, "c2b confirmation lost: could not store it", "trans_id", n.TransID, "err", serr)
 		}
 		return err
 	}
 	if p != nil {
-		g.log.Info("c2b payment recorded in the intake pool", "payment_id", p.ID, "trans_id", n.TransID,
+		g.log.InfoContext(ctx, "c2b payment recorded in the intake pool", "payment_id", p.ID, "trans_id", n.TransID,
 			"amount", p.Amount.String(), "bill_ref", n.BillRefNumber, "shortcode", n.BusinessShortCode)
 	} else {
-		g.log.Info("c2b confirmation already recorded", "trans_id", n.TransID)
+		g.log.InfoContext(ctx, "c2b confirmation already recorded", "trans_id", n.TransID)
 	}
 	return nil
 }

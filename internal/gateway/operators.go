@@ -81,6 +81,6 @@ func (g *Gateway) MatchCallback(ctx context.Context, actor Actor, inboundID int6
 	if err != nil {
 		return nil, err
 	}
-	g.log.Info("unmatched callback matched by an operator", "inbound_id", inboundID, "payment_id", p.ID, "status", p.Status, "actor", actor.String())
+	g.log.InfoContext(ctx, "unmatched callback matched by an operator", "inbound_id", inboundID, "payment_id", p.ID, "status", p.Status, "actor", actor.String())
 	return p, nil
 }

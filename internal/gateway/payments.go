@@ -175,10 +175,10 @@ func (g *Gateway) Claim(ctx context.Context, app *lipa.App, r ClaimRequest) (*li
 		return g.emitTx(ctx, tx, p, EventPaymentClaimed)
 	})
 	if err != nil {
-		g.log.Info("claim refused", "app", app.Name, "code", lipa.ErrorCode(err), "payment_id", string(r.PaymentID), "receipt", r.Receipt, "reference", r.Reference)
+		g.log.InfoContext(ctx, "claim refused", "app", app.Name, "code", lipa.ErrorCode(err), "payment_id", string(r.PaymentID), "receipt", r.Receipt, "reference", r.Reference)
 		return nil, err
 	}
-	g.log.Info("payment claimed", "app", app.Name, "payment_id", claimed.ID, "receipt", claimed.MpesaReceiptNumber, "amount", claimed.Amount.String())
+	g.log.InfoContext(ctx, "payment claimed", "app", app.Name, "payment_id", claimed.ID, "receipt", claimed.MpesaReceiptNumber, "amount", claimed.Amount.String())
 	return claimed, nil
 }
 

@@ -81,6 +81,11 @@ func (g *Gateway) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		_, err := tx.DeleteIdempotencyKeysBefore(ctx, g.clock().Add(-keep))
 		return err
 	})
+	g.metrics.Reconciled("succeeded", rep.Succeeded)
+	g.metrics.Reconciled("failed", rep.Failed)
+	g.metrics.Reconciled("expired", rep.Expired)
+	g.metrics.Reconciled("deferred", rep.Deferred) // Held ones included
+	g.metrics.Reconciled("held", rep.Held)
 	if rep.Checked > 0 {
 		g.log.Info("reconciliation pass", "checked", rep.Checked, "succeeded", rep.Succeeded, "failed", rep.Failed,
 			"expired", rep.Expired, "deferred", rep.Deferred)

@@ -150,7 +150,7 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 	// answer. The Daraja client's own timeout bounds the call.
 	ctx = context.WithoutCancel(ctx)
 	log := g.log.With("app", app.Name, "payment_id", p.ID)
-	log.Info("stk push initiated", "phone", lipa.MaskPhone(p.PhoneNumber), "amount", p.Amount.String(), "reference", p.Reference)
+	log.InfoContext(ctx, "stk push initiated", "phone", lipa.MaskPhone(p.PhoneNumber), "amount", p.Amount.String(), "reference", p.Reference)
 
 	whole, _ := p.Amount.WholeShillings()
 	resp, err := g.daraja.STKPush(ctx, daraja.STKPushRequest{
@@ -218,7 +218,7 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 		g.confirmLater(id)
 	}
 	if err != nil {
-		log.Error("stk push accepted by Daraja but not saved", "checkout_request_id", resp.CheckoutRequestID, "err", err)
+		log.ErrorContext(ctx, "stk push accepted by Daraja but not saved", "checkout_request_id", resp.CheckoutRequestID, "err", err)
 		kind, code := lipa.Internal, "internal_error"
 		if lipa.ErrorKind(err) == lipa.Unavailable {
 			kind, code = lipa.Unavailable, lipa.ErrorCode(err) // the database went away meanwhile
@@ -226,7 +226,7 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 		return nil, recorded(p.ID, lipa.Errorf(kind, code, "the STK push was sent but Lipa could not save Daraja's answer; do not push again: the payment will be settled by its callback").
 			With("payment_id", string(p.ID)).Wrap(err))
 	}
-	log.Info("stk push accepted", "checkout_request_id", p.CheckoutRequestID, "merchant_request_id", p.MerchantRequestID)
+	log.InfoContext(ctx, "stk push accepted", "checkout_request_id", p.CheckoutRequestID, "merchant_request_id", p.MerchantRequestID)
 	return &STKPushResult{Payment: p, DarajaResponse: resp.Raw}, nil
 }
 
@@ -380,13 +380,13 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 		}
 		if apiErr.Class() == daraja.ClassConfiguration {
 			g.noteDaraja(apiErr.Error())
-			log.Error("Daraja refused Lipa's configuration; check MPESA_CONSUMER_KEY, MPESA_CONSUMER_SECRET, MPESA_SHORTCODE, MPESA_PASSKEY and MPESA_CALLBACK_URL", "err", callErr)
+			log.ErrorContext(ctx, "Daraja refused Lipa's configuration; check MPESA_CONSUMER_KEY, MPESA_CONSUMER_SECRET, MPESA_SHORTCODE, MPESA_PASSKEY and MPESA_CALLBACK_URL", "err", callErr)
 		}
 	case errors.As(callErr, &authErr):
 		o.ResultDesc = authErr.Error()
 		appErr = lipa.Errorf(lipa.Upstream, "daraja_error", "M-Pesa refused Lipa's credentials; the operator must check MPESA_CONSUMER_KEY and MPESA_CONSUMER_SECRET")
 		g.noteDaraja(authErr.Error())
-		log.Error("Daraja refused the consumer key and secret", "err", callErr)
+		log.ErrorContext(ctx, "Daraja refused the consumer key and secret", "err", callErr)
 	case errors.Is(callErr, daraja.ErrUnreachable) || notSent:
 		o.FailureReason = lipa.ReasonDarajaUnreachable
 		o.ResultDesc = "Daraja could not be reached; the STK push was not sent"
@@ -427,9 +427,9 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 		return g.emitTx(ctx, tx, cur, EventPaymentFailed)
 	})
 	if err != nil {
-		log.Error("record failed stk push", "err", err)
+		log.ErrorContext(ctx, "record failed stk push", "err", err)
 	}
-	log.Warn("stk push failed", "status", p.Status, "failure_reason", p.FailureReason, "err", callErr)
+	log.WarnContext(ctx, "stk push failed", "status", p.Status, "failure_reason", p.FailureReason, "err", callErr)
 	return appErr.With("payment_id", string(p.ID)).Wrap(callErr)
 }
 
@@ -460,7 +460,7 @@ func (g *Gateway) replay(ctx context.Context, app *lipa.App, r STKPushRequest, h
 			return nil, err
 		}
 	}
-	g.log.Info("idempotent stk push replayed", "app", app.Name, "payment_id", rec.PaymentID)
+	g.log.InfoContext(ctx, "idempotent stk push replayed", "app", app.Name, "payment_id", rec.PaymentID)
 	if rec.ResponseStatus != 0 {
 		return &STKPushResult{Replay: &Replay{Status: rec.ResponseStatus, Body: rec.ResponseBody}}, nil
 	}

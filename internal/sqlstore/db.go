@@ -159,6 +159,10 @@ func redactURL(s string) string {
 // Backend returns the engine behind db.
 func (db *DB) Backend() Backend { return db.backend }
 
+// Pool returns the connection pool, for instrumentation only (its Stats):
+// all reads and writes go through InTx.
+func (db *DB) Pool() *sql.DB { return db.sql }
+
 // Close closes the connection pool.
 func (db *DB) Close() error { return db.sql.Close() }
 
@@ -199,7 +203,15 @@ func (db *DB) Migrate(ctx context.Context) error {
 type Tx struct {
 	tx      *sql.Tx
 	backend Backend
+	after   []func() // run once the transaction has committed
 }
+
+// AfterCommit registers f to run once this transaction has committed, after
+// COMMIT returned and before InTx returns; it never runs when the
+// transaction rolls back. Use it for in-process notices of what the
+// transaction wrote (waking a worker, counting a metric), never for work
+// that must not be lost: that belongs in the transaction (the outbox).
+func (t *Tx) AfterCommit(f func()) { t.after = append(t.after, f) }
 
 // InTx runs fn in one transaction: committed when fn returns nil, rolled
 // back otherwise (fn's error is returned as is). On SQLite the transaction
@@ -224,12 +236,16 @@ func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(&Tx{tx: tx, backend: db.backend}); err != nil {
+	t := &Tx{tx: tx, backend: db.backend}
+	if err := fn(t); err != nil {
 		tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	for _, f := range t.after {
+		f()
 	}
 	return nil
 }
