@@ -13,7 +13,7 @@ import (
 )
 
 // dashboardDays is how many days the dashboard covers, today included.
-const dashboardDays = 14
+const dashboardDays = gateway.DashboardDays
 
 // cachedDay is a past day's figures and when they were read. Past days
 // still change a little (a PENDING payment settles, an intake payment is

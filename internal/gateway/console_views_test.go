@@ -484,6 +484,26 @@ func TestWebhookOperations(t *testing.T) {
 // TestClosedDaysKept: a day past the pending expiry with no PENDING
 // payment is computed once and kept, so later views read the kept figures;
 // a day with a PENDING payment is computed again each time.
+// TestKeepClosedDays: the background pass keeps every closed day of the
+// dashboard's fortnight before anyone views it, and none that may change.
+func TestKeepClosedDays(t *testing.T) {
+	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
+		f := newFixture(t, databaseURL, darajasim.Config{CallbackDelay: time.Millisecond},
+			gateway.Config{ReconcileAfter: time.Minute, PendingExpiry: time.Hour})
+		ctx := context.Background()
+		f.settled(t, "254708374149", "100", "K1")
+		f.clock.Advance(3 * 24 * time.Hour)
+		if err := f.g.KeepClosedDays(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		rawDB(t, databaseURL).QueryRow("SELECT COUNT(*) FROM payment_days").Scan(&n)
+		if n != gateway.DashboardDays-1 {
+			t.Errorf("kept days: got %d, want %d (every day of the fortnight but today)", n, gateway.DashboardDays-1)
+		}
+	})
+}
+
 func TestClosedDaysKept(t *testing.T) {
 	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
 		f := newFixture(t, databaseURL, darajasim.Config{CallbackDelay: time.Millisecond},

@@ -15,6 +15,8 @@ import (
 //     webhook to deliver or a delivery slot comes free, and every 250 ms for
 //     retries coming due and events written by other replicas (see
 //     DeliverWebhooks);
+//   - the dashboard's closed days: kept at start and every hour
+//     (KeepClosedDays), so no dashboard view reads a whole day of payments;
 //   - the goroutines requests start (callback confirmations) and the
 //     delivery attempts.
 //
@@ -39,6 +41,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	var loops sync.WaitGroup
 	loops.Go(func() { g.reconcileLoop(ctx, ReconcileInterval(g.cfg.ReconcileAfter)) })
 	loops.Go(func() { g.deliveryLoop(ctx) })
+	loops.Go(func() { g.keepDaysLoop(ctx) })
 	loops.Wait()
 	g.bg.Wait()
 
