@@ -1,0 +1,177 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/lipa-gateway/lipa"
+	"github.com/lipa-gateway/lipa/internal/daraja"
+	"github.com/lipa-gateway/lipa/internal/sqlstore"
+)
+
+// C2BAnswer is Lipa's reply to a C2B validation request (Daraja reference
+// §7.5): ResultCode "0" accepts the payment; C2B00011–C2B00016 reject it.
+type C2BAnswer struct {
+	ResultCode string
+	ResultDesc string
+}
+
+// ReceiveC2BValidation stores a C2B validation request and answers it.
+// Every payment is accepted for now (validation rules are a later
+// addition); an unreadable body is stored and accepted too, since Safaricom
+// then applies the registered ResponseType anyway.
+func (g *Gateway) ReceiveC2BValidation(ctx context.Context, in Inbound) (C2BAnswer, error) {
+	ctx = context.WithoutCancel(ctx)
+	msg := &sqlstore.Inbound{Kind: sqlstore.InboundC2BValidation, Path: in.Path, SourceAddr: in.SourceAddr,
+		ReceivedAt: g.clock(), Body: in.Body, Outcome: sqlstore.OutcomeAnswered}
+	n, err := daraja.ParseC2BNotification(in.Body)
+	if err != nil {
+		msg.Outcome, msg.Note = sqlstore.OutcomeMalformed, err.Error()
+	} else {
+		msg.TransID = n.TransID
+	}
+	ans := C2BAnswer{ResultCode: "0", ResultDesc: "Accepted"}
+	if n != nil {
+		ans = g.validateC2B(n)
+	}
+	if ans.ResultCode != "0" {
+		msg.Note = "rejected: " + ans.ResultCode
+	}
+	if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.InsertInbound(ctx, msg) }); err != nil {
+		return C2BAnswer{}, err
+	}
+	g.log.Info("c2b validation answered", "trans_id", msg.TransID, "result_code", ans.ResultCode, "inbound_id", msg.ID)
+	return ans, nil
+}
+
+// validateC2B applies the configured C2B validation rules (Daraja
+// reference §7.5 codes): the account number must match C2BAccountPattern
+// (C2B00012), the amount must lie within C2BMinAmount–C2BMaxAmount
+// (C2B00013).
+func (g *Gateway) validateC2B(n *daraja.C2BNotification) C2BAnswer {
+	reject := func(code string) C2BAnswer { return C2BAnswer{ResultCode: code, ResultDesc: "Rejected"} }
+	if re := g.cfg.C2BAccountPattern; re != nil && !re.MatchString(n.BillRefNumber) {
+		return reject("C2B00012")
+	}
+	if g.cfg.C2BMinAmount != 0 || g.cfg.C2BMaxAmount != 0 {
+		a, err := lipa.ParseAmount(n.TransAmount)
+		if err != nil || (g.cfg.C2BMinAmount != 0 && a < g.cfg.C2BMinAmount) || (g.cfg.C2BMaxAmount != 0 && a > g.cfg.C2BMaxAmount) {
+			return reject("C2B00013")
+		}
+	}
+	return C2BAnswer{ResultCode: "0", ResultDesc: "Accepted"}
+}
+
+// ReceiveC2BConfirmation stores a C2B confirmation raw and records it as a
+// SUCCESS C2B payment in the shared intake pool (no app until one claims
+// it), in the same transaction. It is idempotent on TransID: a repeat, or a
+// TransID that is already the receipt of a payment for the same amount (one
+// M-Pesa transaction is one payment), is acknowledged and changes nothing.
+// MSISDN is stored as given; a masked or hashed MSISDN is normal.
+//
+// A confirmation Lipa cannot take as a payment is stored, put in the review
+// queue and acknowledged (nil: Safaricom has moved the money already and
+// does not resend): a JSON key given twice (ReviewRepeatedKey), a TransID
+// not of Daraja's shape (ReviewInvalidReceipt), a TransAmount that is zero,
+// negative or unreadable (ReviewInvalidAmount), no MSISDN or no
+// BusinessShortCode (ReviewMissingFields), a TransID already recorded for
+// another amount (ReviewDuplicateOtherAmount). None becomes a claimable
+// payment.
+//
+// A body that is not a JSON object, or has no TransID, is stored, put in
+// the review queue (ReviewMalformedPayload) and returns Invalid
+// "malformed_confirmation".
+func (g *Gateway) ReceiveC2BConfirmation(ctx context.Context, in Inbound) error {
+	ctx = context.WithoutCancel(ctx)
+	msg := &sqlstore.Inbound{Kind: sqlstore.InboundC2BConfirmation, Path: in.Path, SourceAddr: in.SourceAddr,
+		ReceivedAt: g.clock(), Body: in.Body, Outcome: sqlstore.OutcomeReceived}
+	n, perr := daraja.ParseC2BNotification(in.Body)
+	if perr == nil && n.TransID == "" {
+		perr = fmt.Errorf("%w: no TransID", daraja.ErrMalformed)
+	}
+	if perr != nil {
+		msg.Outcome, msg.Note = sqlstore.OutcomeMalformed, perr.Error()
+		if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+			if err := tx.InsertInbound(ctx, msg); err != nil {
+				return err
+			}
+			return g.openReviewTx(ctx, tx, reviewCause{Reason: ReviewMalformedPayload, InboundID: msg.ID, Note: msg.Note})
+		}); err != nil {
+			return err
+		}
+		g.log.Warn("malformed c2b confirmation stored", "inbound_id", msg.ID, "err", perr)
+		return lipa.Errorf(lipa.Invalid, "malformed_confirmation", "the body is not a C2B confirmation: %v", perr)
+	}
+	msg.TransID = n.TransID
+	var p *lipa.Payment
+	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+		if err := tx.Lock(ctx, "receipt:"+n.TransID); err != nil {
+			return err
+		}
+		if err := tx.InsertInbound(ctx, msg); err != nil {
+			return err
+		}
+		review := func(outcome sqlstore.InboundOutcome, reason ReviewReason, paymentID lipa.PaymentID, note string) error {
+			g.log.Error("c2b confirmation not taken as a payment; stored for review", "trans_id", reviewText(n.TransID),
+				"inbound_id", msg.ID, "reason", reason)
+			return g.flagTx(ctx, tx, outcome, reviewCause{Reason: reason, InboundID: msg.ID, PaymentID: paymentID, Receipt: n.TransID, Note: note})
+		}
+		if key, ok := daraja.RepeatedKey(in.Body); ok {
+			return review(sqlstore.OutcomeMalformed, ReviewRepeatedKey, "", fmt.Sprintf("the confirmation names %q twice", reviewText(cut(key, 40))))
+		}
+		if !daraja.ValidReceipt(n.TransID) {
+			return review(sqlstore.OutcomeMalformed, ReviewInvalidReceipt, "", fmt.Sprintf("TransID %q is not an M-Pesa receipt number (1-%d upper-case letters and digits)",
+				reviewText(cut(n.TransID, 40)), daraja.MaxReceiptLength))
+		}
+		amount, err := lipa.ParseAmount(n.TransAmount)
+		if err != nil || amount <= 0 {
+			return review(sqlstore.OutcomeMalformed, ReviewInvalidAmount, "", fmt.Sprintf("TransAmount %q is not an amount above zero", reviewText(cut(n.TransAmount, 40))))
+		}
+		if n.MSISDN == "" || n.BusinessShortCode == "" {
+			return review(sqlstore.OutcomeMalformed, ReviewMissingFields, "", "the confirmation has no MSISDN or no BusinessShortCode")
+		}
+		existing, err := tx.PaymentByReceipt(ctx, n.TransID)
+		if err == nil && existing.Amount != amount {
+			return review(sqlstore.OutcomeConflict, ReviewDuplicateOtherAmount, existing.ID,
+				fmt.Sprintf("TransID %s is already payment %s for %s; this confirmation says %s", n.TransID, existing.ID, existing.Amount, amount))
+		}
+		if err == nil {
+			return tx.SetInboundOutcome(ctx, msg.ID, sqlstore.OutcomeDuplicate, existing.ID, "")
+		}
+		if lipa.ErrorKind(err) != lipa.NotFound {
+			return err
+		}
+		now := g.clock()
+		txDate, _ := lipa.ParseDarajaTime(n.TransTime)
+		p = &lipa.Payment{
+			ID: lipa.PaymentID(newID("pay_")), Type: lipa.TypeC2B, Status: lipa.StatusSuccess,
+			PhoneNumber: n.MSISDN, Amount: amount, Currency: "KES",
+			Reference: n.BillRefNumber, AccountReference: n.BillRefNumber, Description: "C2B payment",
+			ShortCode: n.BusinessShortCode, TransactionType: n.TransactionType,
+			MpesaReceiptNumber: n.TransID, ResultCode: "0", ResultDesc: "C2B confirmation", ResolvedBy: lipa.ResolvedByConfirmation,
+			TransactionDate: txDate, CreatedAt: now, UpdatedAt: now,
+		}
+		if err := tx.InsertPayment(ctx, p); err != nil {
+			return err
+		}
+		if err := g.emitTx(ctx, tx, p, EventC2BReceived); err != nil {
+			return err
+		}
+		return tx.SetInboundOutcome(ctx, msg.ID, sqlstore.OutcomeApplied, p.ID, "")
+	})
+	if err != nil {
+		g.log.Error("c2b confirmation not applied", "trans_id", n.TransID, "err", err)
+		msg.Note = "not applied: " + err.Error()
+		if serr := g.db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.InsertInbound(ctx, msg) }); serr != nil {
+			g.log.Error("c2b confirmation lost: could not store it", "trans_id", n.TransID, "err", serr)
+		}
+		return err
+	}
+	if p != nil {
+		g.log.Info("c2b payment recorded in the intake pool", "payment_id", p.ID, "trans_id", n.TransID,
+			"amount", p.Amount.String(), "bill_ref", n.BillRefNumber, "shortcode", n.BusinessShortCode)
+	} else {
+		g.log.Info("c2b confirmation already recorded", "trans_id", n.TransID)
+	}
+	return nil
+}
