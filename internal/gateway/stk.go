@@ -335,7 +335,6 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 		apiErr  *daraja.APIError
 		authErr *daraja.AuthError
 		badResp *daraja.BadResponseError
-		appErr  *lipa.Error
 		final   = true // the push provably did not go through
 		notSent = errors.Is(callErr, daraja.ErrNoToken)
 	)
@@ -353,24 +352,13 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 		default:
 			o.ResultDesc = "Daraja answered HTTP 429 (too many requests)"
 		}
-		appErr = lipa.Errorf(lipa.Unavailable, "daraja_rate_limited",
-			"M-Pesa refused the STK push because too many requests reached it at once; no prompt was sent, so push again after Retry-After seconds with a new Idempotency-Key")
 	case errors.As(callErr, &apiErr) && apiErr.Reason() == daraja.ReasonMaintenance:
 		o.FailureReason = lipa.ReasonDarajaUnavailable
 		o.ResultCode, o.ResultDesc = apiErr.ErrorCode, apiErr.ErrorMessage
-		appErr = lipa.Errorf(lipa.Unavailable, "daraja_unavailable",
-			"M-Pesa refused the STK push while under maintenance; no prompt was sent, so push again later with a new Idempotency-Key")
 	case errors.As(callErr, &apiErr):
 		o.ResultCode, o.ResultDesc = apiErr.ErrorCode, apiErr.ErrorMessage
-		appErr = lipa.Errorf(lipa.Upstream, "daraja_error", "M-Pesa refused the STK push: %s %s", apiErr.ErrorCode, apiErr.ErrorMessage)
-		switch {
-		case apiErr.Reason() == daraja.ReasonSubscriberBusy:
+		if apiErr.Reason() == daraja.ReasonSubscriberBusy {
 			o.FailureReason = lipa.ReasonSubscriberBusy
-			appErr = lipa.Errorf(lipa.Conflict, "subscriber_busy", "the customer already has an M-Pesa prompt open; try again in a minute")
-		case apiErr.Reason() == daraja.ReasonInvalidField && apiErr.Field() == "PhoneNumber":
-			appErr = lipa.InvalidField("invalid_phone_number", "phone_number", "M-Pesa refused the phone number: %s", apiErr.ErrorMessage)
-		case apiErr.Reason() == daraja.ReasonInvalidField && apiErr.Field() == "Amount":
-			appErr = lipa.InvalidField("invalid_amount", "amount", "M-Pesa refused the amount: %s", apiErr.ErrorMessage)
 		}
 		if apiErr.Class() == daraja.ClassConfiguration {
 			g.noteDaraja(apiErr.Error())
@@ -378,22 +366,19 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 		}
 	case errors.As(callErr, &authErr):
 		o.ResultDesc = authErr.Error()
-		appErr = lipa.Errorf(lipa.Upstream, "daraja_error", "M-Pesa refused Lipa's credentials; the operator must check MPESA_CONSUMER_KEY and MPESA_CONSUMER_SECRET")
 		g.noteDaraja(authErr.Error())
 		log.Error("Daraja refused the consumer key and secret", "err", callErr)
 	case errors.Is(callErr, daraja.ErrUnreachable) || notSent:
 		o.FailureReason = lipa.ReasonDarajaUnreachable
 		o.ResultDesc = "Daraja could not be reached; the STK push was not sent"
-		appErr = lipa.Errorf(lipa.Unavailable, "daraja_unreachable", "M-Pesa could not be reached; the STK push was not sent, so it is safe to try again")
 	case errors.Is(callErr, daraja.ErrTimeout):
 		final = false
 		o.ResultDesc = "Daraja did not answer in time; the STK push may have reached the customer"
-		appErr = lipa.Errorf(lipa.Timeout, "daraja_timeout", "M-Pesa did not answer in time; the customer may still get the prompt, so watch this payment instead of pushing again")
 	default:
 		final = false
 		o.ResultDesc = "Daraja's answer could not be read; the STK push may have reached the customer"
-		appErr = lipa.Errorf(lipa.Upstream, "daraja_error", "M-Pesa gave an answer Lipa could not read; the customer may still get the prompt, so watch this payment instead of pushing again")
 	}
+	appErr := darajaError(callSTKPush, callErr)
 	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
 		cur, err := tx.PaymentForUpdate(ctx, p.ID)
 		if err != nil {
@@ -424,7 +409,7 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 		log.Error("record failed stk push", "err", err)
 	}
 	log.Warn("stk push failed", "status", p.Status, "failure_reason", p.FailureReason, "err", callErr)
-	return appErr.With("payment_id", string(p.ID)).Wrap(callErr)
+	return appErr.With("payment_id", string(p.ID))
 }
 
 // replay answers a request that repeats an Idempotency-Key: a different
