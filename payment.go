@@ -121,7 +121,8 @@ type Payment struct {
 	FailureReason      FailureReason
 	// ResolvedBy says what settled the payment: ResolvedByCallback,
 	// ResolvedByQuery, ResolvedByExpiry, ResolvedByPush (Daraja refused the
-	// push), ResolvedByConfirmation (C2B); empty while PENDING.
+	// push), ResolvedByConfirmation (C2B), ResolvedByPull (Pull
+	// Transactions); empty while PENDING.
 	ResolvedBy string
 
 	Claimed   bool
@@ -140,6 +141,7 @@ const (
 	ResolvedByExpiry       = "expiry"       // no verdict within the pending expiry
 	ResolvedByPush         = "push"         // the STK push itself was refused or never sent
 	ResolvedByConfirmation = "confirmation" // a C2B confirmation
+	ResolvedByPull         = "pull"         // Daraja's Pull Transactions: a C2B payment whose confirmation never came, or an STK push whose answer or callback was lost
 )
 
 // Outcome is what one report from Safaricom (an STK callback, an STK push

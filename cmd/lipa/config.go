@@ -16,6 +16,7 @@ import (
 	"github.com/lipa-gateway/lipa/internal/api"
 	"github.com/lipa-gateway/lipa/internal/daraja"
 	"github.com/lipa-gateway/lipa/internal/darajasim"
+	"github.com/lipa-gateway/lipa/internal/gateway"
 )
 
 // The Daraja environments Lipa can talk to.
@@ -71,6 +72,16 @@ type Config struct {
 	C2BMaxAmount       lipa.Amount    // LIPA_C2B_MAX_AMOUNT: C2B validation rejects larger amounts (shillings); default none
 	WebhookRetrySpan   time.Duration  // LIPA_WEBHOOK_RETRY_SPAN: how long a webhook delivery is retried; default 24h
 	WebhookBackoff     time.Duration  // LIPA_WEBHOOK_BACKOFF: wait before a failed webhook's first retry (doubling after); default 5s
+
+	// Refunds, Transaction Status and Pull Transactions (loadAfterSale).
+	InitiatorName        string                 // MPESA_INITIATOR_NAME: the M-Pesa API operator refunds and Transaction Status run as; default none (those features answer 501)
+	InitiatorPassword    lipa.Secret            // MPESA_INITIATOR_PASSWORD: its password; never logged or shown; default none
+	CertificateFile      string                 // MPESA_CERTIFICATE_FILE: Safaricom's public key certificate (PEM or DER) to encrypt the password with; default the embedded one for the environment (simulator: the simulator's)
+	RefundResultTimeout  time.Duration          // LIPA_REFUND_RESULT_TIMEOUT: a refund without its Result this long is checked with Transaction Status; default 5m
+	RefundApproval       gateway.RefundApproval // LIPA_REFUND_APPROVAL: never, always, or shillings above which a refund waits for an operator; default never
+	PullInterval         time.Duration          // LIPA_PULL_INTERVAL: how often the Pull Transactions backfill runs; 0 turns it off; default 15m
+	PullNominatedNumber  string                 // MPESA_PULL_NOMINATED_NUMBER: the Safaricom number on the shortcode's KYC record, for `lipa pull register`; simulator default 254708374149
+	DarajaLookupsPerHour int                    // LIPA_DARAJA_LOOKUPS_PER_HOUR: each app's verify lookups of unknown receipts with M-Pesa an hour; 0 turns them off; default 30
 }
 
 // loadConfig builds the Config from lookup (the process environment in
@@ -232,6 +243,9 @@ func loadConfig(lookup func(string) (string, bool), dotenv string) (Config, erro
 	}
 	if c.C2BMinAmount != 0 && c.C2BMaxAmount != 0 && c.C2BMinAmount > c.C2BMaxAmount {
 		return c, fmt.Errorf("LIPA_C2B_MIN_AMOUNT (%s) is more than LIPA_C2B_MAX_AMOUNT (%s): every C2B payment would be refused", c.C2BMinAmount, c.C2BMaxAmount)
+	}
+	if err := loadAfterSale(get, &c); err != nil {
+		return c, err
 	}
 	n, err := strconv.Atoi(get("DATABASE_MAX_CONNS", "10"))
 	if err != nil || n < 1 || n > 1000 {

@@ -26,6 +26,11 @@
 //	lipa review match|settle|create-payment|dismiss ID … --reason TEXT
 //	                                resolve an item (audited)
 //	lipa audit list [--json]        operator actions, newest first
+//	lipa refunds list|show|approve|reject|settle …
+//	                                refunds, and the approval of those that wait for one (audited)
+//	lipa transactions status RECEIPT what M-Pesa says about a receipt (Transaction Status)
+//	lipa pull register|run [--since 6h]
+//	                                Pull Transactions: register the shortcode, run the backfill now
 //
 // Configuration comes from environment variables and a .env file; see the
 // README.
@@ -84,6 +89,18 @@ commands:
                                 close the item, changing nothing
   audit list [--actor A] [--action A] [--target T] [--since T] [--json]
                                 operator actions, newest first
+  refunds list [--status S] [--json] | refunds show ID [--json]
+                                refunds apps asked for
+  refunds approve|reject ID --reason TEXT
+                                decide on a refund waiting for approval (LIPA_REFUND_APPROVAL)
+  refunds settle ID --status SUCCESS --receipt R --reason TEXT | --status FAILED --reason TEXT
+                                settle a refund Lipa cannot settle itself, from the M-Pesa statement
+  transactions status RECEIPT [--json]
+                                what M-Pesa says about a receipt of the shortcode (Transaction Status)
+  pull register [--nominated-number MSISDN]
+                                register the shortcode for Pull Transactions
+  pull run [--since 6h] [--json]
+                                recover transactions whose confirmations or callbacks never came
 `
 
 // run executes one command and returns the process exit code: 0 on
@@ -136,6 +153,12 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		cmdErr = cmdReview(ctx, cfg, args[1:], stdout)
 	case "audit":
 		cmdErr = cmdAudit(ctx, cfg, args[1:], stdout)
+	case "refunds":
+		cmdErr = cmdRefunds(ctx, cfg, args[1:], stdout)
+	case "transactions":
+		cmdErr = cmdTransactions(ctx, cfg, args[1:], stdout)
+	case "pull":
+		cmdErr = cmdPull(ctx, cfg, args[1:], stdout)
 	default:
 		fmt.Fprintf(stderr, "lipa: unknown command %q\n\n%s", args[0], usage)
 		return 2

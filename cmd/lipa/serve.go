@@ -140,6 +140,12 @@ func (s *service) backgroundLoop(ctx context.Context, interval time.Duration) {
 		}
 	}()
 	defer func() { <-done }()
+	afterSale := make(chan struct{})
+	go func() {
+		defer close(afterSale)
+		afterSaleLoops(ctx, s.gw)
+	}()
+	defer func() { <-afterSale }()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -198,6 +204,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 				ShortCodes:    map[string]lipa.Secret{cfg.ShortCode: cfg.Passkey},
 				CallbackDelay: cfg.SimulatorDelay,
 				Logger:        log.With("component", "simulator"),
+				Initiators:    cfg.simulatorInitiators(),
 			})
 			if s.simS, err = newLoopbackServer(s.sim); err != nil {
 				return fail(err)
@@ -210,14 +217,19 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 			}
 		}
 	}
-	client, err := daraja.New(daraja.Config{
-		BaseURL: cfg.darajaBaseURL(simURL), ConsumerKey: cfg.ConsumerKey, ConsumerSecret: cfg.ConsumerSecret,
-		Timeout: cfg.DarajaTimeout, Logger: log.With("component", "daraja"),
-	})
+	dc, err := cfg.darajaConfig(cfg.darajaBaseURL(simURL), log.With("component", "daraja"))
 	if err != nil {
 		return fail(err)
 	}
-	gw := gateway.New(s.db, client, gatewayConfig(cfg, callbackURL, log))
+	client, err := daraja.New(dc)
+	if err != nil {
+		return fail(err)
+	}
+	origin := urlOrigin(cfg.CallbackURL)
+	if cfg.CallbackURL == "" {
+		origin = s.URL
+	}
+	gw := gateway.New(s.db, client, withResultURLs(cfg, gatewayConfig(cfg, callbackURL, log), origin, token))
 	s.gw = gw
 	if cfg.Environment == envSimulator {
 		key, created, err := gw.EnsureDemoApp(ctx, cliActor())
@@ -236,6 +248,11 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 			})
 			if err != nil {
 				log.Warn("could not register C2B URLs with the built-in simulator", "err", err)
+			}
+			// And register the shortcode for Pull Transactions, so the
+			// backfill works there out of the box.
+			if _, err := gw.RegisterPull(ctx, cfg.PullNominatedNumber); err != nil {
+				log.Warn("could not register for Pull Transactions with the built-in simulator", "err", err)
 			}
 		}
 	}

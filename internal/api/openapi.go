@@ -31,6 +31,9 @@ var undocumented = []struct{ prefix, why string }{
 	{"/api/stk/", "Safaricom's STK callback at a path without the words Safaricom refuses"},
 	{"/api/c2b/", "Safaricom's C2B validation and confirmation"},
 	{"/api/admin/", "the operators' API (X-ADMIN-KEY), not for apps"},
+	{"/api/reversal/", "Daraja's Reversal Results and queue timeout notices"},
+	{"/api/status/", "Daraja's Transaction Status Results and queue timeout notices"},
+	{"/api/pull/", "Daraja's Pull Transactions registration callback"},
 }
 
 // Documented reports whether the OpenAPI document describes the endpoints

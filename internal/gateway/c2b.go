@@ -104,6 +104,7 @@ func (g *Gateway) ReceiveC2BConfirmation(ctx context.Context, in Inbound) error 
 	}
 	msg.TransID = n.TransID
 	var p *lipa.Payment
+	held := false
 	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
 		if err := tx.Lock(ctx, "receipt:"+n.TransID); err != nil {
 			return err
@@ -141,16 +142,11 @@ func (g *Gateway) ReceiveC2BConfirmation(ctx context.Context, in Inbound) error 
 		if lipa.ErrorKind(err) != lipa.NotFound {
 			return err
 		}
-		now := g.clock()
-		txDate, _ := lipa.ParseDarajaTime(n.TransTime)
-		p = &lipa.Payment{
-			ID: lipa.PaymentID(newID("pay_")), Type: lipa.TypeC2B, Status: lipa.StatusSuccess,
-			PhoneNumber: n.MSISDN, Amount: amount, Currency: "KES",
-			Reference: n.BillRefNumber, AccountReference: n.BillRefNumber, Description: "C2B payment",
-			ShortCode: n.BusinessShortCode, TransactionType: n.TransactionType,
-			MpesaReceiptNumber: n.TransID, ResultCode: "0", ResultDesc: "C2B confirmation", ResolvedBy: lipa.ResolvedByConfirmation,
-			TransactionDate: txDate, CreatedAt: now, UpdatedAt: now,
+		if g.confirmC2BByStatus() {
+			held = true
+			return tx.SetInboundOutcome(ctx, msg.ID, sqlstore.OutcomeUnconfirmed, "", "awaiting Transaction Status (LIPA_CONFIRM_BY_QUERY)")
 		}
+		p = g.newC2BPayment(n, amount, lipa.ResolvedByConfirmation, "C2B confirmation")
 		if err := tx.InsertPayment(ctx, p); err != nil {
 			return err
 		}
@@ -167,6 +163,11 @@ func (g *Gateway) ReceiveC2BConfirmation(ctx context.Context, in Inbound) error 
 		}
 		return err
 	}
+	if held {
+		g.log.Info("c2b confirmation held until Transaction Status confirms it", "trans_id", n.TransID, "inbound_id", msg.ID)
+		g.confirmC2BLater(msg.ID, n.TransID)
+		return nil
+	}
 	if p != nil {
 		g.log.Info("c2b payment recorded in the intake pool", "payment_id", p.ID, "trans_id", n.TransID,
 			"amount", p.Amount.String(), "bill_ref", n.BillRefNumber, "shortcode", n.BusinessShortCode)
@@ -174,4 +175,108 @@ func (g *Gateway) ReceiveC2BConfirmation(ctx context.Context, in Inbound) error 
 		g.log.Info("c2b confirmation already recorded", "trans_id", n.TransID)
 	}
 	return nil
+}
+
+// newC2BPayment is the SUCCESS intake payment (no app) that C2B
+// notification n records, for amount, settled by source (a ResolvedBy
+// value) with result description desc.
+func (g *Gateway) newC2BPayment(n *daraja.C2BNotification, amount lipa.Amount, source, desc string) *lipa.Payment {
+	now := g.clock()
+	txDate, _ := lipa.ParseDarajaTime(n.TransTime)
+	return &lipa.Payment{
+		ID: lipa.PaymentID(newID("pay_")), Type: lipa.TypeC2B, Status: lipa.StatusSuccess,
+		PhoneNumber: n.MSISDN, Amount: amount, Currency: "KES",
+		Reference: n.BillRefNumber, AccountReference: n.BillRefNumber, Description: "C2B payment",
+		ShortCode: n.BusinessShortCode, TransactionType: n.TransactionType,
+		MpesaReceiptNumber: n.TransID, ResultCode: "0", ResultDesc: desc, ResolvedBy: source,
+		TransactionDate: txDate, CreatedAt: now, UpdatedAt: now,
+	}
+}
+
+// confirmC2BByStatus reports whether C2B confirmations wait for
+// Transaction Status to confirm their receipt before they become payments:
+// LIPA_CONFIRM_BY_QUERY with initiator credentials.
+func (g *Gateway) confirmC2BByStatus() bool { return g.cfg.ConfirmByQuery && g.canInitiate() }
+
+// confirmC2BLater asks Transaction Status, in the background, about the
+// receipt of the held C2B confirmation inboundID; the answer (at the
+// result URL) makes it a payment or a review item (confirmHeldC2BTx). A
+// question Daraja refuses puts it in the review queue at once.
+func (g *Gateway) confirmC2BLater(inboundID int64, receipt string) {
+	g.bg.Add(1)
+	go func() {
+		defer g.bg.Done()
+		ctx := context.Background()
+		q, err := g.askStatus(ctx, &sqlstore.StatusQuery{Purpose: statusForReceipt, Receipt: receipt, InboundID: inboundID})
+		if err == nil {
+			return
+		}
+		g.log.Warn("held c2b confirmation not asked about; put in the review queue", "inbound_id", inboundID, "err", err)
+		if q == nil {
+			q = &sqlstore.StatusQuery{Purpose: statusForReceipt, Receipt: receipt, InboundID: inboundID}
+		}
+		if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+			return g.heldNotConfirmedTx(ctx, tx, q, "Transaction Status could not be asked: "+err.Error())
+		}); err != nil {
+			g.log.Error("held c2b confirmation not put in the review queue", "inbound_id", inboundID, "err", err)
+		}
+	}()
+}
+
+// confirmHeldC2BTx acts on the Transaction Status answer m to query q about
+// a held C2B confirmation: when M-Pesa has the receipt Completed for the
+// confirmation's amount, the intake payment is created as the confirmation
+// would have made it (c2b.received); otherwise the confirmation goes to the
+// review queue (ReviewReceiptNotConfirmed).
+func (g *Gateway) confirmHeldC2BTx(ctx context.Context, tx *sqlstore.Tx, m *sqlstore.Inbound, res *daraja.Result, q *sqlstore.StatusQuery) error {
+	held, err := tx.InboundByID(ctx, q.InboundID)
+	if err != nil {
+		return err
+	}
+	if err := tx.SetInboundOutcome(ctx, m.ID, sqlstore.OutcomeApplied, "", "status query "+q.ID); err != nil {
+		return err
+	}
+	if held.Outcome != sqlstore.OutcomeUnconfirmed {
+		return nil
+	}
+	n, err := daraja.ParseC2BNotification(held.Body)
+	if err != nil {
+		return g.heldNotConfirmedTx(ctx, tx, q, "the held confirmation cannot be read")
+	}
+	amount, _ := lipa.ParseAmount(n.TransAmount)
+	d := res.Status()
+	switch {
+	case res.Reason() == daraja.ResultNotFound:
+		return g.heldNotConfirmedTx(ctx, tx, q, fmt.Sprintf("M-Pesa has no transaction %s (%s %s)", n.TransID, res.ResultCode, res.ResultDesc))
+	case res.Reason() != daraja.ResultSucceeded:
+		return g.heldNotConfirmedTx(ctx, tx, q, fmt.Sprintf("Transaction Status could not tell (%s %s)", res.ResultCode, res.ResultDesc))
+	case d.ReceiptNo != "" && d.ReceiptNo != n.TransID:
+		return g.heldNotConfirmedTx(ctx, tx, q, fmt.Sprintf("Transaction Status answered about receipt %s, not %s", reviewText(d.ReceiptNo), n.TransID))
+	case d.Amount != amount:
+		return g.heldNotConfirmedTx(ctx, tx, q, fmt.Sprintf("M-Pesa says %s was for %s shillings; the confirmation says %s", n.TransID, d.Amount, amount))
+	}
+	if err := tx.Lock(ctx, "receipt:"+n.TransID); err != nil {
+		return err
+	}
+	if existing, err := tx.PaymentByReceipt(ctx, n.TransID); err == nil {
+		return tx.SetInboundOutcome(ctx, held.ID, sqlstore.OutcomeDuplicate, existing.ID, "confirmed by Transaction Status; already recorded")
+	} else if lipa.ErrorKind(err) != lipa.NotFound {
+		return err
+	}
+	p := g.newC2BPayment(n, amount, lipa.ResolvedByConfirmation, "C2B confirmation, confirmed by Transaction Status")
+	if err := tx.InsertPayment(ctx, p); err != nil {
+		return err
+	}
+	if err := g.emitTx(ctx, tx, p, EventC2BReceived); err != nil {
+		return err
+	}
+	g.log.Info("c2b payment recorded in the intake pool after Transaction Status confirmed it", "payment_id", p.ID, "trans_id", n.TransID)
+	return tx.SetInboundOutcome(ctx, held.ID, sqlstore.OutcomeApplied, p.ID, "confirmed by Transaction Status "+q.ID)
+}
+
+// heldNotConfirmedTx puts the held C2B confirmation of query q in the
+// review queue, with why.
+func (g *Gateway) heldNotConfirmedTx(ctx context.Context, tx *sqlstore.Tx, q *sqlstore.StatusQuery, why string) error {
+	return g.flagTx(ctx, tx, sqlstore.OutcomeConflict, reviewCause{Reason: ReviewReceiptNotConfirmed, InboundID: q.InboundID,
+		Receipt: q.Receipt, Note: "C2B confirmation not confirmed, no payment made: " + why})
 }

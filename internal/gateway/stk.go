@@ -424,20 +424,9 @@ func (g *Gateway) replay(ctx context.Context, app *lipa.App, r STKPushRequest, h
 			"Idempotency-Key %q was used for a different request; use a new key for a new payment", r.IdempotencyKey).
 			With("payment_id", string(rec.PaymentID))
 	}
-	deadline := g.now().Add(g.cfg.IdempotencyWait)
-	for rec.ResponseStatus == 0 && g.now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(25 * time.Millisecond):
-		}
-		err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) {
-			rec, err = tx.IdempotencyKey(ctx, app.ID, r.IdempotencyKey)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
+	rec, err := g.awaitIdempotentAnswer(ctx, app.ID, r.IdempotencyKey, rec)
+	if err != nil {
+		return nil, err
 	}
 	g.log.Info("idempotent stk push replayed", "app", app.Name, "payment_id", rec.PaymentID)
 	if rec.ResponseStatus != 0 {
@@ -448,6 +437,29 @@ func (g *Gateway) replay(ctx context.Context, app *lipa.App, r STKPushRequest, h
 		return nil, err
 	}
 	return &STKPushResult{Payment: p}, nil
+}
+
+// awaitIdempotentAnswer waits, at most IdempotencyWait, for the request
+// that reserved the app's key to record its answer, and returns the record
+// as it then stands (ResponseStatus still 0 when no answer came: that
+// request's process died, or is still waiting on Daraja).
+func (g *Gateway) awaitIdempotentAnswer(ctx context.Context, app lipa.AppID, key string, rec *sqlstore.IdempotencyRecord) (*sqlstore.IdempotencyRecord, error) {
+	deadline := g.now().Add(g.cfg.IdempotencyWait)
+	for rec.ResponseStatus == 0 && g.now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+		err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) {
+			rec, err = tx.IdempotencyKey(ctx, app, key)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return rec, nil
 }
 
 // SaveIdempotentResponse records the answer given to the request that
