@@ -391,3 +391,43 @@ func localURL(addr net.Addr) string {
 	}
 	return "http://" + net.JoinHostPort(host, port)
 }
+
+// loadAfterSale reads the settings of refunds, Transaction Status and the
+// Pull Transactions backfill into c (see the fields' comments on Config).
+func loadAfterSale(get func(string, string) string, c *Config) error {
+	c.InitiatorName = get("MPESA_INITIATOR_NAME", "")
+	c.InitiatorPassword = lipa.Secret(get("MPESA_INITIATOR_PASSWORD", ""))
+	switch {
+	case c.InitiatorName != "" && c.InitiatorPassword == "":
+		return fmt.Errorf("MPESA_INITIATOR_PASSWORD is required when MPESA_INITIATOR_NAME is set")
+	case c.InitiatorName == "" && c.InitiatorPassword != "":
+		return fmt.Errorf("MPESA_INITIATOR_NAME is required when MPESA_INITIATOR_PASSWORD is set")
+	}
+	c.CertificateFile = get("MPESA_CERTIFICATE_FILE", "")
+	var err error
+	if c.RefundResultTimeout, err = duration(get, "LIPA_REFUND_RESULT_TIMEOUT", gateway.DefaultRefundResultTimeout.String()); err != nil {
+		return err
+	}
+	if c.RefundResultTimeout < time.Second {
+		return fmt.Errorf("LIPA_REFUND_RESULT_TIMEOUT must be at least 1s")
+	}
+	if c.RefundApproval, err = gateway.ParseRefundApproval(get("LIPA_REFUND_APPROVAL", "never")); err != nil {
+		return err
+	}
+	if c.PullInterval, err = duration(get, "LIPA_PULL_INTERVAL", gateway.DefaultPullInterval.String()); err != nil {
+		return err
+	}
+	if c.PullInterval != 0 && (c.PullInterval < time.Second || c.PullInterval > 24*time.Hour) {
+		return fmt.Errorf("LIPA_PULL_INTERVAL %s must be from 1s to 24h (Daraja keeps 48 hours), or 0 to turn the backfill off", c.PullInterval)
+	}
+	def := ""
+	if c.Environment == envSimulator {
+		def = "254708374149"
+	}
+	c.PullNominatedNumber = get("MPESA_PULL_NOMINATED_NUMBER", def)
+	v := get("LIPA_DARAJA_LOOKUPS_PER_HOUR", strconv.Itoa(gateway.DefaultDarajaLookupsPerHour))
+	if c.DarajaLookupsPerHour, err = strconv.Atoi(v); err != nil || c.DarajaLookupsPerHour < 0 || c.DarajaLookupsPerHour > 1_000_000 {
+		return fmt.Errorf("LIPA_DARAJA_LOOKUPS_PER_HOUR %q is not a whole number (0 turns lookups off)", v)
+	}
+	return nil
+}
