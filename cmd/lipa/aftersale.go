@@ -109,9 +109,38 @@ func afterSaleGateway(ctx context.Context, cfg Config, db *sqlstore.DB, log *slo
 	}
 	origin := urlOrigin(cfg.CallbackURL)
 	if cfg.CallbackURL == "" {
-		origin = localURL(tcpAddr(cfg.ListenAddr))
+		if origin, err = lipaURL(ctx, cfg, db); err != nil {
+			return nil, err
+		}
 	}
 	return gateway.New(db, client, withResultURLs(cfg, gatewayConfig(cfg, cfg.CallbackURL, log), origin, token)), nil
+}
+
+// settingLipaURL names the setting in which `lipa serve` without
+// MPESA_CALLBACK_URL (simulator mode) keeps the URL it serves on, where
+// the result URLs of CLI commands point.
+const settingLipaURL = "simulator_lipa_url"
+
+// storeLipaURL records the running Lipa's URL in the database.
+func storeLipaURL(ctx context.Context, db *sqlstore.DB, u string) error {
+	return db.InTx(ctx, func(tx *sqlstore.Tx) error { return tx.PutSetting(ctx, settingLipaURL, u) })
+}
+
+// lipaURL returns the URL of the running Lipa that serve recorded, or
+// LISTEN_ADDR's when none is recorded.
+func lipaURL(ctx context.Context, cfg Config, db *sqlstore.DB) (string, error) {
+	var u string
+	err := db.InTx(ctx, func(tx *sqlstore.Tx) (err error) {
+		u, err = tx.Setting(ctx, settingLipaURL)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	if u == "" {
+		u = localURL(tcpAddr(cfg.ListenAddr))
+	}
+	return u, nil
 }
 
 // afterSaleLoops runs the refund checks and the Pull Transactions

@@ -228,6 +228,9 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 	origin := urlOrigin(cfg.CallbackURL)
 	if cfg.CallbackURL == "" {
 		origin = s.URL
+		if err := storeLipaURL(ctx, s.db, origin); err != nil {
+			return fail(err)
+		}
 	}
 	gw := gateway.New(s.db, client, withResultURLs(cfg, gatewayConfig(cfg, callbackURL, log), origin, token))
 	s.gw = gw
