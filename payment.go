@@ -35,7 +35,7 @@ const (
 type FailureReason string
 
 // The failure reasons. ResultCode values are those of the STK callback and
-// STK push query (Daraja reference §5.3).
+// STK push query (docs/daraja.md "STK callback").
 const (
 	ReasonCancelledByUser     FailureReason = "cancelled_by_user"    // ResultCode 1032, 1031
 	ReasonInsufficientFunds   FailureReason = "insufficient_funds"   // ResultCode 1

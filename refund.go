@@ -36,15 +36,15 @@ type RefundFailureReason string
 // The refund failure reasons, with the Reversal result codes behind them
 // (docs/daraja.md "Reversal").
 const (
-	RefundAlreadyReversed     RefundFailureReason = "already_refunded"        // R000001: M-Pesa had reversed the payment already (another refund, or the M-Pesa portal)
-	RefundTransactionNotFound RefundFailureReason = "transaction_not_found"   // R000002, or Transaction Status 2032: M-Pesa has no such transaction (or no such reversal)
-	RefundInitiatorRejected   RefundFailureReason = "initiator_rejected"      // 2001 and kin: the initiator's name, password or role is wrong; the operator must fix it
-	RefundCredentialLocked    RefundFailureReason = "credential_locked"       // 8006: the initiator's password is locked
-	RefundDarajaRejected      RefundFailureReason = "daraja_rejected"         // Daraja refused the reversal request itself
-	RefundReversalFailed      RefundFailureReason = "reversal_failed"         // any other result code (insufficient balance, account rules, …)
-	RefundRejectedByOperator  RefundFailureReason = "rejected_by_operator"    // REJECTED: an operator refused the approval
-	RefundSettledByOperator   RefundFailureReason = "settled_by_operator"     // an operator settled it FAILED from the M-Pesa statement
-	RefundNotMade             RefundFailureReason = "reversal_not_found"      // no Result came (or the request expired in M-Pesa's queue) and Transaction Status found no reversal
+	RefundAlreadyReversed     RefundFailureReason = "already_refunded"      // R000001: M-Pesa had reversed the payment already (another refund, or the M-Pesa portal)
+	RefundTransactionNotFound RefundFailureReason = "transaction_not_found" // R000002, or Transaction Status 2032: M-Pesa has no such transaction (or no such reversal)
+	RefundInitiatorRejected   RefundFailureReason = "initiator_rejected"    // 2001 and kin: the initiator's name, password or role is wrong; the operator must fix it
+	RefundCredentialLocked    RefundFailureReason = "credential_locked"     // 8006: the initiator's password is locked
+	RefundDarajaRejected      RefundFailureReason = "daraja_rejected"       // Daraja refused the reversal request itself
+	RefundReversalFailed      RefundFailureReason = "reversal_failed"       // any other result code (insufficient balance, account rules, …)
+	RefundRejectedByOperator  RefundFailureReason = "rejected_by_operator"  // REJECTED: an operator refused the approval
+	RefundSettledByOperator   RefundFailureReason = "settled_by_operator"   // an operator settled it FAILED from the M-Pesa statement
+	RefundNotMade             RefundFailureReason = "reversal_not_found"    // no Result came (or the request expired in M-Pesa's queue) and Transaction Status found no reversal
 )
 
 // What settled a refund (Refund.ResolvedBy).

@@ -355,7 +355,8 @@ func (c Config) Validate() error {
 }
 
 // checkPublicURL checks a URL Lipa gives Safaricom: absolute, no spaces
-// (real-world case BR-22), https when required.
+// (docs/daraja.md "M-Pesa Express": stray spaces fail as "Invalid
+// CallBackURL"), https when required.
 func checkPublicURL(name, v string, needHTTPS bool) error {
 	u, err := url.Parse(v)
 	switch {

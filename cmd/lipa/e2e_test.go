@@ -458,7 +458,7 @@ func TestE2ESTKCallbackFixtures(t *testing.T) {
 			return loadSTKFixture(t, filepath.Join(darajaFixtures, "stk-callback-cancelled-1032.json"))
 		}
 
-		t.Run("BR-05 swapped nesting", func(t *testing.T) {
+		t.Run("swapped nesting", func(t *testing.T) {
 			push := svc.pushOK(t, key, freshPhone(), 1, freshRef())
 			before := svc.payment(t, key, jsonStr(push.Body, "payment_id"))
 			body := fmt.Sprintf(`{"stkCallback":{"Body":{"CheckoutRequestID":%q,"ResultCode":0}}}`, jsonStr(push.Body, "checkout_request_id"))

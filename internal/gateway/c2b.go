@@ -9,8 +9,8 @@ import (
 	"github.com/lipa-gateway/lipa/internal/sqlstore"
 )
 
-// C2BAnswer is Lipa's reply to a C2B validation request (Daraja reference
-// §7.5): ResultCode "0" accepts the payment; C2B00011–C2B00016 reject it.
+// C2BAnswer is Lipa's reply to a C2B validation request (docs/daraja.md
+// "C2B"): ResultCode "0" accepts the payment; C2B00011–C2B00016 reject it.
 type C2BAnswer struct {
 	ResultCode string
 	ResultDesc string
@@ -44,8 +44,8 @@ func (g *Gateway) ReceiveC2BValidation(ctx context.Context, in Inbound) (C2BAnsw
 	return ans, nil
 }
 
-// validateC2B applies the configured C2B validation rules (Daraja
-// reference §7.5 codes): the account number must match C2BAccountPattern
+// validateC2B applies the configured C2B validation rules (codes of
+// docs/daraja.md "C2B"): the account number must match C2BAccountPattern
 // (C2B00012), the amount must lie within C2BMinAmount–C2BMaxAmount
 // (C2B00013).
 func (g *Gateway) validateC2B(n *daraja.C2BNotification) C2BAnswer {

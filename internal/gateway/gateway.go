@@ -48,7 +48,7 @@ type Config struct {
 	// PromptLifetime is how long a PENDING STK push keeps its customer's
 	// phone busy: another push to that phone within it is refused with
 	// subscriber_busy without calling Daraja, which would refuse it anyway
-	// (Daraja reference §4.5). Default 60s.
+	// (docs/daraja.md "M-Pesa Express"). Default 60s.
 	PromptLifetime time.Duration
 	// ReconcileAfter is how long a PENDING STK payment waits for its
 	// callback before the reconciler asks Daraja (STK push query). Default 60s.

@@ -44,7 +44,7 @@ type ReconcileReport struct {
 // Reconcile runs one reconciliation pass: every PENDING STK payment older
 // than ReconcileAfter whose next check is due is leased (so one replica
 // handles it), then, outside any transaction, resolved with an STK push query
-// (Daraja reference §6): ResultCode "0" settles it SUCCESS with resolved_by
+// (docs/daraja.md "STK query"): ResultCode "0" settles it SUCCESS with resolved_by
 // "query" and no receipt (a late callback attaches it), another final code
 // settles it FAILED; "still processing", "does not exist", timeouts and
 // Daraja faults defer it with exponential backoff. A payment PENDING longer

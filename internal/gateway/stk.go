@@ -17,7 +17,7 @@ import (
 	"github.com/lipa-gateway/lipa/internal/sqlstore"
 )
 
-// Field limits of an STK push (Daraja reference §4.1).
+// Field limits of an STK push (docs/daraja.md "M-Pesa Express").
 const (
 	MaxReferenceLength        = 100 // Lipa's own reference, stored whole
 	MaxAccountReferenceLength = 12  // Daraja's AccountReference
@@ -185,7 +185,7 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 			return err
 		}
 		*p = *cur
-		// A callback can beat Daraja's answer here (Daraja reference §13.3).
+		// A callback can beat Daraja's answer here (docs/daraja.md "STK callback").
 		early, err := tx.UnmatchedCallbacks(ctx, resp.CheckoutRequestID)
 		if err != nil {
 			return err
@@ -274,7 +274,8 @@ func (g *Gateway) newSTKPayment(app *lipa.App, r STKPushRequest) (*lipa.Payment,
 
 // checkDarajaText checks a value that Lipa sends to Daraja (AccountReference,
 // TransactionDesc): 1–max characters from the set Daraja accepts (ASCII
-// letters, digits, space, '-', '_', '.'; real-world case BR-31). Characters
+// letters, digits, space, '-', '_', '.'; integrators report others refused).
+// Characters
 // such as '&', '#', '@', emoji and line breaks are refused, never stripped.
 func checkDarajaText(field, code, v string, max int) error {
 	if n := utf8.RuneCountInString(v); n > max {

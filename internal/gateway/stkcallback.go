@@ -13,7 +13,7 @@ import (
 
 // ReceiveSTKCallback stores an STK callback raw and then, in the same
 // transaction, applies it to the payment with its CheckoutRequestID
-// (Daraja reference §5). A repeat changes nothing; a callback contradicting
+// (docs/daraja.md "STK callback"). A repeat changes nothing; a callback contradicting
 // a settled payment, or a success whose amount differs from the payment's
 // or whose PhoneNumber is missing or differs (see callbackPhoneMismatch),
 // is stored and flagged as a conflict, never applied; a callback for a
@@ -164,7 +164,8 @@ func (g *Gateway) applyCallbackTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.
 		}
 		if !daraja.ValidReceipt(cb.MpesaReceiptNumber) {
 			// Never recorded as mpesa_receipt_number: Daraja's receipts
-			// are upper-case letters and digits (Daraja reference §4.4).
+			// are upper-case letters and digits (docs/daraja.md "Receipt and
+			// ID shapes").
 			return false, flag(ReviewInvalidReceipt, fmt.Sprintf("callback receipt %q is not an M-Pesa receipt number; not applied", reviewText(cut(cb.MpesaReceiptNumber, 40))))
 		}
 		if cb.Amount != p.Amount {
