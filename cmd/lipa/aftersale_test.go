@@ -608,7 +608,9 @@ func TestPullGivesQuerySettledReceipt(t *testing.T) {
 // TestC2BConfirmedByTransactionStatus: with LIPA_CONFIRM_BY_QUERY and
 // initiator credentials, a C2B confirmation becomes a payment only once
 // Transaction Status confirms its receipt and amount; a forged one (a
-// receipt M-Pesa does not know) makes none and goes to the review queue.
+// receipt M-Pesa does not know) makes none and goes to the review queue;
+// an STK callback's receipt is checked the same way once the STK push
+// query has confirmed the payment.
 func TestC2BConfirmedByTransactionStatus(t *testing.T) {
 	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
 		s := startTestService(t, databaseURL, initiatorEnv(map[string]string{"LIPA_CONFIRM_BY_QUERY": "true"}))
@@ -639,6 +641,28 @@ func TestC2BConfirmedByTransactionStatus(t *testing.T) {
 		}
 		if ps := s.pulledPayments(t, key, "FORGED1"); len(ps) != 0 {
 			t.Errorf("payments under FORGED1: got %v, want none", ps)
+		}
+
+		// An STK push: its callback waits for the STK push query, and the
+		// receipt it brings is then checked with Transaction Status.
+		r := s.pushOK(t, key, freshPhone(), 12, freshRef())
+		p := s.waitStatus(t, key, jsonStr(r.Body, "payment_id"), "SUCCESS")
+		receipt := ""
+		deadline = time.Now().Add(e2eWaitTimeout)
+		for receipt == "" {
+			receipt = jsonStr(s.payment(t, key, jsonStr(p, "id")), "mpesa_receipt_number")
+			if time.Now().After(deadline) {
+				t.Fatal("the confirmed push never got its receipt")
+			}
+			time.Sleep(e2ePollInterval)
+		}
+		s.waitLog(t, "Transaction Status answering about "+receipt, func(l map[string]any) bool {
+			return l["msg"] == "transaction status answered" && l["purpose"] == "confirm_receipt" && l["result_code"] == "0"
+		})
+		for _, it := range reviewItems(t, s.Env, "receipt_not_confirmed") {
+			if jsonStr(it, "receipt") == receipt {
+				t.Errorf("a genuine receipt in the review queue: %v", it)
+			}
 		}
 	})
 }

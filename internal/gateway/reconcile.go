@@ -153,6 +153,7 @@ func (g *Gateway) reconcileOne(ctx context.Context, p *lipa.Payment, rep *Reconc
 		return g.defer_(ctx, p, err.Error())
 	case err == nil && o.Status == lipa.StatusSuccess:
 		rep.Succeeded++
+		g.confirmReceiptLater(p.ID) // a held callback may have brought a receipt
 	case err == nil:
 		rep.Failed++
 	}

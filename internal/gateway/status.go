@@ -39,10 +39,12 @@ const (
 	// Lipa's has. Resolved by Lipa itself when the request's
 	// acknowledgement is saved later; otherwise dismissed by an operator.
 	ReviewUnmatchedResult ReviewReason = "unmatched_result"
-	// ReviewReceiptNotConfirmed: a C2B confirmation held for confirmation
-	// (LIPA_CONFIRM_BY_QUERY) that Transaction Status did not confirm: an
-	// unknown receipt, another amount, or no answer. No payment was made;
-	// an operator may create it (review create-payment) or dismiss it.
+	// ReviewReceiptNotConfirmed: with LIPA_CONFIRM_BY_QUERY, a receipt
+	// Transaction Status did not confirm (unknown, another amount, no
+	// answer). For a held C2B confirmation no payment was made: an
+	// operator may create it (review create-payment) or dismiss it. For an
+	// STK callback's receipt the payment (SUCCESS by the STK push query)
+	// is unchanged: an operator checks the statement.
 	ReviewReceiptNotConfirmed ReviewReason = "receipt_not_confirmed"
 	// ReviewDarajaLookup: an app asked about a receipt Lipa has no payment
 	// for, and M-Pesa knows it. Nothing was created: an operator finds out
@@ -281,7 +283,7 @@ func (g *Gateway) applyStatusAnswerTx(ctx context.Context, tx *sqlstore.Tx, m *s
 		if err := tx.UpdateStatusQuery(ctx, q); err != nil {
 			return err
 		}
-		if q.Purpose == statusForReceipt {
+		if q.Purpose == statusForReceipt && q.InboundID != 0 {
 			return g.heldNotConfirmedTx(ctx, tx, q, "Transaction Status expired in M-Pesa's queue")
 		}
 		return tx.SetInboundOutcome(ctx, m.ID, sqlstore.OutcomeApplied, q.PaymentID, "status query "+q.ID+": queue timeout")
@@ -315,6 +317,9 @@ func (g *Gateway) applyStatusAnswerTx(ctx context.Context, tx *sqlstore.Tx, m *s
 			note += ": M-Pesa could not tell (" + res.ResultCode + " " + res.ResultDesc + "); asked again later"
 		}
 	case statusForReceipt:
+		if q.InboundID == 0 {
+			return g.confirmPaymentReceiptTx(ctx, tx, m, res, q)
+		}
 		return g.confirmHeldC2BTx(ctx, tx, m, res, q)
 	case statusForApp:
 		if res.Reason() != daraja.ResultSucceeded {
@@ -589,4 +594,64 @@ func (l *appLimiter) allow(app lipa.AppID, perHour int, now time.Time) (time.Dur
 		return d, false
 	}
 	return 0, true
+}
+
+// confirmReceiptLater asks Transaction Status, in the background, about
+// the receipt a confirmed STK callback gave payment id (LIPA_CONFIRM_BY_QUERY
+// with initiator credentials): the STK push query confirms a payment's
+// status but carries no receipt, so a forged callback could still bring a
+// false one. A receipt M-Pesa does not confirm puts the payment in the
+// review queue (confirmPaymentReceiptTx); the payment itself is unchanged.
+func (g *Gateway) confirmReceiptLater(id lipa.PaymentID) {
+	if !g.cfg.ConfirmByQuery || !g.canInitiate() {
+		return
+	}
+	g.bg.Add(1)
+	go func() {
+		defer g.bg.Done()
+		ctx := context.Background()
+		var p *lipa.Payment
+		if err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) { p, err = tx.PaymentByID(ctx, id); return err }); err != nil {
+			g.log.Warn("receipt not confirmed: payment unreadable", "payment_id", id, "err", err)
+			return
+		}
+		if p.Status != lipa.StatusSuccess || p.MpesaReceiptNumber == "" {
+			return
+		}
+		if _, err := g.askStatus(ctx, &sqlstore.StatusQuery{Purpose: statusForReceipt, Receipt: p.MpesaReceiptNumber,
+			PaymentID: p.ID, AppID: p.AppID}); err != nil {
+			g.log.Warn("receipt of a confirmed callback not asked about", "payment_id", id, "err", err)
+		}
+	}()
+}
+
+// confirmPaymentReceiptTx acts on the Transaction Status answer m about
+// the receipt of payment q.PaymentID: one M-Pesa does not know, or knows
+// for another amount, puts the payment in the review queue
+// (ReviewReceiptNotConfirmed). Nothing else changes.
+func (g *Gateway) confirmPaymentReceiptTx(ctx context.Context, tx *sqlstore.Tx, m *sqlstore.Inbound, res *daraja.Result, q *sqlstore.StatusQuery) error {
+	note := "status query " + q.ID + ": receipt confirmed"
+	p, err := tx.PaymentByID(ctx, q.PaymentID)
+	if err != nil {
+		return err
+	}
+	d := res.Status()
+	why := ""
+	switch {
+	case res.Reason() == daraja.ResultNotFound:
+		why = fmt.Sprintf("M-Pesa has no transaction %s (%s %s)", q.Receipt, res.ResultCode, res.ResultDesc)
+	case res.Reason() != daraja.ResultSucceeded:
+		note = fmt.Sprintf("status query %s: M-Pesa could not tell (%s %s)", q.ID, res.ResultCode, res.ResultDesc)
+	case d.Amount != 0 && d.Amount != p.Amount:
+		why = fmt.Sprintf("M-Pesa says %s was for %s shillings; the payment is for %s", q.Receipt, d.Amount, p.Amount)
+	}
+	if why != "" {
+		note = "status query " + q.ID + ": " + why
+		g.log.Warn("callback's receipt not confirmed by Transaction Status", "payment_id", p.ID, "receipt", q.Receipt, "why", why)
+		if err := g.openReviewTx(ctx, tx, reviewCause{Reason: ReviewReceiptNotConfirmed, InboundID: m.ID, PaymentID: p.ID,
+			Receipt: q.Receipt, Note: "the receipt the callback gave is not confirmed: " + why}); err != nil {
+			return err
+		}
+	}
+	return tx.SetInboundOutcome(ctx, m.ID, sqlstore.OutcomeApplied, p.ID, note)
 }
