@@ -390,6 +390,11 @@ func (g *Gateway) sendReversal(ctx context.Context, r *lipa.Refund) {
 	now := g.clock()
 	var apiErr *daraja.APIError
 	err = g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+		if callErr == nil {
+			if err := lockConversationTx(ctx, tx, ack.ConversationID, ack.OriginatorConversationID); err != nil {
+				return err
+			}
+		}
 		cur, err := tx.RefundForUpdate(ctx, r.ID)
 		if err != nil {
 			return err

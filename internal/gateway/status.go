@@ -91,6 +91,9 @@ func (g *Gateway) askStatus(ctx context.Context, q *sqlstore.StatusQuery) (*sqls
 			q.State, q.ResultDesc, q.AnsweredAt = sqlstore.StatusFailed, truncateText(callErr.Error(), 300), g.clock()
 			return tx.UpdateStatusQuery(ctx, q)
 		}
+		if err := lockConversationTx(ctx, tx, ack.ConversationID, ack.OriginatorConversationID); err != nil {
+			return err
+		}
 		q.State, q.OriginatorConversationID, q.ConversationID = sqlstore.StatusSent, ack.OriginatorConversationID, ack.ConversationID
 		if err := tx.UpdateStatusQuery(ctx, q); err != nil {
 			return err
@@ -152,12 +155,8 @@ func (g *Gateway) ReceiveResult(ctx context.Context, kind InboundKind, in Inboun
 	}
 	msg.TransID = reviewText(res.TransactionID)
 	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
-		for _, id := range []string{res.ConversationID, res.OriginatorConversationID} {
-			if id != "" {
-				if err := tx.Lock(ctx, "conversation:"+id); err != nil {
-					return err
-				}
-			}
+		if err := lockConversationTx(ctx, tx, res.ConversationID, res.OriginatorConversationID); err != nil {
+			return err
 		}
 		if err := tx.InsertInbound(ctx, msg); err != nil {
 			return err
@@ -179,6 +178,22 @@ func (g *Gateway) ReceiveResult(ctx context.Context, kind InboundKind, in Inboun
 			g.log.Error("result lost: could not store it", "kind", kind, "conversation_id", res.ConversationID, "err", serr)
 		}
 		return err
+	}
+	return nil
+}
+
+// lockConversationTx serialises, on a request's Daraja IDs, the saving of
+// its acknowledgement and the arrival of its Result, so that a Result that
+// comes while the acknowledgement is being saved is either matched at once
+// or found as an early Result when the acknowledgement is saved. The
+// ConversationID is locked first, then the OriginatorConversationID.
+func lockConversationTx(ctx context.Context, tx *sqlstore.Tx, conversationID, originatorID string) error {
+	for _, id := range []string{conversationID, originatorID} {
+		if id != "" {
+			if err := tx.Lock(ctx, "conversation:"+id); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
