@@ -34,6 +34,8 @@ const (
 	TypePaymentFailed    = "payment.failed"    // a payment of the app became FAILED
 	TypePaymentClaimed   = "payment.claimed"   // the app claimed a payment
 	TypeC2BReceived      = "c2b.received"      // a C2B payment arrived and waits to be claimed
+	TypeRefundSucceeded  = "refund.succeeded"  // a refund of the app's payment succeeded (the event also carries "refund")
+	TypeRefundFailed     = "refund.failed"     // a refund of the app's payment failed or was rejected
 )
 
 // Event is the JSON body of a delivery. ID is unique per event and stays the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lipa-gateway/lipa/client"
 	"github.com/lipa-gateway/lipa/internal/darajasim"
 	"github.com/lipa-gateway/lipa/internal/sqlstore/sqlstoretest"
 )
@@ -188,6 +190,24 @@ func TestRefundHappyPath(t *testing.T) {
 		}
 
 		wantError(t, "second refund", s.refund(t, key, pid, map[string]any{"reason": "again please"}, "refund-2"), http.StatusConflict, "already_refunded")
+
+		// The same through Lipa's Go client.
+		c := s.appClient(t, key)
+		if got, err := c.RefundByID(context.Background(), id); err != nil || got.Status != client.RefundSucceeded || got.ReversalReceipt == "" {
+			t.Errorf("client.RefundByID: got %+v, %v; want SUCCESS with a reversal receipt", got, err)
+		}
+		if got, err := c.Payment(context.Background(), pid); err != nil || got.RefundedAmount != client.Shillings(10) || len(got.Refunds) != 1 {
+			t.Errorf("client.Payment: got %+v, %v; want refunded_amount 10 and one refund", got, err)
+		}
+		_, err := c.Refund(context.Background(), client.RefundRequest{PaymentID: pid, Reason: "third time"})
+		if !errors.Is(err, client.ErrAlreadyRefunded) {
+			t.Errorf("client.Refund of a refunded payment: got %v, want ErrAlreadyRefunded", err)
+		}
+		viaClient := s.paid(t, key, freshPhone(), 11)
+		if got, err := c.Refund(context.Background(), client.RefundRequest{PaymentID: jsonStr(viaClient, "id"), Reason: "via the client"}); err != nil ||
+			!strings.HasPrefix(got.ID, "ref_") || got.Amount != client.Shillings(11) {
+			t.Errorf("client.Refund: got %+v, %v; want a refund of 11", got, err)
+		}
 		wantError(t, "another app's payment", s.refund(t, other, pid, map[string]any{"reason": "not mine"}, ""), http.StatusNotFound, "payment_not_found")
 		wantError(t, "another app's refund", s.do(t, http.MethodGet, "/api/refunds/"+id+"/", other, nil), http.StatusNotFound, "refund_not_found")
 
