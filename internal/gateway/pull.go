@@ -156,7 +156,6 @@ func (g *Gateway) PullWindow(ctx context.Context, start, end time.Time) (PullRep
 		if err != nil {
 			return rep, darajaError(callPull, err)
 		}
-		g.noteDaraja("")
 		rep.Pages++
 		if len(resp.Transactions) == 0 {
 			break

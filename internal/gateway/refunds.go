@@ -405,7 +405,6 @@ func (g *Gateway) sendReversal(ctx context.Context, r *lipa.Refund) {
 		}
 		switch {
 		case callErr == nil:
-			g.noteDaraja("")
 			cur.OriginatorConversationID, cur.ConversationID, cur.UpdatedAt = ack.OriginatorConversationID, ack.ConversationID, now
 			if err := tx.UpdateRefund(ctx, cur); err != nil {
 				return err
@@ -426,7 +425,6 @@ func (g *Gateway) sendReversal(ctx context.Context, r *lipa.Refund) {
 			return tx.ScheduleRefund(ctx, cur.ID, w)
 		case errors.As(callErr, &apiErr):
 			if apiErr.Class() == daraja.ClassConfiguration {
-				g.noteDaraja(apiErr.Error())
 				log.Error("Daraja refused the reversal for Lipa's configuration; check MPESA_INITIATOR_NAME, MPESA_INITIATOR_PASSWORD, MPESA_CERTIFICATE_FILE and the result URLs", "err", callErr)
 			}
 			before := *cur

@@ -104,7 +104,6 @@ func (g *Gateway) askStatus(ctx context.Context, q *sqlstore.StatusQuery) (*sqls
 	if callErr != nil {
 		var apiErr *daraja.APIError
 		if errors.As(callErr, &apiErr) && apiErr.Class() == daraja.ClassConfiguration {
-			g.noteDaraja(apiErr.Error())
 			g.log.Error("Daraja refused a Transaction Status query for Lipa's configuration; check the initiator settings and the result URLs", "err", callErr)
 		}
 		return q, darajaError(callStatus, callErr)
@@ -112,7 +111,6 @@ func (g *Gateway) askStatus(ctx context.Context, q *sqlstore.StatusQuery) (*sqls
 	if err != nil {
 		return nil, err
 	}
-	g.noteDaraja("")
 	g.log.Info("transaction status asked", "status_query_id", q.ID, "purpose", q.Purpose, "receipt", q.Receipt,
 		"original_conversation_id", q.OriginalConversationID, "conversation_id", q.ConversationID)
 	return q, nil
