@@ -301,6 +301,9 @@ func TestRefundOutcomes(t *testing.T) {
 		if jsonStr(got, "failure_reason") != "initiator_rejected" || jsonStr(got, "result_code") != "2001" {
 			t.Errorf("refund as a wrong initiator: got %v, want FAILED initiator_rejected (2001)", got)
 		}
+		if rd := s.do(t, http.MethodGet, "/readyz", "", nil); rd.Status != http.StatusOK {
+			t.Errorf("/readyz after a refused initiator: got %d %s, want 200", rd.Status, rd.Raw)
+		}
 	})
 }
 
