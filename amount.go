@@ -8,13 +8,13 @@ import (
 )
 
 // Amount is a sum of Kenya shillings counted in cents (KES 1 = 100). STK push
-// amounts are always whole shillings (Daraja refuses fractions, Daraja
-// reference §12); C2B amounts may carry cents. In JSON an Amount is a number
+// amounts are always whole shillings (Daraja refuses fractions,
+// docs/daraja.md "Phone numbers and amounts"); C2B amounts may carry cents. In JSON an Amount is a number
 // of shillings: 1000 cents is 10, 10050 cents is 100.5.
 type Amount int64
 
-// Limits of an STK push amount in whole shillings (Daraja reference §12,
-// "M-Pesa Express FAQ 5").
+// Limits of an STK push amount in whole shillings (docs/daraja.md "Phone
+// numbers and amounts", from the portal's M-Pesa Express FAQ 5).
 const (
 	MinSTKShillings = 1
 	MaxSTKShillings = 250000

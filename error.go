@@ -25,6 +25,7 @@ const (
 	Upstream         Kind = "upstream"           // Daraja refused or failed: 502
 	Timeout          Kind = "timeout"            // Daraja did not answer in time: 504
 	Unavailable      Kind = "unavailable"        // a dependency (database, Daraja) cannot be reached: 503
+	NotConfigured    Kind = "not_configured"     // the feature needs settings the operator has not made (initiator credentials): 501
 	Internal         Kind = "internal"           // a bug or an unexpected failure: 500
 )
 

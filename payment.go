@@ -35,7 +35,7 @@ const (
 type FailureReason string
 
 // The failure reasons. ResultCode values are those of the STK callback and
-// STK push query (Daraja reference §5.3).
+// STK push query (docs/daraja.md "STK callback").
 const (
 	ReasonCancelledByUser     FailureReason = "cancelled_by_user"    // ResultCode 1032, 1031
 	ReasonInsufficientFunds   FailureReason = "insufficient_funds"   // ResultCode 1
@@ -121,7 +121,8 @@ type Payment struct {
 	FailureReason      FailureReason
 	// ResolvedBy says what settled the payment: ResolvedByCallback,
 	// ResolvedByQuery, ResolvedByExpiry, ResolvedByPush (Daraja refused the
-	// push), ResolvedByConfirmation (C2B); empty while PENDING.
+	// push), ResolvedByConfirmation (C2B), ResolvedByPull (Pull
+	// Transactions); empty while PENDING.
 	ResolvedBy string
 
 	Claimed   bool
@@ -140,6 +141,7 @@ const (
 	ResolvedByExpiry       = "expiry"       // no verdict within the pending expiry
 	ResolvedByPush         = "push"         // the STK push itself was refused or never sent
 	ResolvedByConfirmation = "confirmation" // a C2B confirmation
+	ResolvedByPull         = "pull"         // Daraja's Pull Transactions: a C2B payment whose confirmation never came, or an STK push whose answer or callback was lost
 )
 
 // Outcome is what one report from Safaricom (an STK callback, an STK push

@@ -68,7 +68,7 @@ func TestSettle(t *testing.T) {
 			want: lipa.DecisionApplied, wantStatus: lipa.StatusFailed, wantReason: lipa.ReasonUnknownResult,
 		},
 		{
-			name:   "success repeated is a duplicate (BR-38)",
+			name:   "success repeated is a duplicate (a callback repeated)",
 			status: lipa.StatusSuccess, receipt: "SAB1CD2EF3", outcome: success("SAB1CD2EF3"),
 			want: lipa.DecisionDuplicate, wantStatus: lipa.StatusSuccess, wantReceipt: "SAB1CD2EF3",
 		},
@@ -78,12 +78,12 @@ func TestSettle(t *testing.T) {
 			want: lipa.DecisionDuplicate, wantStatus: lipa.StatusSuccess, wantReceipt: "SAB1CD2EF3",
 		},
 		{
-			name:   "success then failure is a conflict (BR-41)",
+			name:   "success then failure is a conflict (the query contradicts the callback)",
 			status: lipa.StatusSuccess, receipt: "SAB1CD2EG1", outcome: failed("1032"),
 			want: lipa.DecisionConflict, wantStatus: lipa.StatusSuccess, wantReceipt: "SAB1CD2EG1",
 		},
 		{
-			name:   "failure then success is a conflict (BR-40)",
+			name:   "failure then success is a conflict (success after a local timeout)",
 			status: lipa.StatusFailed, reason: lipa.ReasonExpired, outcome: success("SAB1CD2EG0"),
 			want: lipa.DecisionConflict, wantStatus: lipa.StatusFailed, wantReason: lipa.ReasonExpired,
 		},
@@ -217,7 +217,7 @@ func TestReasonForResultCode(t *testing.T) {
 }
 
 func TestParseDarajaTime(t *testing.T) {
-	// BR-32: the result must not depend on the machine's time zone.
+	// The result must not depend on the machine's time zone.
 	la, err := time.LoadLocation("America/Los_Angeles")
 	if err != nil {
 		t.Fatalf("load America/Los_Angeles: %v", err)
@@ -232,7 +232,7 @@ func TestParseDarajaTime(t *testing.T) {
 	}{
 		{"20191219102115", time.Date(2019, 12, 19, 7, 21, 15, 0, time.UTC)},
 		{"20240101000000", time.Date(2023, 12, 31, 21, 0, 0, 0, time.UTC)}, // the day before in UTC
-		{"20200713090503", time.Date(2020, 7, 13, 6, 5, 3, 0, time.UTC)},   // BR-33
+		{"20200713090503", time.Date(2020, 7, 13, 6, 5, 3, 0, time.UTC)},   // single-digit fields
 		{"20241231235959", time.Date(2024, 12, 31, 20, 59, 59, 0, time.UTC)},
 	}
 	for _, tt := range tests {

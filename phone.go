@@ -4,8 +4,8 @@ import "strings"
 
 // MSISDN is a Kenyan mobile number in Daraja's canonical form: "254"
 // followed by nine digits, the first of which is 7 or 1 ("2547XXXXXXXX" or
-// "2541XXXXXXXX"), as Daraja wants in PartyA and PhoneNumber (Daraja
-// reference §4.1, §11).
+// "2541XXXXXXXX"), as Daraja wants in PartyA and PhoneNumber
+// (docs/daraja.md "Phone numbers and amounts").
 type MSISDN string
 
 // ParsePhone normalises a phone number typed in any common Kenyan form to an

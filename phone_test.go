@@ -8,7 +8,7 @@ import (
 	"github.com/lipa-gateway/lipa"
 )
 
-// canonicalMSISDN is the only shape ParsePhone may return (Daraja reference §11).
+// canonicalMSISDN is the only shape ParsePhone may return (docs/daraja.md "Phone numbers and amounts").
 var canonicalMSISDN = regexp.MustCompile(`^254[17]\d{8}$`)
 
 func TestParsePhoneValid(t *testing.T) {
@@ -22,18 +22,18 @@ func TestParsePhoneValid(t *testing.T) {
 		{"+254712345678", "254712345678"},
 		{"254712345678", "254712345678"},
 		{"00254712345678", "254712345678"},
-		{"0112345678", "254112345678"},       // BR-23: 01xx numbers
-		{"254112345678", "254112345678"},     // BR-23
-		{"+254 112 345 678", "254112345678"}, // BR-23
+		{"0112345678", "254112345678"},       // 01xx numbers
+		{"254112345678", "254112345678"},     // 01xx numbers
+		{"+254 112 345 678", "254112345678"}, // 01xx numbers
 		{"112345678", "254112345678"},
-		{"(0708) 374149", "254708374149"}, // BR-24
-		{"0708-374-149", "254708374149"},  // BR-24
+		{"(0708) 374149", "254708374149"}, // written with punctuation, a prefix or nine digits
+		{"0708-374-149", "254708374149"},  // written with punctuation, a prefix or nine digits
 		{"0708.374.149", "254708374149"},
 		{" 0712345678 ", "254712345678"},
-		{"+254 708 374 149", "254708374149"}, // BR-24
-		{"254 708 374 149", "254708374149"},  // BR-24
-		{"00254708374149", "254708374149"},   // BR-24
-		{"708374149", "254708374149"},        // BR-24
+		{"+254 708 374 149", "254708374149"}, // written with punctuation, a prefix or nine digits
+		{"254 708 374 149", "254708374149"},  // written with punctuation, a prefix or nine digits
+		{"00254708374149", "254708374149"},   // written with punctuation, a prefix or nine digits
+		{"708374149", "254708374149"},        // written with punctuation, a prefix or nine digits
 		{"\t0712345678\n", "254712345678"},
 	}
 	for _, tt := range tests {
@@ -53,11 +53,11 @@ func TestParsePhoneInvalid(t *testing.T) {
 		"",
 		"   ",
 		"12345",
-		"07083741",         // BR-25: too short
-		"+2540708374149",   // BR-24: a zero after the country code
+		"07083741",         // too short
+		"+2540708374149",   // a zero after the country code
 		"0812345678",       // not 7 or 1 after the trunk 0
 		"254812345678",     // not 7 or 1 after the country code
-		"+243 812 345 678", // BR-25: DRC
+		"+243 812 345 678", // not Kenyan: DRC
 		"07123456789",      // 11 digits
 		"abc",
 		"0712a45678",

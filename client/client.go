@@ -216,21 +216,25 @@ func (e *Error) Field() string {
 // Errors to test for with errors.Is; each matches any *Error with its
 // code. docs/API.md lists every code.
 var (
-	ErrMissingAPIKey        = &Error{Code: "missing_api_key"}        // 401: the client has no key
-	ErrInvalidAPIKey        = &Error{Code: "invalid_api_key"}        // 401: no app has this key
-	ErrAppDisabled          = &Error{Code: "app_disabled"}           // 401: the app is disabled
-	ErrPaymentNotFound      = &Error{Code: "payment_not_found"}      // 404: no such payment visible to this app
-	ErrEventNotFound        = &Error{Code: "event_not_found"}        // 404: the events feed's after is not one of the app's events
-	ErrAlreadyClaimed       = &Error{Code: "already_claimed"}        // 409: the payment was claimed before (Details["claimed_at"])
-	ErrPaymentNotSuccessful = &Error{Code: "payment_not_successful"} // 409: the payment is PENDING or FAILED
-	ErrSubscriberBusy       = &Error{Code: "subscriber_busy"}        // 409: the customer already has a prompt open
-	ErrAmountMismatch       = &Error{Code: "amount_mismatch"}        // 422: the payment's amount is not the one expected
-	ErrIdempotencyKeyReused = &Error{Code: "idempotency_key_reused"} // 422: the Idempotency-Key was used with other fields
-	ErrRateLimited          = &Error{Code: "rate_limited"}           // 429: the app is over its request rate (RetryAfter)
-	ErrPhoneRateLimited     = &Error{Code: "phone_rate_limited"}     // 429: too many pushes to this phone in an hour
-	ErrDarajaError          = &Error{Code: "daraja_error"}           // 502: Daraja refused the push; the payment is FAILED
-	ErrDarajaUnreachable    = &Error{Code: "daraja_unreachable"}     // 503: the push was not sent; a new push is safe
-	ErrDarajaTimeout        = &Error{Code: "daraja_timeout"}         // 504: the prompt may still come: watch the payment
+	ErrMissingAPIKey        = &Error{Code: "missing_api_key"}            // 401: the client has no key
+	ErrInvalidAPIKey        = &Error{Code: "invalid_api_key"}            // 401: no app has this key
+	ErrAppDisabled          = &Error{Code: "app_disabled"}               // 401: the app is disabled
+	ErrPaymentNotFound      = &Error{Code: "payment_not_found"}          // 404: no such payment visible to this app
+	ErrEventNotFound        = &Error{Code: "event_not_found"}            // 404: the events feed's after is not one of the app's events
+	ErrAlreadyClaimed       = &Error{Code: "already_claimed"}            // 409: the payment was claimed before (Details["claimed_at"])
+	ErrPaymentNotSuccessful = &Error{Code: "payment_not_successful"}     // 409: the payment is PENDING or FAILED
+	ErrSubscriberBusy       = &Error{Code: "subscriber_busy"}            // 409: the customer already has a prompt open
+	ErrAmountMismatch       = &Error{Code: "amount_mismatch"}            // 422: the payment's amount is not the one expected
+	ErrIdempotencyKeyReused = &Error{Code: "idempotency_key_reused"}     // 422: the Idempotency-Key was used with other fields
+	ErrRateLimited          = &Error{Code: "rate_limited"}               // 429: the app is over its request rate (RetryAfter)
+	ErrPhoneRateLimited     = &Error{Code: "phone_rate_limited"}         // 429: too many pushes to this phone in an hour
+	ErrDarajaError          = &Error{Code: "daraja_error"}               // 502: Daraja refused the push; the payment is FAILED
+	ErrDarajaUnreachable    = &Error{Code: "daraja_unreachable"}         // 503: the push was not sent; a new push is safe
+	ErrDarajaTimeout        = &Error{Code: "daraja_timeout"}             // 504: the prompt may still come: watch the payment
+	ErrAlreadyRefunded      = &Error{Code: "already_refunded"}           // 409: the payment has a refund under way or done (Details["refund_id"])
+	ErrPartialRefund        = &Error{Code: "partial_refund_unsupported"} // 422: M-Pesa reverses whole payments only
+	ErrRefundNotFound       = &Error{Code: "refund_not_found"}           // 404: no such refund of this app
+	ErrNotConfigured        = &Error{Code: "not_configured"}             // 501: this Lipa has no M-Pesa initiator credentials
 )
 
 // errorFrom builds the *Error of an answer of 400 or more.

@@ -21,6 +21,8 @@ const (
 	EventPaymentFailed    = webhook.TypePaymentFailed    // a payment of the app became FAILED
 	EventPaymentClaimed   = webhook.TypePaymentClaimed   // the app claimed a payment
 	EventC2BReceived      = webhook.TypeC2BReceived      // a C2B payment arrived in the shared intake pool
+	EventRefundSucceeded  = webhook.TypeRefundSucceeded  // a refund of the app's payment succeeded (Event.Refund)
+	EventRefundFailed     = webhook.TypeRefundFailed     // a refund of the app's payment failed or was rejected (Event.Refund)
 )
 
 // Event is something that happened to a payment the app can see, as the
@@ -31,6 +33,7 @@ type Event struct {
 	Type      string    `json:"type"`       // EventPaymentSucceeded and the others
 	CreatedAt time.Time `json:"created_at"` // when it happened, not when it was sent
 	Payment   Payment   `json:"payment"`    // the payment as it was just after the event
+	Refund    *Refund   `json:"refund"`     // the refund, in refund events; nil in the others
 }
 
 // EventPage is one page of the events feed, oldest first.

@@ -65,12 +65,17 @@ type Payment struct {
 	ResultCode         string        `json:"result_code"`          // Daraja's verdict as text ("0", "1032")
 	ResultDesc         string        `json:"result_desc"`          // Daraja's words for it
 	FailureReason      FailureReason `json:"failure_reason"`       // for FAILED
-	ResolvedBy         string        `json:"resolved_by"`          // callback, query, expiry, push or confirmation
+	ResolvedBy         string        `json:"resolved_by"`          // callback, query, expiry, push, confirmation, operator or pull
 	Claimed            bool          `json:"claimed"`              // an app has claimed it
 	ClaimedAt          time.Time     `json:"claimed_at"`           // zero until claimed
 	TransactionDate    time.Time     `json:"transaction_date"`     // when M-Pesa completed it; zero until known
 	CreatedAt          time.Time     `json:"created_at"`
 	UpdatedAt          time.Time     `json:"updated_at"`
+	// RefundedAmount and Refunds are the amount of the payment's SUCCESS
+	// refunds and every refund of it, oldest first: filled by Payment
+	// (GET /api/payments/{id}/) only.
+	RefundedAmount Amount   `json:"refunded_amount"`
+	Refunds        []Refund `json:"refunds"`
 }
 
 // PushRequest asks for an STK push (the M-Pesa PIN prompt on the

@@ -35,6 +35,8 @@ const (
 	TypePaymentClaimed   = "payment.claimed"   // the app claimed a payment
 	TypeC2BReceived      = "c2b.received"      // a C2B payment arrived and waits to be claimed
 	TypeWebhookTest      = "webhook.test"      // an operator tested the webhook from the console; Payment is null
+	TypeRefundSucceeded  = "refund.succeeded"  // a refund of the app's payment succeeded (the event also carries "refund")
+	TypeRefundFailed     = "refund.failed"     // a refund of the app's payment failed or was rejected
 )
 
 // Event is the JSON body of a delivery. ID is unique per event and stays the

@@ -75,6 +75,16 @@ type Config struct {
 	WebhookBackoff     time.Duration  // LIPA_WEBHOOK_BACKOFF: wait before a failed webhook's first retry (doubling after); default 5s
 	WebhookConcurrency int            // LIPA_WEBHOOK_CONCURRENCY: webhook attempts under way at once per process, 1 to 1024; one app gets at most a quarter (at least 2); default 64
 
+	// Refunds, Transaction Status and Pull Transactions.
+	InitiatorName        string                 // MPESA_INITIATOR_NAME: the M-Pesa API operator refunds and Transaction Status run as; default none (those features answer 501)
+	InitiatorPassword    lipa.Secret            // MPESA_INITIATOR_PASSWORD: its password; never logged or shown; default none
+	CertificateFile      string                 // MPESA_CERTIFICATE_FILE: Safaricom's public key certificate (PEM or DER) to encrypt the password with; default the embedded one for the environment (simulator: the simulator's)
+	RefundResultTimeout  time.Duration          // LIPA_REFUND_RESULT_TIMEOUT: a refund without its Result this long is checked with Transaction Status; default 5m
+	RefundApproval       gateway.RefundApproval // LIPA_REFUND_APPROVAL: never, always, or shillings above which a refund waits for an operator; default never
+	PullInterval         time.Duration          // LIPA_PULL_INTERVAL: how often the Pull Transactions backfill runs; 0 turns it off; default 15m
+	PullNominatedNumber  string                 // MPESA_PULL_NOMINATED_NUMBER: the Safaricom number on the shortcode's KYC record, for `lipa pull register`; simulator default 254708374149
+	DarajaLookupsPerHour int                    // LIPA_DARAJA_LOOKUPS_PER_HOUR: each app's verify lookups of unknown receipts with M-Pesa an hour; 0 turns them off; default 30
+
 	Console consoleConfig // LIPA_ADMIN_ADDR, LIPA_ADMIN_ALLOWED_IPS, …: the operators' web console (see consoleConfig)
 }
 
@@ -91,31 +101,34 @@ type Config struct {
 func defaultConfig() Config {
 	g := gateway.DefaultConfig()
 	return Config{
-		Environment:        envSimulator,
-		TransactionType:    g.TransactionType,
-		C2BResponseType:    "Completed",
-		C2BVersion:         "v2",
-		DarajaTimeout:      daraja.DefaultTimeout,
-		DatabaseURL:        "sqlite:lipa.db",
-		DatabaseMaxConn:    sqlstore.DefaultMaxConns,
-		ListenAddr:         "127.0.0.1:8000",
-		LogFile:            "payments.log",
-		LogMaxSizeMB:       100,
-		LogMaxBackups:      10,
-		LogMaxAgeDays:      0,
-		LogCompress:        true,
-		SimulatorDelay:     darajasim.DefaultCallbackDelay,
-		ReconcileAfter:     g.ReconcileAfter,
-		PendingExpiry:      g.PendingExpiry,
-		PromptLifetime:     g.PromptLifetime,
-		KeyRotationGrace:   24 * time.Hour,
-		AppRateLimit:       50,
-		AuthFailureLimit:   20,
-		PhonePushesPerHour: g.PhonePushesPerHour,
-		WebhookRetrySpan:   g.WebhookRetrySpan,
-		WebhookBackoff:     g.WebhookBackoff,
-		WebhookConcurrency: g.WebhookConcurrency,
-		Console:            consoleConfig{SessionIdle: 30 * time.Minute, SessionLifetime: 12 * time.Hour},
+		Environment:          envSimulator,
+		TransactionType:      g.TransactionType,
+		C2BResponseType:      "Completed",
+		C2BVersion:           "v2",
+		DarajaTimeout:        daraja.DefaultTimeout,
+		DatabaseURL:          "sqlite:lipa.db",
+		DatabaseMaxConn:      sqlstore.DefaultMaxConns,
+		ListenAddr:           "127.0.0.1:8000",
+		LogFile:              "payments.log",
+		LogMaxSizeMB:         100,
+		LogMaxBackups:        10,
+		LogMaxAgeDays:        0,
+		LogCompress:          true,
+		SimulatorDelay:       darajasim.DefaultCallbackDelay,
+		ReconcileAfter:       g.ReconcileAfter,
+		PendingExpiry:        g.PendingExpiry,
+		PromptLifetime:       g.PromptLifetime,
+		KeyRotationGrace:     24 * time.Hour,
+		AppRateLimit:         50,
+		AuthFailureLimit:     20,
+		PhonePushesPerHour:   g.PhonePushesPerHour,
+		WebhookRetrySpan:     g.WebhookRetrySpan,
+		WebhookBackoff:       g.WebhookBackoff,
+		WebhookConcurrency:   g.WebhookConcurrency,
+		RefundResultTimeout:  gateway.DefaultRefundResultTimeout,
+		PullInterval:         gateway.DefaultPullInterval,
+		DarajaLookupsPerHour: gateway.DefaultDarajaLookupsPerHour,
+		Console:              consoleConfig{SessionIdle: 30 * time.Minute, SessionLifetime: 12 * time.Hour},
 	}
 }
 
@@ -353,6 +366,24 @@ func readConfig(lookup func(string) (string, bool), dotenv string) (Config, []er
 	boolean("LIPA_ADMIN_SECURE_COOKIES", &c.Console.SecureCookies)
 	duration("LIPA_ADMIN_SESSION_IDLE", &c.Console.SessionIdle)
 	duration("LIPA_ADMIN_SESSION_LIFETIME", &c.Console.SessionLifetime)
+
+	text("MPESA_INITIATOR_NAME", &c.InitiatorName)
+	secret("MPESA_INITIATOR_PASSWORD", &c.InitiatorPassword)
+	text("MPESA_CERTIFICATE_FILE", &c.CertificateFile)
+	duration("LIPA_REFUND_RESULT_TIMEOUT", &c.RefundResultTimeout)
+	if v, ok := get("LIPA_REFUND_APPROVAL"); ok {
+		if a, err := gateway.ParseRefundApproval(v); err != nil {
+			bad("LIPA_REFUND_APPROVAL", "%v", err)
+		} else {
+			c.RefundApproval = a
+		}
+	}
+	duration("LIPA_PULL_INTERVAL", &c.PullInterval)
+	if c.Environment == envSimulator {
+		c.PullNominatedNumber = "254708374149" // Safaricom's sandbox test MSISDN
+	}
+	text("MPESA_PULL_NOMINATED_NUMBER", &c.PullNominatedNumber)
+	whole("LIPA_DARAJA_LOOKUPS_PER_HOUR", &c.DarajaLookupsPerHour)
 	if c.Environment == envSimulator {
 		c.simulatorDefaults()
 	}
@@ -391,6 +422,21 @@ func (c Config) problems() []error {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			bad("LIPA_ADMIN_ADDR", "LIPA_ADMIN_ADDR %q is not host:port (or off)", a)
 		}
+	}
+	switch {
+	case c.InitiatorName != "" && c.InitiatorPassword == "":
+		bad("MPESA_INITIATOR_PASSWORD", "MPESA_INITIATOR_PASSWORD is required when MPESA_INITIATOR_NAME is set")
+	case c.InitiatorName == "" && c.InitiatorPassword != "":
+		bad("MPESA_INITIATOR_NAME", "MPESA_INITIATOR_NAME is required when MPESA_INITIATOR_PASSWORD is set")
+	}
+	if c.RefundResultTimeout < time.Second {
+		bad("LIPA_REFUND_RESULT_TIMEOUT", "LIPA_REFUND_RESULT_TIMEOUT must be at least 1s")
+	}
+	if c.PullInterval != 0 && (c.PullInterval < time.Second || c.PullInterval > 24*time.Hour) {
+		bad("LIPA_PULL_INTERVAL", "LIPA_PULL_INTERVAL %s must be from 1s to 24h (Daraja keeps 48 hours), or 0 to turn the backfill off", c.PullInterval)
+	}
+	if c.DarajaLookupsPerHour < 0 || c.DarajaLookupsPerHour > 1_000_000 {
+		bad("LIPA_DARAJA_LOOKUPS_PER_HOUR", "LIPA_DARAJA_LOOKUPS_PER_HOUR %d is not a whole number from 0 to 1000000 (0 turns lookups off)", c.DarajaLookupsPerHour)
 	}
 	if c.Console.SessionIdle < time.Second || c.Console.SessionLifetime < c.Console.SessionIdle {
 		bad("LIPA_ADMIN_SESSION_IDLE", "LIPA_ADMIN_SESSION_IDLE (%s) must be at least 1s and LIPA_ADMIN_SESSION_LIFETIME (%s) at least as long", c.Console.SessionIdle, c.Console.SessionLifetime)
@@ -514,7 +560,8 @@ func (c Config) problems() []error {
 }
 
 // checkPublicURL checks a URL Lipa gives Safaricom: absolute, no spaces
-// (real-world case BR-22), https when required.
+// (docs/daraja.md "M-Pesa Express": stray spaces fail as "Invalid
+// CallBackURL"), https when required.
 func checkPublicURL(name, v string, needHTTPS bool) error {
 	u, err := url.Parse(v)
 	switch {

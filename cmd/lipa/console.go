@@ -89,16 +89,6 @@ func (s *service) startConsole(cfg Config, gw *gateway.Gateway, apiHandler http.
 	return apiHandler, nil
 }
 
-// urlOrigin returns scheme://host of an absolute URL.
-func urlOrigin(u string) string {
-	if i := strings.Index(u, "://"); i >= 0 {
-		if j := strings.Index(u[i+3:], "/"); j >= 0 {
-			return u[:i+3+j]
-		}
-	}
-	return u
-}
-
 // settingValues is the effective configuration as the console's Settings
 // page shows it: every variable, secrets as "set (hidden)" or "not set".
 func settingValues(cfg Config) []console.Setting {

@@ -127,8 +127,8 @@ func lcPushWithKey(t *testing.T, svc *testService, apiKey, idemKey string, body 
 	return r
 }
 
-// lcCallback is an STK callback as Safaricom sends it (Daraja reference
-// §5): ResultCode 0 carries the metadata, any other code none.
+// lcCallback is an STK callback as Safaricom sends it (docs/daraja.md
+// "STK callback"): ResultCode 0 carries the metadata, any other code none.
 func lcCallback(checkoutID, merchantID string, resultCode int, amount int64, receipt, phone string) map[string]any {
 	cb := map[string]any{
 		"MerchantRequestID": merchantID, "CheckoutRequestID": checkoutID, "ResultCode": resultCode,

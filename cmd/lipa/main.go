@@ -32,6 +32,11 @@
 //	lipa operators list|disable|enable|set-password …
 //	lipa payments list [--q VALUE] …   search payments as the console does
 //	lipa payments show PAYMENT_ID   a payment with its timeline
+//	lipa refunds list|show|approve|reject|settle …
+//	                                refunds, and the approval of those that wait for one (audited)
+//	lipa transactions status RECEIPT what M-Pesa says about a receipt (Transaction Status)
+//	lipa pull register|run [--since 6h]
+//	                                Pull Transactions: register the shortcode, run the backfill now
 //
 // Configuration comes from environment variables and a .env file; see the
 // README.
@@ -100,6 +105,18 @@ commands:
                                 search payments as the console does (receipt, reference, phone, ids)
   payments show PAYMENT_ID [--json]
                                 a payment with its timeline
+  refunds list [--status S] [--json] | refunds show ID [--json]
+                                refunds apps asked for
+  refunds approve|reject ID --reason TEXT
+                                decide on a refund waiting for approval (LIPA_REFUND_APPROVAL)
+  refunds settle ID --status SUCCESS --receipt R --reason TEXT | --status FAILED --reason TEXT
+                                settle a refund Lipa cannot settle itself, from the M-Pesa statement
+  transactions status RECEIPT [--json]
+                                what M-Pesa says about a receipt of the shortcode (Transaction Status)
+  pull register [--nominated-number MSISDN]
+                                register the shortcode for Pull Transactions
+  pull run [--since 6h] [--json]
+                                recover transactions whose confirmations or callbacks never came
 `
 
 // run executes one command and returns the process exit code: 0 on
@@ -167,6 +184,12 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		cmdErr = cmdOperators(ctx, cfg, args[1:], os.Stdin, stdout)
 	case "payments":
 		cmdErr = cmdPayments(ctx, cfg, args[1:], stdout)
+	case "refunds":
+		cmdErr = cmdRefunds(ctx, cfg, args[1:], stdout)
+	case "transactions":
+		cmdErr = cmdTransactions(ctx, cfg, args[1:], stdout)
+	case "pull":
+		cmdErr = cmdPull(ctx, cfg, args[1:], stdout)
 	default:
 		fmt.Fprintf(stderr, "lipa: unknown command %q\n\n%s", args[0], usage)
 		return 2

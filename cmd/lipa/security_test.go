@@ -185,7 +185,7 @@ func secBrief(raw string) string {
 func secReceipt() string { return fmt.Sprintf("SEC%07d", e2eSeq.Add(1)) }
 
 // secSTKSuccess is a success STK callback as Daraja sends it (Daraja
-// reference §5.2). amount and phone are the Amount and PhoneNumber values;
+// docs/daraja.md "STK callback"). amount and phone are the Amount and PhoneNumber values;
 // nil leaves that item out.
 func secSTKSuccess(checkoutID string, amount, phone any, receipt string) map[string]any {
 	items := []map[string]any{}
@@ -211,7 +211,7 @@ func secSTKFailure(checkoutID string, code int) map[string]any {
 	}}}
 }
 
-// secC2B is a C2B validation or confirmation body (Daraja reference §7.3).
+// secC2B is a C2B validation or confirmation body (docs/daraja.md "C2B").
 func secC2B(transID, billRef string, amount any, msisdn string) map[string]any {
 	return map[string]any{
 		"TransactionType": "Pay Bill", "TransID": transID, "TransTime": "20261129101500", "TransAmount": amount,

@@ -166,6 +166,7 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 				ShortCodes:    map[string]lipa.Secret{cfg.ShortCode: cfg.Passkey},
 				CallbackDelay: cfg.SimulatorDelay,
 				Logger:        log.With("component", "simulator"),
+				Initiators:    cfg.simulatorInitiators(),
 			})
 			if s.simS, err = newLoopbackServer(s.sim); err != nil {
 				return fail(err)
@@ -178,14 +179,23 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 			}
 		}
 	}
-	client, err := daraja.New(daraja.Config{
-		BaseURL: cfg.darajaBaseURL(simURL), ConsumerKey: cfg.ConsumerKey, ConsumerSecret: cfg.ConsumerSecret,
-		Timeout: cfg.DarajaTimeout, Logger: log.With("component", "daraja"), Observe: s.metrics.ObserveDaraja,
-	})
+	dc, err := cfg.darajaConfig(cfg.darajaBaseURL(simURL), log.With("component", "daraja"))
 	if err != nil {
 		return fail(err)
 	}
-	gcfg := gatewayConfig(cfg, callbackURL, log)
+	dc.Observe = s.metrics.ObserveDaraja
+	client, err := daraja.New(dc)
+	if err != nil {
+		return fail(err)
+	}
+	origin := urlOrigin(cfg.CallbackURL)
+	if cfg.CallbackURL == "" {
+		origin = s.URL
+		if err := storeLipaURL(ctx, s.db, origin); err != nil {
+			return fail(err)
+		}
+	}
+	gcfg := withResultURLs(cfg, gatewayConfig(cfg, callbackURL, log), origin, token)
 	gcfg.Metrics = s.metrics
 	gw := gateway.New(s.db, client, gcfg)
 	s.gw = gw
@@ -208,6 +218,11 @@ func startService(ctx context.Context, cfg Config, log *slog.Logger, stderr io.W
 			})
 			if err != nil {
 				log.Warn("could not register C2B URLs with the built-in simulator", "err", err)
+			}
+			// And register the shortcode for Pull Transactions, so the
+			// backfill works there out of the box.
+			if _, err := gw.RegisterPull(ctx, cfg.PullNominatedNumber); err != nil {
+				log.Warn("could not register for Pull Transactions with the built-in simulator", "err", err)
 			}
 		}
 	}

@@ -116,6 +116,8 @@ func (s *Server) routes() {
 	s.route("POST /api/payments/claim/", s.authed(s.claim))
 	s.onlyMethod("/api/payments/claim/", "POST") // not GET /api/payments/{id}/ with id "claim"
 	s.route("GET /api/payments/{id}/", s.authed(s.getPayment))
+	s.route("POST /api/payments/{id}/refund/", s.authed(s.refund))
+	s.route("GET /api/refunds/{id}/", s.authed(s.getRefund))
 	s.route("GET /api/events/", s.authed(s.events))
 
 	// Safaricom-facing: no API key (Safaricom sends none); a secret token
@@ -132,6 +134,19 @@ func (s *Server) routes() {
 		}
 	}
 
+	// Daraja's asynchronous answers to Lipa's reversals, Transaction
+	// Status queries and Pull registration, at paths without the words
+	// Daraja refuses (docs/daraja.md "Lipa's result and timeout URLs").
+	for _, suffix := range []string{"", "{token}/"} {
+		for path, kind := range map[string]gateway.InboundKind{
+			"/api/reversal/result/": gateway.KindReversalResult, "/api/reversal/timeout/": gateway.KindReversalTimeout,
+			"/api/status/result/": gateway.KindStatusResult, "/api/status/timeout/": gateway.KindStatusTimeout,
+			"/api/pull/callback/": gateway.KindPullCallback,
+		} {
+			s.route("POST "+path+suffix, s.fromSafaricom(kind, s.darajaResult(kind)))
+		}
+	}
+
 	// Operators (X-ADMIN-KEY).
 	s.route("GET /api/admin/callbacks/unmatched/", s.admin(s.unmatchedCallbacks))
 	s.route("POST /api/admin/callbacks/{id}/match/", s.admin(s.matchCallback))
@@ -141,6 +156,12 @@ func (s *Server) routes() {
 		s.route("POST /api/admin/review/{id}/"+action+"/", s.admin(s.resolveReview(action)))
 	}
 	s.route("GET /api/admin/audit/", s.admin(s.listAudit))
+	s.route("GET /api/admin/refunds/", s.admin(s.adminRefunds))
+	s.route("GET /api/admin/refunds/{id}/", s.admin(s.adminRefund))
+	for _, action := range []string{"approve", "reject", "settle"} {
+		s.route("POST /api/admin/refunds/{id}/"+action+"/", s.admin(s.decideRefund(action)))
+	}
+	s.route("POST /api/admin/transactions/status/", s.admin(s.adminTransactionStatus))
 
 	s.route("GET /api/openapi.json", s.openAPI)
 
@@ -273,6 +294,7 @@ var statusOf = map[lipa.Kind]int{
 	lipa.Upstream:         http.StatusBadGateway,
 	lipa.Timeout:          http.StatusGatewayTimeout,
 	lipa.Unavailable:      http.StatusServiceUnavailable,
+	lipa.NotConfigured:    http.StatusNotImplemented,
 	lipa.Internal:         http.StatusInternalServerError,
 }
 

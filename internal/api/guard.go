@@ -19,7 +19,7 @@ import (
 )
 
 // SafaricomCallbackIPs are the addresses Safaricom publishes for its
-// callbacks (Daraja reference §9.1: the portal's list as recorded on
+// callbacks (docs/daraja.md "Callback source addresses": the portal's list as recorded on
 // 2026-08-08, plus two from an older list), the default allow-list in
 // sandbox and production.
 var SafaricomCallbackIPs = []string{

@@ -34,6 +34,9 @@ var undocumented = []struct{ prefix, why string }{
 	{"/metrics", "the operators' Prometheus metrics (X-ADMIN-KEY), not for apps"},
 	{"/debug/", "Go's profiler for operators (X-ADMIN-KEY), not for apps"},
 	{"/admin/", "the operators' web console (internal/console): HTML pages for people, not an API"},
+	{"/api/reversal/", "Daraja's Reversal Results and queue timeout notices"},
+	{"/api/status/", "Daraja's Transaction Status Results and queue timeout notices"},
+	{"/api/pull/", "Daraja's Pull Transactions registration callback"},
 }
 
 // Documented reports whether the OpenAPI document describes the endpoints

@@ -91,13 +91,18 @@ func hasControl(s string) bool {
 	return false
 }
 
-// getPayment serves GET /api/payments/{id}/.
+// getPayment serves GET /api/payments/{id}/: the payment, with
+// refunded_amount and its refunds.
 func (s *Server) getPayment(w http.ResponseWriter, r *http.Request, app *lipa.App) error {
 	p, err := s.gw.Payment(r.Context(), app, lipa.PaymentID(r.PathValue("id")))
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, lipa.ViewOf(p))
+	d, err := s.paymentWithRefunds(r, app, p)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, d)
 }
 
 // listPayments serves GET /api/payments/?status=&reference=&claimed=&limit=&cursor=.
@@ -117,10 +122,19 @@ func (s *Server) listPayments(w http.ResponseWriter, r *http.Request, app *lipa.
 	return writeJSON(w, http.StatusOK, map[string]any{"payments": out, "next_cursor": optional(next)})
 }
 
-// verify serves GET /api/payments/verify/?receipt=…|reference=…[&phone=…].
+// verify serves GET /api/payments/verify/?receipt=…|reference=…[&phone=…][&lookup=daraja].
+// With lookup=daraja, a receipt Lipa has no payment for is asked of
+// M-Pesa (see lookupDaraja).
 func (s *Server) verify(w http.ResponseWriter, r *http.Request, app *lipa.App) error {
 	q := r.URL.Query()
+	lookup := q.Get("lookup")
+	if lookup != "" && lookup != "daraja" {
+		return lipa.InvalidField("invalid_parameter", "lookup", "lookup must be daraja (ask M-Pesa about a receipt Lipa has never seen), or absent")
+	}
 	v, err := s.gw.Verify(r.Context(), app, gateway.VerifyQuery{Receipt: q.Get("receipt"), Reference: q.Get("reference"), Phone: q.Get("phone")})
+	if lookup != "" && strings.TrimSpace(q.Get("receipt")) != "" && lipa.ErrorKind(err) == lipa.NotFound {
+		return s.lookupDaraja(w, r, app, q.Get("receipt"))
+	}
 	if err != nil {
 		return err
 	}

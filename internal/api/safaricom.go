@@ -8,7 +8,7 @@ import (
 
 // stkCallback serves POST /api/stk/callback/ (and the seed's
 // /api/mpesa/stk-callback/): Safaricom's STK result
-// (Daraja reference §5). Every readable callback is acknowledged with
+// (docs/daraja.md "STK callback"). Every readable callback is acknowledged with
 // {"ResultCode": 0, "ResultDesc": "Accepted"} once stored, whatever was done
 // with it; a body that is not a callback is stored and answered 400.
 func (s *Server) stkCallback(w http.ResponseWriter, r *http.Request, in gateway.Inbound) error {
@@ -20,7 +20,7 @@ func (s *Server) stkCallback(w http.ResponseWriter, r *http.Request, in gateway.
 
 // c2bValidation serves POST /api/c2b/validation/ (and the alias under
 // /api/mpesa/c2b/): answers {"ResultCode": "0", "ResultDesc": "Accepted"}
-// or a rejection code (Daraja reference §7.5).
+// or a rejection code (docs/daraja.md "C2B").
 func (s *Server) c2bValidation(w http.ResponseWriter, r *http.Request, in gateway.Inbound) error {
 	ans, err := s.gw.ReceiveC2BValidation(r.Context(), in)
 	if err != nil {
@@ -31,7 +31,7 @@ func (s *Server) c2bValidation(w http.ResponseWriter, r *http.Request, in gatewa
 
 // c2bConfirmation serves POST /api/c2b/confirmation/ (and the alias under
 // /api/mpesa/c2b/): acknowledges with {"ResultCode": 0, "ResultDesc":
-// "Success"} once the confirmation is stored (Daraja reference §7.5).
+// "Success"} once the confirmation is stored (docs/daraja.md "C2B").
 func (s *Server) c2bConfirmation(w http.ResponseWriter, r *http.Request, in gateway.Inbound) error {
 	if err := s.gw.ReceiveC2BConfirmation(r.Context(), in); err != nil {
 		return err

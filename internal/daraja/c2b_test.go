@@ -80,9 +80,9 @@ func TestRegisterC2BURLsErrors(t *testing.T) {
 	}{
 		{"500.003.1001 already registered", 500, nil,
 			wantAPIError("c2b register", 500, "500.003.1001", daraja.ReasonAlreadyRegistered, daraja.ClassConfiguration)},
-		{"BR-37 legacy success-shaped body", 200, legacy,
+		{"legacy success-shaped body", 200, legacy,
 			wantAPIError("c2b register", 200, "", daraja.ReasonAlreadyRegistered, daraja.ClassConfiguration)},
-		{"BR-36 forbidden word", 400, []byte(`{"requestId":"10000-1000036-1","errorCode":"400.003.02","errorMessage":"Bad Request - Invalid ValidationURL - URL has the word MPESA"}`),
+		{"forbidden word", 400, []byte(`{"requestId":"10000-1000036-1","errorCode":"400.003.02","errorMessage":"Bad Request - Invalid ValidationURL - URL has the word MPESA"}`),
 			func(t *testing.T, err error) {
 				wantAPIError("c2b register", 400, "400.003.02", daraja.ReasonInvalidField, daraja.ClassConfiguration)(t, err)
 				var e *daraja.APIError

@@ -9,9 +9,6 @@
 //
 // Doc comments cite docs/daraja.md by section name (docs/daraja.md "STK
 // query"): what Daraja sends and answers, each fact with its source.
-// errors.go still cites numbered sections of the reference that page was
-// written from: §2 is "OAuth", §3 "Errors", §4 "M-Pesa Express", §6 "STK
-// query", §7 "C2B".
 //
 // # Errors
 //

@@ -12,7 +12,7 @@ import (
 )
 
 // Reason is a stable, snake_case classification of a Daraja error, derived
-// from its error code and message (Daraja reference §3). Callers branch on
+// from its error code and message (docs/daraja.md "Errors"). Callers branch on
 // Reason, never on Daraja's message text.
 type Reason string
 
@@ -22,33 +22,34 @@ const (
 	ReasonUnknown Reason = "unknown"
 	// ReasonSubscriberBusy: 500.001.1001 "Unable to lock subscriber": the
 	// payer has another prompt or USSD session open; try again after about a
-	// minute (§4.5).
+	// minute (docs/daraja.md "M-Pesa Express").
 	ReasonSubscriberBusy Reason = "subscriber_busy"
 	// ReasonBeingProcessed: STK query's "no answer yet": 500.001.1001 "The
 	// transaction is being processed", or on a query any other 500.001.1001
-	// not listed here, including an empty message (§6, BR-12).
+	// not listed here, including an empty message (docs/daraja.md "STK query").
 	ReasonBeingProcessed Reason = "being_processed"
 	// ReasonTransactionNotFound: 500.001.1001 "The transaction does not
 	// Exist": an unknown CheckoutRequestID, or one queried too soon (~30 s)
-	// after the push (§6).
+	// after the push (docs/daraja.md "STK query").
 	ReasonTransactionNotFound Reason = "transaction_not_found"
 	// ReasonWrongCredentials: 500.001.1001 "Wrong credentials" or
 	// "[MerchantValidate] - Wrong credentials" (shortcode, passkey and
-	// Timestamp do not match, §4.1, BR-13); OAuth 400.008.01; AuthError.
+	// Timestamp do not match, docs/daraja.md "M-Pesa Express"); OAuth
+	// 400.008.01; AuthError.
 	ReasonWrongCredentials Reason = "wrong_credentials"
 	// ReasonMerchantNotFound: 500.001.1001 "Merchant does not exist": the
-	// shortcode is not enabled for M-Pesa Express (BR-13).
+	// shortcode is not enabled for M-Pesa Express (docs/daraja.md "Errors").
 	ReasonMerchantNotFound Reason = "merchant_not_found"
 	// ReasonInvalidToken: 404.001.03, 400.003.01 or 401.002.01, the access
-	// token was refused (§2). The client has already dropped the token,
+	// token was refused (docs/daraja.md "OAuth"). The client has already dropped the token,
 	// fetched a new one and retried once before returning this.
 	ReasonInvalidToken Reason = "invalid_token"
 	// ReasonNoAPIProduct: 401.003.01 "... no apiproduct match found": the
 	// Daraja app lacks the API product for this endpoint or API version, e.g.
-	// C2B v1 vs v2 (BR-21). Not a token problem; no refresh is attempted.
+	// C2B v1 vs v2 (docs/daraja.md "C2B"). Not a token problem; no refresh is attempted.
 	ReasonNoAPIProduct Reason = "no_api_product"
 	// ReasonInvalidField: 400.002.02 (or 400.003.02) "Bad Request - Invalid
-	// <Field>"; APIError.Field names the field (§3).
+	// <Field>"; APIError.Field names the field (docs/daraja.md "Errors").
 	ReasonInvalidField Reason = "invalid_field"
 	// ReasonBadRequest: the request itself was malformed or mis-sent
 	// (400.002.05, 400.003.02 without a field, 400.008.02, 404.001.04,
@@ -58,17 +59,18 @@ const (
 	// base URL or API version points at no Daraja API.
 	ReasonWrongEndpoint Reason = "wrong_endpoint"
 	// ReasonRateLimited: 500.003.02 spike arrest / system busy, 500.003.03
-	// quota violation. Daraja documents these as HTTP 500, not 429 (§3,
-	// §13.13). RateLimited also knows the gateway's HTTP 429 answers.
+	// quota violation. Daraja documents these as HTTP 500, not 429
+	// (docs/daraja.md "Errors"). RateLimited also knows the gateway's HTTP
+	// 429 answers.
 	ReasonRateLimited Reason = "rate_limited"
 	// ReasonAlreadyRegistered: C2B URLs are already registered for the
 	// shortcode, "Urls are already registered." (500.003.1001), "Duplicate
 	// notification info" (URLs on the older Broker platform), or the legacy
 	// HTTP 200 body "Validation and Confirmation URLs are already registered"
-	// (§7.1, BR-37). The previously registered URLs may still be active.
+	// (docs/daraja.md "C2B"). The previously registered URLs may still be active.
 	ReasonAlreadyRegistered Reason = "already_registered"
 	// ReasonMaintenance: 00.002.1001 or a message saying the service is under
-	// maintenance (§3).
+	// maintenance (docs/daraja.md "Errors").
 	ReasonMaintenance Reason = "maintenance"
 )
 
@@ -99,11 +101,11 @@ type rule struct {
 	class         Class
 }
 
-// rules is the one table that classifies Daraja errors (Daraja reference §3,
-// §4.5, §6, §7.1; BR-12, BR-13, BR-19, BR-21, BR-36, BR-37). First match wins,
+// rules is the one table that classifies Daraja errors (docs/daraja.md
+// "Errors", "M-Pesa Express", "STK query", "C2B"). First match wins,
 // so message-specific rows precede code-only rows.
 var rules = []rule{
-	// 500.001.1001 is overloaded: split it by message (§13.7).
+	// 500.001.1001 is overloaded: split it by message (docs/daraja.md "Errors").
 	{code: "500.001.1001", msg: "unable to lock subscriber", reason: ReasonSubscriberBusy, class: ClassRetryable},
 	{code: "500.001.1001", msg: "being processed", reason: ReasonBeingProcessed, class: ClassRetryable},
 	{code: "500.001.1001", msg: "transaction does not exist", reason: ReasonTransactionNotFound, class: ClassRetryable},
@@ -169,10 +171,11 @@ func normalise(msg string) string {
 var fieldRE = regexp.MustCompile(`(?i)\binvalid\s+([A-Za-z][A-Za-z0-9_]*)`)
 
 // APIError is Daraja's synchronous error envelope
-// {"requestId","errorCode","errorMessage"} (Daraja reference §3), received
-// with any HTTP status including 200 (§6). It also reports an HTTP 200 body
-// whose ResponseCode is not zero (a refused STK initiation, §4.3) or a C2B
-// registration answered "already registered" (§7.1, BR-37); ErrorCode and
+// {"requestId","errorCode","errorMessage"} (docs/daraja.md "Errors"), received
+// with any HTTP status including 200 (docs/daraja.md "STK query"). It also
+// reports an HTTP 200 body whose ResponseCode is not zero (a refused STK
+// initiation, docs/daraja.md "M-Pesa Express") or a C2B registration
+// answered "already registered" (docs/daraja.md "C2B"); ErrorCode and
 // ErrorMessage then hold ResponseCode and ResponseDescription.
 type APIError struct {
 	// Op is the operation: "oauth", "stk push", "stk query", "c2b register",
@@ -254,7 +257,7 @@ func statusClass(status int) Class {
 
 // AuthError reports that Daraja's OAuth endpoint refused the consumer key and
 // secret with HTTP 400 or 401 and no error envelope, usually an empty body
-// (Daraja reference §2). Causes: a wrong key or secret, or keys of one
+// (docs/daraja.md "OAuth"). Causes: a wrong key or secret, or keys of one
 // environment used against the other's base URL.
 type AuthError struct {
 	HTTPStatus  int
@@ -374,7 +377,7 @@ func RateLimited(err error) bool {
 	return false
 }
 
-// envelope is Daraja's error body (§3).
+// envelope is Daraja's error body (docs/daraja.md "Errors").
 type envelope struct {
 	RequestID    flexString `json:"requestId"`
 	ErrorCode    flexString `json:"errorCode"`
@@ -421,7 +424,8 @@ func snippet(body []byte) string {
 }
 
 // flexString decodes a JSON string, number or null as text; Daraja types the
-// same field differently across APIs and years (§1, §13.5).
+// same field differently across APIs and years (docs/daraja.md
+// "Conventions").
 type flexString string
 
 // UnmarshalJSON implements json.Unmarshaler.
@@ -444,7 +448,7 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 }
 
 // zeroCode reports whether a ResponseCode consists only of zeros ("0",
-// "00000000"), Daraja's success (§4.3, §7.1).
+// "00000000"), Daraja's success (docs/daraja.md "M-Pesa Express", "C2B").
 func zeroCode(code string) bool {
 	code = strings.TrimSpace(code)
 	return code != "" && strings.Trim(code, "0") == ""

@@ -7,7 +7,7 @@ import (
 )
 
 // TestAPIErrorClassification covers the table's rows that the HTTP tests do
-// not reach, messages as Daraja has sent them (§3, BR-12, BR-13, BR-21, BR-36).
+// not reach, messages as Daraja has sent them (docs/daraja.md "Errors", "STK query", "C2B").
 func TestAPIErrorClassification(t *testing.T) {
 	tests := []struct {
 		op, code, msg string

@@ -7,7 +7,7 @@ import (
 
 // MaxReceiptLength is the longest M-Pesa receipt number Lipa accepts.
 // Daraja's receipts (MpesaReceiptNumber, C2B TransID) are 10 upper-case
-// letters and digits (Daraja reference §4.4); Lipa allows up to 20, the
+// letters and digits (docs/daraja.md "Receipt and ID shapes"); Lipa allows up to 20, the
 // length of Daraja's own receipt fields, in case the format grows.
 const MaxReceiptLength = 20
 

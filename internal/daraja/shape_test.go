@@ -7,7 +7,7 @@ func TestValidReceipt(t *testing.T) {
 		receipt string
 		want    bool
 	}{
-		{"RKL51ZDR4F", true},                 // Daraja reference §4.4
+		{"RKL51ZDR4F", true},                 // docs/daraja.md "Receipt and ID shapes"
 		{"NLJ7RT61SV", true},                 // the STK callback fixture
 		{"A", true},                          // short, but of the alphabet
 		{"ABCDEFGHIJKLMNOPQRST", true},       // 20: the margin

@@ -4,9 +4,9 @@ import "strings"
 
 // refusedURLWords are the words Safaricom does not accept in a URL it is
 // given to call (CallBackURL, ConfirmationURL, ValidationURL, ResultURL), in
-// any case: Daraja reference §9.2, from the portal's register URL and C2B
+// any case: docs/daraja.md "Callback URL rules", from the portal's register URL and C2B
 // pages and the Daraja FAQ ("M-PESA, M-Pesa, mpesa, Safaricom, exe, exec,
-// cmd, SQL, query"); real-world case BR-36 shows the refusal ("400.003.02
+// cmd, SQL, query"); safaricom/LNMOnlineAndroidSample#8 shows the refusal ("400.003.02
 // Bad Request - Invalid ValidationURL - URL has the word MPESA"), and
 // integrators report STK callback URLs with such words refused or never
 // called. A word that contains another comes first ("exec" before "exe"),

@@ -49,8 +49,14 @@ func (g *Gateway) confirmCallback(ctx context.Context, inboundID int64) error {
 	case q.ResultCode == "0":
 		// The query's verdict first; then the held callbacks: a SUCCESS one
 		// brings its receipt, a (forged) failure is flagged.
-		return g.settle(ctx, p, lipa.Outcome{Status: lipa.StatusSuccess, ResultCode: "0", ResultDesc: q.ResultDesc,
-			Source: lipa.ResolvedByQuery}, q.Raw)
+		if err := g.settle(ctx, p, lipa.Outcome{Status: lipa.StatusSuccess, ResultCode: "0", ResultDesc: q.ResultDesc,
+			Source: lipa.ResolvedByQuery}, q.Raw); err != nil {
+			return err
+		}
+		// The query confirms the status, not the receipt the callback
+		// brought: Transaction Status checks that (status.go).
+		g.confirmReceiptLater(p.ID)
+		return nil
 	}
 	return g.settle(ctx, p, lipa.Outcome{Status: lipa.StatusFailed, ResultCode: q.ResultCode, ResultDesc: q.ResultDesc,
 		FailureReason: lipa.ReasonForResultCode(q.ResultCode), Source: lipa.ResolvedByQuery}, q.Raw)

@@ -49,7 +49,7 @@ type Config struct {
 	// PromptLifetime is how long a PENDING STK push keeps its customer's
 	// phone busy: another push to that phone within it is refused with
 	// subscriber_busy without calling Daraja, which would refuse it anyway
-	// (Daraja reference §4.5). Default 60s.
+	// (docs/daraja.md "M-Pesa Express"). Default 60s.
 	PromptLifetime time.Duration
 	// ReconcileAfter is how long a PENDING STK payment waits for its
 	// callback before the reconciler asks Daraja (STK push query). Default 60s.
@@ -106,6 +106,32 @@ type Config struct {
 	// KeyRotationGrace is how long an app's old API key keeps working after
 	// RotateKey (LIPA_KEY_ROTATION_GRACE). Zero means not at all.
 	KeyRotationGrace time.Duration
+	// ReversalResultURL, ReversalTimeoutURL, StatusResultURL and
+	// StatusTimeoutURL are Lipa's public URLs, token included, where Daraja
+	// sends the Results and queue timeout notices of reversals and
+	// Transaction Status queries; PullCallbackURL is the CallBackURL of the
+	// Pull Transactions registration (docs/daraja.md "Lipa's result and
+	// timeout URLs"). Required for refunds, Transaction Status and Pull.
+	ReversalResultURL, ReversalTimeoutURL string
+	StatusResultURL, StatusTimeoutURL     string
+	PullCallbackURL                       string
+	// RefundResultTimeout is how long a sent reversal waits for its Result
+	// before Lipa asks Transaction Status what became of it
+	// (LIPA_REFUND_RESULT_TIMEOUT). Default 5m.
+	RefundResultTimeout time.Duration
+	// RefundApproval says which refunds wait for an operator's approval
+	// (LIPA_REFUND_APPROVAL). The zero value: none.
+	RefundApproval RefundApproval
+	// PullInterval is how often the Pull Transactions backfill runs
+	// (LIPA_PULL_INTERVAL); each pass looks back further than that. Zero
+	// turns the background backfill off. Default (DefaultPullInterval) is
+	// set by the caller.
+	PullInterval time.Duration
+	// DarajaLookupsPerHour caps each app's verifications of unknown
+	// receipts with Daraja's Transaction Status (lookup=daraja), per
+	// process (LIPA_DARAJA_LOOKUPS_PER_HOUR). Zero turns them off. Default
+	// set by the caller (DefaultDarajaLookupsPerHour).
+	DarajaLookupsPerHour int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger receives one line per initiation, Daraja answer, callback and
@@ -142,6 +168,8 @@ type Gateway struct {
 
 	deliveries deliveries // webhook slots and the attempts waiting to be recorded
 	wake       chan struct{}
+
+	lookups appLimiter // Daraja lookups of unknown receipts, per app
 }
 
 // Wait blocks until background work started by the gateway (callback
@@ -237,6 +265,9 @@ func New(db *sqlstore.DB, client *daraja.Client, cfg Config) *Gateway {
 		webhooks: cfg.WebhookClient, wake: make(chan struct{}, 1)}
 	if g.webhooks == nil {
 		g.webhooks = newWebhookClient(cfg.WebhookConcurrency)
+	}
+	if g.cfg.RefundResultTimeout <= 0 {
+		g.cfg.RefundResultTimeout = DefaultRefundResultTimeout
 	}
 	if g.log == nil {
 		g.log = slog.Default()

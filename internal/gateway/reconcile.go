@@ -44,7 +44,7 @@ type ReconcileReport struct {
 // Reconcile runs one reconciliation pass: every PENDING STK payment older
 // than ReconcileAfter whose next check is due is leased (so one replica
 // handles it), then, outside any transaction, resolved with an STK push query
-// (Daraja reference §6): ResultCode "0" settles it SUCCESS with resolved_by
+// (docs/daraja.md "STK query"): ResultCode "0" settles it SUCCESS with resolved_by
 // "query" and no receipt (a late callback attaches it), another final code
 // settles it FAILED; "still processing", "does not exist", timeouts and
 // Daraja faults defer it with exponential backoff. A payment PENDING longer
@@ -158,6 +158,7 @@ func (g *Gateway) reconcileOne(ctx context.Context, p *lipa.Payment, rep *Reconc
 		return g.defer_(ctx, p, err.Error())
 	case err == nil && o.Status == lipa.StatusSuccess:
 		rep.Succeeded++
+		g.confirmReceiptLater(p.ID) // a held callback may have brought a receipt
 	case err == nil:
 		rep.Failed++
 	}

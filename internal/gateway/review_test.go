@@ -622,7 +622,7 @@ func TestEarlyCallbackItemResolvedByLipa(t *testing.T) {
 		var g *gateway.Gateway
 		var itemsBefore []gateway.ReviewItem
 		g, app := slowDarajaGateway(t, databaseURL, func(w http.ResponseWriter, r *http.Request) bool {
-			// Safaricom's callback arrives first (Daraja reference §13.3).
+			// Safaricom's callback arrives first (docs/daraja.md "STK callback").
 			// A failure: a success would find its payment by phone and
 			// amount even now.
 			early := &lipa.Payment{CheckoutRequestID: "ws_CO_EARLY_000001", MerchantRequestID: "29115-34620561-9",

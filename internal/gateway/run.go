@@ -15,6 +15,9 @@ import (
 //     webhook to deliver or a delivery slot comes free, and every 250 ms for
 //     retries coming due and events written by other replicas (see
 //     DeliverWebhooks);
+//   - the Pull Transactions backfill every LIPA_PULL_INTERVAL (PullLoop)
+//     and the Transaction Status check of refunds without a Result
+//     (RefundLoop), when Daraja's initiator APIs are configured;
 //   - the dashboard's closed days: kept at start and every hour
 //     (KeepClosedDays), so no dashboard view reads a whole day of payments;
 //   - the goroutines requests start (callback confirmations) and the
@@ -42,6 +45,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	loops.Go(func() { g.reconcileLoop(ctx, ReconcileInterval(g.cfg.ReconcileAfter)) })
 	loops.Go(func() { g.deliveryLoop(ctx) })
 	loops.Go(func() { g.keepDaysLoop(ctx) })
+	loops.Go(func() { g.PullLoop(ctx) })
+	loops.Go(func() { g.RefundLoop(ctx) })
 	loops.Wait()
 	g.bg.Wait()
 

@@ -17,7 +17,7 @@ import (
 	"github.com/lipa-gateway/lipa/internal/sqlstore"
 )
 
-// Field limits of an STK push (Daraja reference §4.1).
+// Field limits of an STK push (docs/daraja.md "M-Pesa Express").
 const (
 	MaxReferenceLength        = 100 // Lipa's own reference, stored whole
 	MaxAccountReferenceLength = 12  // Daraja's AccountReference
@@ -191,7 +191,7 @@ func (g *Gateway) InitiateSTKPush(ctx context.Context, app *lipa.App, r STKPushR
 			PaymentID: cur.ID, Outcome: sqlstore.OutcomeApplied}); err != nil {
 			return err
 		}
-		// A callback can beat Daraja's answer here (Daraja reference §13.3).
+		// A callback can beat Daraja's answer here (docs/daraja.md "STK callback").
 		early, err := tx.UnmatchedCallbacks(ctx, resp.CheckoutRequestID)
 		if err != nil {
 			return err
@@ -280,7 +280,8 @@ func (g *Gateway) newSTKPayment(app *lipa.App, r STKPushRequest) (*lipa.Payment,
 
 // checkDarajaText checks a value that Lipa sends to Daraja (AccountReference,
 // TransactionDesc): 1–max characters from the set Daraja accepts (ASCII
-// letters, digits, space, '-', '_', '.'; real-world case BR-31). Characters
+// letters, digits, space, '-', '_', '.'; integrators report others refused).
+// Characters
 // such as '&', '#', '@', emoji and line breaks are refused, never stripped.
 func checkDarajaText(field, code, v string, max int) error {
 	if n := utf8.RuneCountInString(v); n > max {
@@ -341,7 +342,6 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 		apiErr  *daraja.APIError
 		authErr *daraja.AuthError
 		badResp *daraja.BadResponseError
-		appErr  *lipa.Error
 		final   = true // the push provably did not go through
 		notSent = errors.Is(callErr, daraja.ErrNoToken)
 	)
@@ -359,24 +359,13 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 		default:
 			o.ResultDesc = "Daraja answered HTTP 429 (too many requests)"
 		}
-		appErr = lipa.Errorf(lipa.Unavailable, "daraja_rate_limited",
-			"M-Pesa refused the STK push because too many requests reached it at once; no prompt was sent, so push again after Retry-After seconds with a new Idempotency-Key")
 	case errors.As(callErr, &apiErr) && apiErr.Reason() == daraja.ReasonMaintenance:
 		o.FailureReason = lipa.ReasonDarajaUnavailable
 		o.ResultCode, o.ResultDesc = apiErr.ErrorCode, apiErr.ErrorMessage
-		appErr = lipa.Errorf(lipa.Unavailable, "daraja_unavailable",
-			"M-Pesa refused the STK push while under maintenance; no prompt was sent, so push again later with a new Idempotency-Key")
 	case errors.As(callErr, &apiErr):
 		o.ResultCode, o.ResultDesc = apiErr.ErrorCode, apiErr.ErrorMessage
-		appErr = lipa.Errorf(lipa.Upstream, "daraja_error", "M-Pesa refused the STK push: %s %s", apiErr.ErrorCode, apiErr.ErrorMessage)
-		switch {
-		case apiErr.Reason() == daraja.ReasonSubscriberBusy:
+		if apiErr.Reason() == daraja.ReasonSubscriberBusy {
 			o.FailureReason = lipa.ReasonSubscriberBusy
-			appErr = lipa.Errorf(lipa.Conflict, "subscriber_busy", "the customer already has an M-Pesa prompt open; try again in a minute")
-		case apiErr.Reason() == daraja.ReasonInvalidField && apiErr.Field() == "PhoneNumber":
-			appErr = lipa.InvalidField("invalid_phone_number", "phone_number", "M-Pesa refused the phone number: %s", apiErr.ErrorMessage)
-		case apiErr.Reason() == daraja.ReasonInvalidField && apiErr.Field() == "Amount":
-			appErr = lipa.InvalidField("invalid_amount", "amount", "M-Pesa refused the amount: %s", apiErr.ErrorMessage)
 		}
 		if apiErr.Class() == daraja.ClassConfiguration {
 			g.noteDaraja(apiErr.Error())
@@ -384,22 +373,19 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 		}
 	case errors.As(callErr, &authErr):
 		o.ResultDesc = authErr.Error()
-		appErr = lipa.Errorf(lipa.Upstream, "daraja_error", "M-Pesa refused Lipa's credentials; the operator must check MPESA_CONSUMER_KEY and MPESA_CONSUMER_SECRET")
 		g.noteDaraja(authErr.Error())
 		log.ErrorContext(ctx, "Daraja refused the consumer key and secret", "err", callErr)
 	case errors.Is(callErr, daraja.ErrUnreachable) || notSent:
 		o.FailureReason = lipa.ReasonDarajaUnreachable
 		o.ResultDesc = "Daraja could not be reached; the STK push was not sent"
-		appErr = lipa.Errorf(lipa.Unavailable, "daraja_unreachable", "M-Pesa could not be reached; the STK push was not sent, so it is safe to try again")
 	case errors.Is(callErr, daraja.ErrTimeout):
 		final = false
 		o.ResultDesc = "Daraja did not answer in time; the STK push may have reached the customer"
-		appErr = lipa.Errorf(lipa.Timeout, "daraja_timeout", "M-Pesa did not answer in time; the customer may still get the prompt, so watch this payment instead of pushing again")
 	default:
 		final = false
 		o.ResultDesc = "Daraja's answer could not be read; the STK push may have reached the customer"
-		appErr = lipa.Errorf(lipa.Upstream, "daraja_error", "M-Pesa gave an answer Lipa could not read; the customer may still get the prompt, so watch this payment instead of pushing again")
 	}
+	appErr := darajaError(callSTKPush, callErr)
 	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
 		cur, err := tx.PaymentForUpdate(ctx, p.ID)
 		if err != nil {
@@ -430,7 +416,7 @@ func (g *Gateway) pushFailed(ctx context.Context, p *lipa.Payment, callErr error
 		log.ErrorContext(ctx, "record failed stk push", "err", err)
 	}
 	log.WarnContext(ctx, "stk push failed", "status", p.Status, "failure_reason", p.FailureReason, "err", callErr)
-	return appErr.With("payment_id", string(p.ID)).Wrap(callErr)
+	return appErr.With("payment_id", string(p.ID))
 }
 
 // replay answers a request that repeats an Idempotency-Key: a different
@@ -445,20 +431,9 @@ func (g *Gateway) replay(ctx context.Context, app *lipa.App, r STKPushRequest, h
 			"Idempotency-Key %q was used for a different request; use a new key for a new payment", r.IdempotencyKey).
 			With("payment_id", string(rec.PaymentID))
 	}
-	deadline := g.now().Add(g.cfg.IdempotencyWait)
-	for rec.ResponseStatus == 0 && g.now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(25 * time.Millisecond):
-		}
-		err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) {
-			rec, err = tx.IdempotencyKey(ctx, app.ID, r.IdempotencyKey)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
+	rec, err := g.awaitIdempotentAnswer(ctx, app.ID, r.IdempotencyKey, rec)
+	if err != nil {
+		return nil, err
 	}
 	g.log.InfoContext(ctx, "idempotent stk push replayed", "app", app.Name, "payment_id", rec.PaymentID)
 	if rec.ResponseStatus != 0 {
@@ -469,6 +444,29 @@ func (g *Gateway) replay(ctx context.Context, app *lipa.App, r STKPushRequest, h
 		return nil, err
 	}
 	return &STKPushResult{Payment: p}, nil
+}
+
+// awaitIdempotentAnswer waits, at most IdempotencyWait, for the request
+// that reserved the app's key to record its answer, and returns the record
+// as it then stands (ResponseStatus still 0 when no answer came: that
+// request's process died, or is still waiting on Daraja).
+func (g *Gateway) awaitIdempotentAnswer(ctx context.Context, app lipa.AppID, key string, rec *sqlstore.IdempotencyRecord) (*sqlstore.IdempotencyRecord, error) {
+	deadline := g.now().Add(g.cfg.IdempotencyWait)
+	for rec.ResponseStatus == 0 && g.now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+		err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) {
+			rec, err = tx.IdempotencyKey(ctx, app, key)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return rec, nil
 }
 
 // SaveIdempotentResponse records the answer given to the request that
