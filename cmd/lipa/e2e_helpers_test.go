@@ -181,6 +181,51 @@ func wantClientError(t *testing.T, what string, err error, status int, code stri
 	return le
 }
 
+// pushOK pushes amount shillings to phone for reference through c, with
+// the description "Test", and returns the answer, which must be a success
+// carrying a payment id and a CheckoutRequestID.
+func pushOK(t *testing.T, c *client.Client, phone string, amount int64, reference string) *client.PushResult {
+	t.Helper()
+	r, err := c.Push(context.Background(), client.PushRequest{PhoneNumber: phone, Amount: client.Shillings(amount), Reference: reference, Description: "Test"})
+	if err != nil {
+		t.Fatalf("push %d to %s for %s: %v", amount, phone, reference, err)
+	}
+	if r.PaymentID == "" || r.CheckoutRequestID == "" {
+		t.Fatalf("push %d to %s for %s: got %+v, want a payment id and a CheckoutRequestID", amount, phone, reference, r)
+	}
+	return r
+}
+
+// paymentOK returns the payment as c's app sees it, which must be found.
+func paymentOK(t *testing.T, c *client.Client, id string) *client.Payment {
+	t.Helper()
+	p, err := c.Payment(context.Background(), id)
+	if err != nil {
+		t.Fatalf("payment %s: %v", id, err)
+	}
+	return p
+}
+
+// verifyOK verifies q through c, which must find a payment.
+func verifyOK(t *testing.T, c *client.Client, q client.VerifyQuery) *client.Verification {
+	t.Helper()
+	v, err := c.Verify(context.Background(), q)
+	if err != nil {
+		t.Fatalf("verify %+v: %v", q, err)
+	}
+	return v
+}
+
+// claimOK claims r through c, which must succeed.
+func claimOK(t *testing.T, c *client.Client, r client.ClaimRequest) *client.Claim {
+	t.Helper()
+	cl, err := c.Claim(context.Background(), r)
+	if err != nil {
+		t.Fatalf("claim %+v: %v", r, err)
+	}
+	return cl
+}
+
 // apiResponse is one answer from the service.
 type apiResponse struct {
 	Status int
