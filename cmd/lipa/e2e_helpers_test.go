@@ -234,13 +234,15 @@ type apiResponse struct {
 	Body   map[string]any // the JSON object answered (numbers as float64)
 }
 
-// do sends a request to the service and returns its answer. body is nil
-// (no body), a string or []byte (sent as is), or any other value (sent as
-// its JSON). key, when not empty, is sent as X-API-KEY. Every answer must be
-// a JSON object; every error answer (4xx, 5xx) must be Lipa's error shape
-// with Content-Type application/json.
-func (s *testService) do(t *testing.T, method, path, key string, body any) apiResponse {
-	t.Helper()
+// send sends one request to the service through its checking transport
+// and returns its answer, or the transport error; it never touches a
+// testing.T, so it may run on any goroutine. body is nil (no body), a
+// string or []byte (sent as is, so a test can send malformed JSON), or any
+// other value (sent as its JSON); a body goes with Content-Type
+// application/json unless header sets another. header is sent as given
+// (several values of one name are sent as several header lines). An answer
+// that is not a JSON object is returned with a nil Body and an error.
+func (s *testService) send(method, path string, header http.Header, body any) (apiResponse, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -251,32 +253,50 @@ func (s *testService) do(t *testing.T, method, path, key string, body any) apiRe
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
-			t.Fatalf("marshal request body: %v", err)
+			return apiResponse{}, fmt.Errorf("marshal request body: %w", err)
 		}
 		rd = bytes.NewReader(j)
 	}
 	req, err := http.NewRequest(method, s.URL+path, rd)
 	if err != nil {
-		t.Fatalf("new request %s %s: %v", method, path, err)
+		return apiResponse{}, err
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if key != "" {
-		req.Header.Set("X-API-KEY", key)
+	for k, vs := range header {
+		req.Header[http.CanonicalHeaderKey(k)] = vs
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return apiResponse{}, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
+		return apiResponse{}, fmt.Errorf("%s %s: read body: %w", method, path, err)
 	}
 	r := apiResponse{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
 	if err := json.Unmarshal(raw, &r.Body); err != nil || r.Body == nil {
-		t.Errorf("%s %s: got body %q (status %d), want a JSON object", method, path, raw, r.Status)
+		return r, fmt.Errorf("%s %s: got body %q (status %d), want a JSON object", method, path, raw, r.Status)
+	}
+	return r, nil
+}
+
+// raw sends a request the typed client cannot express (Safaricom's
+// callbacks, malformed JSON, a duplicate header, a field of the wrong
+// type) through the service's checking transport and returns its answer.
+// It is the one way the end-to-end tests call Lipa besides the client.
+// Every answer must be a JSON object; every error answer (4xx, 5xx) must be
+// Lipa's error shape with Content-Type application/json.
+func (s *testService) raw(t *testing.T, method, path string, header http.Header, body any) apiResponse {
+	t.Helper()
+	r, err := s.send(method, path, header, body)
+	if err != nil && r.Raw == nil && r.Status == 0 {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	if err != nil {
+		t.Errorf("%v", err)
 	}
 	if r.Status >= 400 {
 		checkErrorShape(t, method+" "+path, r)
@@ -284,28 +304,18 @@ func (s *testService) do(t *testing.T, method, path, key string, body any) apiRe
 	return r
 }
 
-// post sends a POST from any goroutine (it never touches t): body as is,
-// with key as X-API-KEY when not empty. It returns the status and the body
-// decoded as a JSON object (nil when it is not one).
-func (s *testService) post(path, key string, body []byte) (int, map[string]any, error) {
-	req, err := http.NewRequest(http.MethodPost, s.URL+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
+// keyHeader is the header that names the app with key; none for "".
+func keyHeader(key string) http.Header {
+	if key == "" {
+		return nil
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if key != "" {
-		req.Header.Set("X-API-KEY", key)
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-		return resp.StatusCode, nil, nil
-	}
-	return resp.StatusCode, m, nil
+	return http.Header{"X-Api-Key": {key}}
+}
+
+// do is raw with key, when not empty, sent as X-API-KEY.
+func (s *testService) do(t *testing.T, method, path, key string, body any) apiResponse {
+	t.Helper()
+	return s.raw(t, method, path, keyHeader(key), body)
 }
 
 // checkErrorShape checks that an error answer is
@@ -496,3 +506,18 @@ func freshPhone() string { return fmt.Sprintf("25471%07d", 1000000+e2eSeq.Add(1)
 // freshRef returns a reference no other push in this process has used; it
 // fits Daraja's 12-character AccountReference.
 func freshRef() string { return fmt.Sprintf("REF%d", 100000+e2eSeq.Add(1)) }
+
+// paymentIDs returns the ids of a raw GET /api/payments/ answer, in order.
+func paymentIDs(t *testing.T, r apiResponse) []string {
+	t.Helper()
+	list, ok := r.Body["payments"].([]any)
+	if !ok {
+		t.Fatalf("list: got %s, want a payments array", r.Raw)
+	}
+	var ids []string
+	for _, p := range list {
+		m, _ := p.(map[string]any)
+		ids = append(ids, jsonStr(m, "id"))
+	}
+	return ids
+}
