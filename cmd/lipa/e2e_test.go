@@ -313,12 +313,12 @@ func TestE2ESimulatorOutcomes(t *testing.T) {
 // processed (an expired token, refreshed once).
 func TestE2ESimulatorFaults(t *testing.T) {
 	type want struct {
-		accepted bool   // the customer is prompted and pays: the payment must end SUCCESS
-		ok       bool   // the app must get 200 (the client recovers on its own)
-		pushCode string // for a refused push, the error code the app must get; "" for any 502/503 error
-		status   int    // with pushCode, its HTTP status
+		accepted bool          // the customer is prompted and pays: the payment must end SUCCESS
+		ok       bool          // the app must get 200 (the client recovers on its own)
+		pushCode string        // for a refused push, the error code the app must get; "" for any 502/503 error
+		status   int           // with pushCode, its HTTP status
 		stored   client.Status // the payment's status after a refusal; "" for PENDING or FAILED
-		pushes   int    // push requests that may reach the simulator
+		pushes   int           // push requests that may reach the simulator
 	}
 	wants := map[darajasim.Fault]want{
 		darajasim.FaultNoAnswer:           {pushCode: "daraja_timeout", status: http.StatusGatewayTimeout, stored: "PENDING", pushes: 1},
