@@ -87,11 +87,7 @@ func startTestService(t *testing.T, databaseURL string, extra map[string]string)
 		Env:     env,
 		LogFile: cfg.LogFile,
 		srv:     s,
-		client: &http.Client{
-			Timeout: 30 * time.Second,
-			// Every exchange is checked against the OpenAPI document.
-			Transport: openapitest.Transport(t, &http.Transport{MaxIdleConnsPerHost: 256}),
-		},
+		client:  checkedClient(t, &http.Transport{MaxIdleConnsPerHost: 256}),
 	}
 	t.Cleanup(func() {
 		ts.client.CloseIdleConnections()
@@ -103,6 +99,13 @@ func startTestService(t *testing.T, databaseURL string, extra map[string]string)
 		closeLog()
 	})
 	return ts
+}
+
+// checkedClient returns an HTTP client that sends through tr and checks
+// every exchange against the OpenAPI document, failing t on a mismatch.
+// Every request a test sends to Lipa goes through one.
+func checkedClient(t *testing.T, tr *http.Transport) *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: openapitest.Transport(t, tr)}
 }
 
 // runCLI runs a lipa command in-process with env as its environment and
@@ -243,6 +246,13 @@ type apiResponse struct {
 // (several values of one name are sent as several header lines). An answer
 // that is not a JSON object is returned with a nil Body and an error.
 func (s *testService) send(method, path string, header http.Header, body any) (apiResponse, error) {
+	return s.sendVia(s.client, method, path, header, body)
+}
+
+// sendVia is send through hc, for the tests that need connections of
+// their own (another source address); hc must check the exchanges too
+// (checkedClient).
+func (s *testService) sendVia(hc *http.Client, method, path string, header http.Header, body any) (apiResponse, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -267,7 +277,7 @@ func (s *testService) send(method, path string, header http.Header, body any) (a
 	for k, vs := range header {
 		req.Header[http.CanonicalHeaderKey(k)] = vs
 	}
-	resp, err := s.client.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return apiResponse{}, err
 	}

@@ -185,12 +185,12 @@ func TestE2EWalkthrough(t *testing.T) {
 	})
 }
 
-// listIDs returns the ids of every payment c's app lists
-// (GET /api/payments/, page after page), in order.
-func listIDs(t *testing.T, c *client.Client) []string {
+// listIDs returns the ids of every payment q selects of those c's app
+// lists (GET /api/payments/, page after page), in order.
+func listIDs(t *testing.T, c *client.Client, q client.ListQuery) []string {
 	t.Helper()
 	var ids []string
-	for p, err := range c.Payments(context.Background(), client.ListQuery{}) {
+	for p, err := range c.Payments(context.Background(), q) {
 		if err != nil {
 			t.Fatalf("list: %v", err)
 		}
@@ -897,7 +897,7 @@ func TestE2EPushValidation(t *testing.T) {
 		})
 
 		t.Run("refused requests stored nothing", func(t *testing.T) {
-			if ids := listIDs(t, svc.appClient(t, bad)); len(ids) != 0 {
+			if ids := listIDs(t, svc.appClient(t, bad), client.ListQuery{}); len(ids) != 0 {
 				t.Errorf("payments of the app whose pushes were all refused: got %v, want none", ids)
 			}
 		})
@@ -951,7 +951,7 @@ func TestE2EAuthAndErrors(t *testing.T) {
 			if code, _, stderr := runCLI(t, svc.Env, "apps", "enable", "gone"); code != 0 {
 				t.Fatalf("lipa apps enable: got exit code %d (stderr %q), want 0", code, stderr)
 			}
-			listIDs(t, svc.appClient(t, keyGone)) // the list answers again
+			listIDs(t, svc.appClient(t, keyGone), client.ListQuery{}) // the list answers again
 		})
 
 		rotate := func(t *testing.T, name, grace string) string {
@@ -974,22 +974,22 @@ func TestE2EAuthAndErrors(t *testing.T) {
 		}
 		t.Run("rotate-key without grace", func(t *testing.T) {
 			oldKey := svc.createApp(t, "rot")
-			listIDs(t, svc.appClient(t, oldKey)) // the old key works before the rotation
+			listIDs(t, svc.appClient(t, oldKey), client.ListQuery{}) // the old key works before the rotation
 			newKey := rotate(t, "rot", "0s")
 			if newKey == oldKey {
 				t.Fatalf("rotate-key: got the old key back, want a new one")
 			}
 			_, err := svc.appClient(t, oldKey).PaymentsPage(context.Background(), client.ListQuery{})
 			wantClientError(t, "old key after rotation", err, http.StatusUnauthorized, "invalid_api_key")
-			listIDs(t, svc.appClient(t, newKey)) // the new key works
+			listIDs(t, svc.appClient(t, newKey), client.ListQuery{}) // the new key works
 		})
 		t.Run("rotate-key with the default grace", func(t *testing.T) {
 			// Issue 5: the old key keeps working for LIPA_KEY_ROTATION_GRACE
 			// (default 24h), so the app can switch without downtime.
 			oldKey := svc.createApp(t, "rotgrace")
 			newKey := rotate(t, "rotgrace", "")
-			listIDs(t, svc.appClient(t, oldKey)) // the old key works within the grace
-			listIDs(t, svc.appClient(t, newKey)) // and so does the new one
+			listIDs(t, svc.appClient(t, oldKey), client.ListQuery{}) // the old key works within the grace
+			listIDs(t, svc.appClient(t, newKey), client.ListQuery{}) // and so does the new one
 		})
 
 		t.Run("another app's STK payment", func(t *testing.T) {
@@ -1006,7 +1006,7 @@ func TestE2EAuthAndErrors(t *testing.T) {
 			wantClientError(t, "app B claims it by id", err, http.StatusNotFound, "payment_not_found")
 			_, err = appB.Claim(ctx, client.ClaimRequest{Reference: ref})
 			wantClientError(t, "app B claims it by reference", err, http.StatusNotFound, "payment_not_found")
-			if ids := listIDs(t, appB); len(ids) != 0 {
+			if ids := listIDs(t, appB, client.ListQuery{}); len(ids) != 0 {
 				t.Errorf("app B's list: got %v, want none of app A's payments", ids)
 			}
 		})
