@@ -101,7 +101,7 @@ func startServeProc(t *testing.T, bin, dir string, env map[string]string) *serve
 			t.Logf("lipa serve %s output:\n%s", p.url, p.out)
 		}
 	})
-	ready := crashClient(t, p.url, "", 10*time.Second)
+	ready := processClient(t, p.url, "", 10*time.Second)
 	deadline := time.Now().Add(crashWait)
 	for {
 		if _, err := ready.Ready(context.Background()); err == nil {
@@ -117,22 +117,6 @@ func startServeProc(t *testing.T, bin, dir string, env map[string]string) *serve
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// crashClient returns Lipa's Go client for the lipa process at base, as
-// the app with key, each request bounded by timeout and checked against
-// the OpenAPI document. It never repeats a request: the test's record is
-// of single exchanges.
-func crashClient(t *testing.T, base, key string, timeout time.Duration) *client.Client {
-	t.Helper()
-	hc := checkedClient(t, &http.Transport{})
-	hc.Timeout = timeout
-	t.Cleanup(hc.CloseIdleConnections)
-	c, err := client.New(base, key, client.WithHTTPClient(hc), client.WithRetries(0))
-	if err != nil {
-		t.Fatalf("client.New(%s): %v", base, err)
-	}
-	return c
 }
 
 // crashRecord is the client's own record of what the service told it.
@@ -262,7 +246,7 @@ func TestCrashSafety(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				crashWorker(crashClient(t, first.url, key, 10*time.Second), rec, stop, n)
+				crashWorker(processClient(t, first.url, key, 10*time.Second), rec, stop, n)
 			}()
 		}
 		deadline := time.Now().Add(crashWait)
@@ -290,7 +274,7 @@ func TestCrashSafety(t *testing.T) {
 		}
 
 		second := startServeProc(t, bin, dir, env)
-		c := crashClient(t, second.url, key, 10*time.Second)
+		c := processClient(t, second.url, key, 10*time.Second)
 		all := func(q client.ListQuery) []client.Payment {
 			t.Helper()
 			q.Limit = 200
@@ -407,7 +391,7 @@ func TestCrashSafety(t *testing.T) {
 		// SIGTERM drains: a push nobody answers is in flight; it still gets
 		// its 504 before the process exits 0.
 		answered := make(chan error, 1)
-		drained := crashClient(t, second.url, key, 30*time.Second)
+		drained := processClient(t, second.url, key, 30*time.Second)
 		go func() {
 			_, err := drained.Push(context.Background(), client.PushRequest{PhoneNumber: darajasim.PhoneNoAnswer, Amount: client.Shillings(10), Reference: freshRef()})
 			answered <- err

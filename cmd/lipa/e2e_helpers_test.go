@@ -108,6 +108,23 @@ func checkedClient(t *testing.T, tr *http.Transport) *http.Client {
 	return &http.Client{Timeout: 30 * time.Second, Transport: openapitest.Transport(t, tr)}
 }
 
+// processClient returns Lipa's Go client for the lipa process at base (a
+// `lipa serve` the test started), as the app with key (none for ""), each
+// request bounded by timeout and checked against the OpenAPI document. It
+// never repeats a request, so that what the test records is single
+// exchanges.
+func processClient(t *testing.T, base, key string, timeout time.Duration) *client.Client {
+	t.Helper()
+	hc := checkedClient(t, &http.Transport{})
+	hc.Timeout = timeout
+	t.Cleanup(hc.CloseIdleConnections)
+	c, err := client.New(base, key, client.WithHTTPClient(hc), client.WithRetries(0))
+	if err != nil {
+		t.Fatalf("client.New(%s): %v", base, err)
+	}
+	return c
+}
+
 // runCLI runs a lipa command in-process with env as its environment and
 // returns its exit code, stdout and stderr.
 func runCLI(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
@@ -253,6 +270,12 @@ func (s *testService) send(method, path string, header http.Header, body any) (a
 // their own (another source address); hc must check the exchanges too
 // (checkedClient).
 func (s *testService) sendVia(hc *http.Client, method, path string, header http.Header, body any) (apiResponse, error) {
+	return sendTo(hc, s.URL, method, path, header, body)
+}
+
+// sendTo is send to the Lipa at base (a lipa process the test started)
+// through hc, which must check the exchanges (checkedClient).
+func sendTo(hc *http.Client, base, method, path string, header http.Header, body any) (apiResponse, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -267,7 +290,7 @@ func (s *testService) sendVia(hc *http.Client, method, path string, header http.
 		}
 		rd = bytes.NewReader(j)
 	}
-	req, err := http.NewRequest(method, s.URL+path, rd)
+	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
 		return apiResponse{}, err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -670,19 +671,16 @@ func whProcShop(t *testing.T, bin, databaseURL string, rc *whReceiver) (p *serve
 	}
 	json.Unmarshal([]byte(whCLI(t, cli, "apps", "create", "shop", "--json")), &created)
 	rc.setSecret(whSetWebhook(t, cli, "shop", rc.URL))
-	st, push := call(t, http.MethodPost, p.url+"/api/stk-push/", created.APIKey, map[string]any{"phone_number": freshPhone(), "amount": 10, "reference": freshRef()})
-	paymentID, _ = push["payment_id"].(string)
-	if st != http.StatusOK || paymentID == "" {
-		t.Fatalf("push: got %d %v, want 200 with a payment_id", st, push)
-	}
+	c := processClient(t, p.url, created.APIKey, 30*time.Second)
+	paymentID = pushOK(t, c, freshPhone(), 10, freshRef()).PaymentID
 	end := time.Now().Add(whWait)
 	for {
-		st, pay := call(t, http.MethodGet, p.url+"/api/payments/"+paymentID+"/", created.APIKey, nil)
-		if st == http.StatusOK && pay["status"] == "SUCCESS" {
+		pay, err := c.Payment(context.Background(), paymentID)
+		if err == nil && pay.Status == client.StatusSuccess {
 			return p, env, cli, paymentID
 		}
 		if time.Now().After(end) {
-			t.Fatalf("payment %s: got %d %v, want SUCCESS", paymentID, st, pay)
+			t.Fatalf("payment %s: got %+v (error %v), want SUCCESS", paymentID, pay, err)
 		}
 		time.Sleep(whPoll)
 	}
