@@ -10,7 +10,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -157,9 +156,10 @@ func (s *testService) createApp(t *testing.T, name string) string {
 	return out.APIKey
 }
 
-// appClient returns Lipa's Go client for the app with key, sending its
-// requests through s's checking transport. New tests call Lipa through it
-// rather than through do.
+// appClient returns Lipa's Go client for the app with key (none for ""),
+// sending its requests through s's checking transport. The end-to-end
+// tests call the app API (push, payment, list, verify, claim, events,
+// health) through it; raw is for what the client cannot express.
 func (s *testService) appClient(t *testing.T, key string) *client.Client {
 	t.Helper()
 	c, err := client.New(s.URL, key, client.WithHTTPClient(s.client))
@@ -412,6 +412,10 @@ func wantError(t *testing.T, what string, r apiResponse, status int, code string
 	}
 }
 
+// The helpers below (push, pushOK, payment, waitStatus) are the raw-JSON
+// form of the app API that only the console tests still use; the other
+// end-to-end tests use the client and the helpers above.
+
 // push sends POST /api/stk-push/ with body.
 func (s *testService) push(t *testing.T, key string, body any) apiResponse {
 	t.Helper()
@@ -437,18 +441,6 @@ func (s *testService) payment(t *testing.T, key, id string) map[string]any {
 	r := s.do(t, http.MethodGet, "/api/payments/"+id+"/", key, nil)
 	wantStatus(t, "GET /api/payments/"+id+"/", r, http.StatusOK)
 	return r.Body
-}
-
-// verify calls GET /api/payments/verify/ with the query.
-func (s *testService) verify(t *testing.T, key string, q url.Values) apiResponse {
-	t.Helper()
-	return s.do(t, http.MethodGet, "/api/payments/verify/?"+q.Encode(), key, nil)
-}
-
-// claim calls POST /api/payments/claim/ with body.
-func (s *testService) claim(t *testing.T, key string, body any) apiResponse {
-	t.Helper()
-	return s.do(t, http.MethodPost, "/api/payments/claim/", key, body)
 }
 
 // waitStatus polls the payment every 20ms until its status is want and
