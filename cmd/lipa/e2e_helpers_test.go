@@ -412,9 +412,9 @@ func wantError(t *testing.T, what string, r apiResponse, status int, code string
 	}
 }
 
-// The helpers below (push, pushOK, payment, waitStatus) are the raw-JSON
-// form of the app API that only the console tests still use; the other
-// end-to-end tests use the client and the helpers above.
+// push, pushOK, payment and waitStatus below are the raw-JSON form of the
+// app API that only the console tests still use; the other end-to-end
+// tests use the client and the functions above.
 
 // push sends POST /api/stk-push/ with body.
 func (s *testService) push(t *testing.T, key string, body any) apiResponse {
