@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lipa-gateway/lipa/client"
 	"github.com/lipa-gateway/lipa/internal/darajasim"
 	"github.com/lipa-gateway/lipa/internal/sqlstore/sqlstoretest"
 )
@@ -69,10 +71,9 @@ func TestOrphanPushSettledByPull(t *testing.T) {
 
 		first := startServeProc(t, bin, dir, env)
 		lipa.Store(first)
-		client := &http.Client{Timeout: 10 * time.Second}
-		if st, m, err := crashCall(client, "POST", first.url+"/api/stk-push/", key,
-			map[string]any{"phone_number": phone, "amount": 42, "reference": "ORPHAN1"}); err == nil {
-			t.Fatalf("push to a Lipa killed mid-way: got %d %v, want no answer", st, m)
+		if res, err := processClient(t, first.url, key, 10*time.Second).Push(context.Background(),
+			client.PushRequest{PhoneNumber: phone, Amount: client.Shillings(42), Reference: "ORPHAN1"}); err == nil {
+			t.Fatalf("push to a Lipa killed mid-way: got %+v, want no answer", res)
 		}
 		first.wait()
 		deadline := time.Now().Add(crashWait)
@@ -91,20 +92,17 @@ func TestOrphanPushSettledByPull(t *testing.T) {
 
 		second := startServeProc(t, bin, dir, env)
 		lipa.Store(second)
-		list := func() []map[string]any {
+		c := processClient(t, second.url, key, 10*time.Second)
+		list := func() []client.Payment {
 			t.Helper()
-			st, m, err := crashCall(client, "GET", second.url+"/api/payments/?reference=ORPHAN1", key, nil)
-			if err != nil || st != http.StatusOK {
-				t.Fatalf("list payments: got %d %v %v", st, m, err)
+			page, err := c.PaymentsPage(context.Background(), client.ListQuery{Reference: "ORPHAN1"})
+			if err != nil {
+				t.Fatalf("list payments: %v", err)
 			}
-			var out []map[string]any
-			for _, p := range m["payments"].([]any) {
-				out = append(out, p.(map[string]any))
-			}
-			return out
+			return page.Payments
 		}
 		ps := list()
-		if len(ps) != 1 || ps[0]["status"] != "PENDING" || ps[0]["checkout_request_id"] != nil {
+		if len(ps) != 1 || ps[0].Status != client.StatusPending || ps[0].CheckoutRequestID != "" {
 			t.Fatalf("after the restart: got %v, want one PENDING payment without a CheckoutRequestID", ps)
 		}
 		if code, out, stderr := runCLI(t, env, "pull", "register"); code != 0 || !strings.Contains(out, "registered for Pull Transactions") {
@@ -114,16 +112,16 @@ func TestOrphanPushSettledByPull(t *testing.T) {
 			t.Fatalf("lipa pull run: got %d %q %q, want 0", code, out, stderr)
 		}
 		ps = list()
-		if len(ps) != 1 || ps[0]["status"] != "SUCCESS" || ps[0]["resolved_by"] != "pull" || ps[0]["mpesa_receipt_number"] != receipt {
+		if len(ps) != 1 || ps[0].Status != client.StatusSuccess || ps[0].ResolvedBy != "pull" || ps[0].MpesaReceiptNumber != receipt {
 			t.Fatalf("after the pull: got %v, want the one payment SUCCESS, resolved_by pull, receipt %s", ps, receipt)
 		}
-		st, m, err := crashCall(client, "GET", second.url+"/api/events/?limit=500", key, nil)
-		if err != nil || st != http.StatusOK {
-			t.Fatalf("events: got %d %v", st, err)
+		page, err := c.EventsPage(context.Background(), client.EventsQuery{Limit: 500})
+		if err != nil {
+			t.Fatalf("events: %v", err)
 		}
 		n := 0
-		for _, e := range m["events"].([]any) {
-			if e.(map[string]any)["type"] == "payment.succeeded" {
+		for _, e := range page.Events {
+			if e.Type == "payment.succeeded" {
 				n++
 			}
 		}

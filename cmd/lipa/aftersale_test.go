@@ -148,7 +148,7 @@ func TestRefundHappyPath(t *testing.T) {
 		other := s.createApp(t, "school")
 		p := s.paid(t, key, freshPhone(), 10)
 		pid := jsonStr(p, "id")
-		if c := s.claim(t, key, map[string]any{"payment_id": pid}); c.Status != http.StatusOK {
+		if c := s.do(t, http.MethodPost, "/api/payments/claim/", key, map[string]any{"payment_id": pid}); c.Status != http.StatusOK {
 			t.Fatalf("claim: got %d %s, want 200", c.Status, c.Raw)
 		}
 
@@ -398,7 +398,7 @@ func TestRefundResultAppliedOnce(t *testing.T) {
 		}
 		same := result(0, jsonStr(ref, "conversation_id"), jsonStr(ref, "originator_conversation_id"), jsonStr(ref, "reversal_receipt"))
 		for i := range 2 {
-			st, body, err := s.post("/api/reversal/result/", "", same)
+			st, body, err := s.safaricomPost("/api/reversal/result/", same)
 			if err != nil || st != http.StatusOK || body["ResultCode"] != float64(0) {
 				t.Fatalf("Result again (%d): got %d %v %v, want 200 Accepted", i+1, st, body, err)
 			}
@@ -410,7 +410,7 @@ func TestRefundResultAppliedOnce(t *testing.T) {
 			t.Errorf("refund.succeeded events: got %d, want 1", n)
 		}
 		contra := result("R000001", jsonStr(ref, "conversation_id"), jsonStr(ref, "originator_conversation_id"), "UAA0000000")
-		if st, _, err := s.post("/api/reversal/result/", "", contra); err != nil || st != http.StatusOK {
+		if st, _, err := s.safaricomPost("/api/reversal/result/", contra); err != nil || st != http.StatusOK {
 			t.Fatalf("contradicting Result: got %d %v, want 200", st, err)
 		}
 		if got := s.waitRefund(t, key, jsonStr(ref, "id"), "SUCCESS"); jsonStr(got, "status") != "SUCCESS" {
@@ -419,13 +419,13 @@ func TestRefundResultAppliedOnce(t *testing.T) {
 		if items := reviewItems(t, s.Env, "refund_conflict"); len(items) != 1 {
 			t.Errorf("refund_conflict review items: got %v, want one", items)
 		}
-		if st, _, err := s.post("/api/reversal/result/", "", result(0, "AG_20261129_000000000000unknown", "unknown-originator", "UAA1111111")); err != nil || st != http.StatusOK {
+		if st, _, err := s.safaricomPost("/api/reversal/result/", result(0, "AG_20261129_000000000000unknown", "unknown-originator", "UAA1111111")); err != nil || st != http.StatusOK {
 			t.Fatalf("unknown Result: got %d %v, want 200", st, err)
 		}
 		if items := reviewItems(t, s.Env, "unmatched_result"); len(items) != 1 {
 			t.Errorf("unmatched_result review items: got %v, want one", items)
 		}
-		if st, _, err := s.post("/api/reversal/result/", "", []byte(`{"not":"a result"}`)); err != nil || st != http.StatusBadRequest {
+		if st, _, err := s.safaricomPost("/api/reversal/result/", []byte(`{"not":"a result"}`)); err != nil || st != http.StatusBadRequest {
 			t.Errorf("malformed Result: got %d %v, want 400", st, err)
 		}
 	})
@@ -442,7 +442,7 @@ func TestAfterSaleNotConfigured(t *testing.T) {
 	if !strings.Contains(string(r.Raw), "MPESA_INITIATOR_NAME") || !strings.Contains(string(r.Raw), "MPESA_INITIATOR_PASSWORD") {
 		t.Errorf("refund without initiator: got %s, want the settings named", r.Raw)
 	}
-	wantError(t, "lookup without initiator", s.verify(t, key, url.Values{"receipt": {"UAB1234567"}, "lookup": {"daraja"}}), http.StatusNotImplemented, "not_configured")
+	wantError(t, "lookup without initiator", s.do(t, http.MethodGet, "/api/payments/verify/?"+url.Values{"receipt": {"UAB1234567"}, "lookup": {"daraja"}}.Encode(), key, nil), http.StatusNotImplemented, "not_configured")
 	if rd := s.do(t, http.MethodGet, "/readyz", "", nil); rd.Status != http.StatusOK {
 		t.Errorf("/readyz: got %d %s, want 200", rd.Status, rd.Raw)
 	}
@@ -494,8 +494,8 @@ func TestVerifyLookupDaraja(t *testing.T) {
 			t.Fatalf("lipa simulate c2b --no-confirmation: got %d %q %q, want 0", code, out, stderr)
 		}
 		receipt := simReceipt(t, s, "LOOKUP1")
-		wantError(t, "verify without lookup", s.verify(t, key, url.Values{"receipt": {receipt}}), http.StatusNotFound, "payment_not_found")
-		r := s.verify(t, key, url.Values{"receipt": {receipt}, "lookup": {"daraja"}})
+		wantError(t, "verify without lookup", s.do(t, http.MethodGet, "/api/payments/verify/?"+url.Values{"receipt": {receipt}}.Encode(), key, nil), http.StatusNotFound, "payment_not_found")
+		r := s.do(t, http.MethodGet, "/api/payments/verify/?"+url.Values{"receipt": {receipt}, "lookup": {"daraja"}}.Encode(), key, nil)
 		wantStatus(t, "verify lookup=daraja", r, http.StatusOK)
 		if jsonStr(r.Body, "source") != "daraja" || r.Body["paid"] != false || r.Body["claimable"] != false || r.Body["amount"] != float64(45) ||
 			jsonStr(r.Body, "transaction_status") != "Completed" {
@@ -507,12 +507,12 @@ func TestVerifyLookupDaraja(t *testing.T) {
 		if items := reviewItems(t, s.Env, "daraja_lookup"); len(items) != 1 || jsonStr(items[0], "receipt") != receipt {
 			t.Errorf("daraja_lookup review items: got %v, want one for %s", items, receipt)
 		}
-		nf := s.verify(t, key, url.Values{"receipt": {"UZZ0000001"}, "lookup": {"daraja"}})
+		nf := s.do(t, http.MethodGet, "/api/payments/verify/?"+url.Values{"receipt": {"UZZ0000001"}, "lookup": {"daraja"}}.Encode(), key, nil)
 		wantError(t, "lookup of an unknown receipt", nf, http.StatusNotFound, "payment_not_found")
 		if jsonStr(nf.Body, "error", "details", "source") != "daraja" {
 			t.Errorf("lookup of an unknown receipt: got %s, want details.source daraja", nf.Raw)
 		}
-		wantError(t, "lookup=other", s.verify(t, key, url.Values{"receipt": {receipt}, "lookup": {"elsewhere"}}), http.StatusBadRequest, "invalid_parameter")
+		wantError(t, "lookup=other", s.do(t, http.MethodGet, "/api/payments/verify/?"+url.Values{"receipt": {receipt}, "lookup": {"elsewhere"}}.Encode(), key, nil), http.StatusBadRequest, "invalid_parameter")
 	})
 }
 
@@ -589,7 +589,7 @@ func TestPullRecoversWithheldC2B(t *testing.T) {
 				jsonStr(p, "mpesa_receipt_number") == "" || p["app"] != nil {
 				t.Errorf("pulled payment %s: got %v, want a SUCCESS C2B intake payment of 55 resolved_by pull with a receipt", ref, p)
 			}
-			v := s.verify(t, key, url.Values{"reference": {ref}})
+			v := s.do(t, http.MethodGet, "/api/payments/verify/?"+url.Values{"reference": {ref}}.Encode(), key, nil)
 			if v.Status != http.StatusOK || v.Body["paid"] != true {
 				t.Errorf("verify %s: got %d %s, want paid", ref, v.Status, v.Raw)
 			}
@@ -652,7 +652,7 @@ func TestC2BConfirmedByTransactionStatus(t *testing.T) {
 		}
 		forged, _ := json.Marshal(map[string]any{"TransactionType": "Pay Bill", "TransID": "UFF0000001", "TransTime": "20261129100000",
 			"TransAmount": "1000.00", "BusinessShortCode": "174379", "BillRefNumber": "FORGED1", "MSISDN": "254708374149"})
-		if st, _, err := s.post("/api/c2b/confirmation/", "", forged); err != nil || st != http.StatusOK {
+		if st, _, err := s.safaricomPost("/api/c2b/confirmation/", forged); err != nil || st != http.StatusOK {
 			t.Fatalf("forged confirmation: got %d %v, want 200", st, err)
 		}
 		deadline = time.Now().Add(e2eWaitTimeout)
@@ -722,4 +722,11 @@ func TestAfterSaleConfig(t *testing.T) {
 	if s := fmt.Sprintf("%v %+v", cfg.InitiatorPassword, cfg); strings.Contains(s, "secret-pass") {
 		t.Errorf("the initiator password is printed: %s", s)
 	}
+}
+
+// safaricomPost sends body to path as Safaricom would (no key), through the
+// harness's one raw sender, and returns the status and the JSON answer.
+func (s *testService) safaricomPost(path string, body []byte) (int, map[string]any, error) {
+	r, err := s.send(http.MethodPost, path, nil, body)
+	return r.Status, r.Body, err
 }

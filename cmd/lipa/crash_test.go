@@ -2,12 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lipa-gateway/lipa/client"
 	"github.com/lipa-gateway/lipa/internal/darajasim"
 	"github.com/lipa-gateway/lipa/internal/sqlstore/sqlstoretest"
 )
@@ -102,14 +101,11 @@ func startServeProc(t *testing.T, bin, dir string, env map[string]string) *serve
 			t.Logf("lipa serve %s output:\n%s", p.url, p.out)
 		}
 	})
+	ready := processClient(t, p.url, "", 10*time.Second)
 	deadline := time.Now().Add(crashWait)
 	for {
-		resp, err := http.Get(p.url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
+		if _, err := ready.Ready(context.Background()); err == nil {
+			return p
 		}
 		select {
 		case <-p.exited:
@@ -123,43 +119,16 @@ func startServeProc(t *testing.T, bin, dir string, env map[string]string) *serve
 	}
 }
 
-// crashCall sends one request to a lipa process; err is a transport error
-// (no answer).
-func crashCall(client *http.Client, method, url, key string, body any) (int, map[string]any, error) {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	if key != "" {
-		req.Header.Set("X-API-KEY", key)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("decode answer: %w", err)
-	}
-	return resp.StatusCode, m, nil
-}
-
 // crashRecord is the client's own record of what the service told it.
 type crashRecord struct {
 	mu           sync.Mutex
-	amount       map[string]float64 // payment_id answered 200 → amount
-	reference    map[string]string  // payment_id → reference
-	order        []string           // payment_ids in the order told
-	success      map[string]bool    // payments seen SUCCESS
-	claimed      map[string]bool    // claims answered 200
-	claimUnknown map[string]bool    // claims sent whose answer never came
-	queue        []string           // payments to look at (again), oldest first
+	amount       map[string]client.Amount // payment_id answered 200 → amount
+	reference    map[string]string        // payment_id → reference
+	order        []string                 // payment_ids in the order told
+	success      map[string]bool          // payments seen SUCCESS
+	claimed      map[string]bool          // claims answered 200
+	claimUnknown map[string]bool          // claims sent whose answer never came
+	queue        []string                 // payments to look at (again), oldest first
 }
 
 func (r *crashRecord) counts() (told, claimed int) {
@@ -170,20 +139,19 @@ func (r *crashRecord) counts() (told, claimed int) {
 
 // crashWorker pushes to fresh phones and claims payments it has seen
 // settle, until stop is closed.
-func crashWorker(base string, key string, rec *crashRecord, stop <-chan struct{}, n int) {
-	client := &http.Client{Timeout: 10 * time.Second}
+func crashWorker(c *client.Client, rec *crashRecord, stop <-chan struct{}, n int) {
+	ctx := context.Background()
 	for i := 0; ; i++ {
 		select {
 		case <-stop:
 			return
 		default:
 		}
-		amount := float64(1 + (n*7919+i*31)%500)
+		amount := client.Shillings(int64(1 + (n*7919+i*31)%500))
 		ref := freshRef()
-		st, ans, err := crashCall(client, "POST", base+"/api/stk-push/", key,
-			map[string]any{"phone_number": freshPhone(), "amount": amount, "reference": ref})
-		if err == nil && st == http.StatusOK {
-			if id, _ := ans["payment_id"].(string); id != "" {
+		pushed, err := c.Push(ctx, client.PushRequest{PhoneNumber: freshPhone(), Amount: amount, Reference: ref})
+		if err == nil {
+			if id := pushed.PaymentID; id != "" {
 				rec.mu.Lock()
 				rec.amount[id], rec.reference[id] = amount, ref
 				rec.order = append(rec.order, id)
@@ -203,30 +171,31 @@ func crashWorker(base string, key string, rec *crashRecord, stop <-chan struct{}
 		if id == "" {
 			continue
 		}
-		st, p, err := crashCall(client, "GET", base+"/api/payments/"+id+"/", key, nil)
-		if err != nil || st != http.StatusOK || p["status"] == "PENDING" {
+		p, err := c.Payment(ctx, id)
+		if err != nil || p.Status == client.StatusPending {
 			rec.mu.Lock()
 			rec.queue = append(rec.queue, id) // look again later
 			rec.mu.Unlock()
 			continue
 		}
-		if p["status"] != "SUCCESS" {
+		if p.Status != client.StatusSuccess {
 			continue
 		}
 		rec.mu.Lock()
 		rec.success[id] = true
 		ref = rec.reference[id]
 		rec.mu.Unlock()
-		claim := map[string]any{"payment_id": id}
+		claim := client.ClaimRequest{PaymentID: id}
 		if i%3 == 0 {
-			claim = map[string]any{"reference": ref, "amount": p["amount"]}
+			claim = client.ClaimRequest{Reference: ref, Amount: p.Amount}
 		}
-		st, ans, err = crashCall(client, "POST", base+"/api/payments/claim/", key, claim)
+		ans, err := c.Claim(ctx, claim)
+		var le *client.Error
 		rec.mu.Lock()
 		switch {
-		case err != nil:
-			rec.claimUnknown[id] = true
-		case st == http.StatusOK && ans["payment_id"] == id:
+		case err != nil && !errors.As(err, &le):
+			rec.claimUnknown[id] = true // no answer came
+		case err == nil && ans.PaymentID == id:
 			rec.claimed[id] = true
 		}
 		rec.mu.Unlock()
@@ -269,7 +238,7 @@ func TestCrashSafety(t *testing.T) {
 		key := created.APIKey
 
 		first := startServeProc(t, bin, dir, env)
-		rec := &crashRecord{amount: map[string]float64{}, reference: map[string]string{}, success: map[string]bool{},
+		rec := &crashRecord{amount: map[string]client.Amount{}, reference: map[string]string{}, success: map[string]bool{},
 			claimed: map[string]bool{}, claimUnknown: map[string]bool{}}
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
@@ -277,7 +246,7 @@ func TestCrashSafety(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				crashWorker(first.url, key, rec, stop, n)
+				crashWorker(processClient(t, first.url, key, 10*time.Second), rec, stop, n)
 			}()
 		}
 		deadline := time.Now().Add(crashWait)
@@ -305,35 +274,18 @@ func TestCrashSafety(t *testing.T) {
 		}
 
 		second := startServeProc(t, bin, dir, env)
-		client := &http.Client{Timeout: 10 * time.Second}
-		get := func(path string) map[string]any {
+		c := processClient(t, second.url, key, 10*time.Second)
+		all := func(q client.ListQuery) []client.Payment {
 			t.Helper()
-			st, m, err := crashCall(client, "GET", second.url+path, key, nil)
-			if err != nil || st != http.StatusOK {
-				t.Fatalf("GET %s: got %d %v (%v), want 200", path, st, m, err)
+			q.Limit = 200
+			var out []client.Payment
+			for p, err := range c.Payments(context.Background(), q) {
+				if err != nil {
+					t.Fatalf("GET /api/payments/ %+v: %v", q, err)
+				}
+				out = append(out, p)
 			}
-			return m
-		}
-		all := func(query string) []map[string]any {
-			t.Helper()
-			var out []map[string]any
-			cursor := ""
-			for {
-				q, _ := url.ParseQuery(query)
-				q.Set("limit", "200")
-				if cursor != "" {
-					q.Set("cursor", cursor)
-				}
-				m := get("/api/payments/?" + q.Encode())
-				list, _ := m["payments"].([]any)
-				for _, p := range list {
-					out = append(out, p.(map[string]any))
-				}
-				cursor, _ = m["next_cursor"].(string)
-				if cursor == "" {
-					return out
-				}
-			}
+			return out
 		}
 
 		// Reconciliation settles what the crash left PENDING (their
@@ -366,9 +318,9 @@ func TestCrashSafety(t *testing.T) {
 		deadline = time.Now().Add(crashWait)
 		for {
 			held = orphans()
-			var unsettled []map[string]any
-			for _, p := range all("status=PENDING") {
-				if id, _ := p["id"].(string); !held[id] || p["checkout_request_id"] != nil {
+			var unsettled []client.Payment
+			for _, p := range all(client.ListQuery{Status: client.StatusPending}) {
+				if !held[p.ID] || p.CheckoutRequestID != "" {
 					unsettled = append(unsettled, p)
 				}
 			}
@@ -384,37 +336,37 @@ func TestCrashSafety(t *testing.T) {
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
 		for _, id := range rec.order {
-			p := get("/api/payments/" + id + "/")
-			if p["amount"] != rec.amount[id] {
-				t.Errorf("payment %s: got amount %v, want %v as pushed", id, p["amount"], rec.amount[id])
+			p := paymentOK(t, c, id)
+			if p.Amount != rec.amount[id] {
+				t.Errorf("payment %s: got amount %v, want %v as pushed", id, p.Amount, rec.amount[id])
 			}
-			if rec.success[id] && p["status"] != "SUCCESS" {
-				t.Errorf("payment %s: got status %v, want SUCCESS as the client saw before the crash", id, p["status"])
+			if rec.success[id] && p.Status != client.StatusSuccess {
+				t.Errorf("payment %s: got status %v, want SUCCESS as the client saw before the crash", id, p.Status)
 			}
-			if rec.claimed[id] && p["claimed"] != true {
-				t.Errorf("payment %s: got claimed %v, want true: its claim was answered 200", id, p["claimed"])
+			if rec.claimed[id] && !p.Claimed {
+				t.Errorf("payment %s: got claimed %v, want true: its claim was answered 200", id, p.Claimed)
 			}
 		}
-		everything := all("")
+		everything := all(client.ListQuery{})
 		told := map[string]bool{}
 		for _, id := range rec.order {
 			told[id] = true
 		}
 		for _, p := range everything {
-			id, _ := p["id"].(string)
-			if p["status"] == "PENDING" && !held[id] {
+			id := p.ID
+			if p.Status == client.StatusPending && !held[id] {
 				t.Errorf("payment %s: got PENDING after reconciliation and not in the review queue, want SUCCESS or FAILED", id)
 			}
-			if p["claimed"] == true && !rec.claimed[id] && !rec.claimUnknown[id] {
+			if p.Claimed && !rec.claimed[id] && !rec.claimUnknown[id] {
 				t.Errorf("payment %s: got claimed, want unclaimed: the client never claimed it (told %v)", id, told[id])
 			}
 		}
 		// Every callback the first process acknowledged (as the built-in
 		// simulator logged it) is applied: the push it names paid.
-		byCheckout := map[string]map[string]any{}
+		byCheckout := map[string]client.Payment{}
 		for _, p := range everything {
-			if c, _ := p["checkout_request_id"].(string); c != "" {
-				byCheckout[c] = p
+			if p.CheckoutRequestID != "" {
+				byCheckout[p.CheckoutRequestID] = p
 			}
 		}
 		acked := crashAckedCallbacks(t, env["LOG_FILE"])
@@ -422,32 +374,27 @@ func TestCrashSafety(t *testing.T) {
 			t.Errorf("LOG_FILE: got no callback acknowledged before the crash, want some")
 		}
 		for _, c := range acked {
-			p := byCheckout[c]
-			if p == nil || p["status"] != "SUCCESS" || p["mpesa_receipt_number"] == nil {
-				t.Errorf("callback for %s was acknowledged: got payment %v, want it SUCCESS with its receipt", c, p)
+			p, ok := byCheckout[c]
+			if !ok || p.Status != client.StatusSuccess || p.MpesaReceiptNumber == "" {
+				t.Errorf("callback for %s was acknowledged: got payment %+v, want it SUCCESS with its receipt", c, p)
 			}
 		}
-		if n := len(all("claimed=true")); n < len(rec.claimed) || n > len(rec.claimed)+len(rec.claimUnknown) {
+		if n := len(all(client.ListQuery{Claimed: new(true)})); n < len(rec.claimed) || n > len(rec.claimed)+len(rec.claimUnknown) {
 			t.Errorf("claimed payments: got %d, want from %d to %d", n, len(rec.claimed), len(rec.claimed)+len(rec.claimUnknown))
 		}
-		if st, m, err := crashCall(client, "GET", second.url+"/readyz", "", nil); err != nil || st != http.StatusOK {
-			t.Errorf("/readyz after the restart: got %d %v (%v), want 200", st, m, err)
+		if _, err := c.Ready(context.Background()); err != nil {
+			t.Errorf("/readyz after the restart: got %v, want 200", err)
 		}
 		t.Logf("%d payments told (%d seen SUCCESS), %d claims answered 200, %d claims unanswered, %d payments stored, %d callbacks acknowledged",
 			len(rec.order), len(rec.success), len(rec.claimed), len(rec.claimUnknown), len(everything), len(acked))
 
 		// SIGTERM drains: a push nobody answers is in flight; it still gets
 		// its 504 before the process exits 0.
-		type result struct {
-			status int
-			body   map[string]any
-			err    error
-		}
-		answered := make(chan result, 1)
+		answered := make(chan error, 1)
+		drained := processClient(t, second.url, key, 30*time.Second)
 		go func() {
-			st, m, err := crashCall(&http.Client{Timeout: 30 * time.Second}, "POST", second.url+"/api/stk-push/", key,
-				map[string]any{"phone_number": darajasim.PhoneNoAnswer, "amount": 10, "reference": freshRef()})
-			answered <- result{st, m, err}
+			_, err := drained.Push(context.Background(), client.PushRequest{PhoneNumber: darajasim.PhoneNoAnswer, Amount: client.Shillings(10), Reference: freshRef()})
+			answered <- err
 		}()
 		deadline = time.Now().Add(crashWait)
 		for !crashLogHas(t, env["LOG_FILE"], "stk push fault injected", "no-answer") {
@@ -459,11 +406,10 @@ func TestCrashSafety(t *testing.T) {
 		if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatalf("SIGTERM: %v", err)
 		}
-		r := <-answered
-		if r.err != nil {
-			t.Errorf("push in flight at SIGTERM: got error %v, want its answer", r.err)
-		} else if code := jsonStr(r.body, "error", "code"); r.status != http.StatusGatewayTimeout || code != "daraja_timeout" {
-			t.Errorf("push in flight at SIGTERM: got %d %v, want 504 daraja_timeout", r.status, r.body)
+		if err := <-answered; !errors.As(err, new(*client.Error)) {
+			t.Errorf("push in flight at SIGTERM: got error %v, want its answer", err)
+		} else if le := err.(*client.Error); le.StatusCode != http.StatusGatewayTimeout || le.Code != "daraja_timeout" {
+			t.Errorf("push in flight at SIGTERM: got %d %s, want 504 daraja_timeout", le.StatusCode, le.Code)
 		}
 		if err := second.wait(); err != nil {
 			var ee *exec.ExitError

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/lipa-gateway/lipa/client"
 )
 
 // darajaFixtures is where the repository keeps Daraja's payloads.
@@ -110,10 +112,10 @@ func (f *stkFixture) setItem(name string, v any) {
 // forPush points the fixture at a push: CheckoutRequestID and
 // MerchantRequestID become the push's, and PhoneNumber the push's phone,
 // keeping its JSON type (number or string).
-func (f *stkFixture) forPush(push apiResponse, phone string) *stkFixture {
+func (f *stkFixture) forPush(push *client.PushResult, phone string) *stkFixture {
 	cb := f.callback()
-	cb["CheckoutRequestID"] = jsonStr(push.Body, "checkout_request_id")
-	cb["MerchantRequestID"] = jsonStr(push.Body, "merchant_request_id")
+	cb["CheckoutRequestID"] = push.CheckoutRequestID
+	cb["MerchantRequestID"] = push.MerchantRequestID
 	switch f.item("PhoneNumber").(type) {
 	case json.Number:
 		f.setItem("PhoneNumber", json.Number(phone))

@@ -10,7 +10,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,11 +86,7 @@ func startTestService(t *testing.T, databaseURL string, extra map[string]string)
 		Env:     env,
 		LogFile: cfg.LogFile,
 		srv:     s,
-		client: &http.Client{
-			Timeout: 30 * time.Second,
-			// Every exchange is checked against the OpenAPI document.
-			Transport: openapitest.Transport(t, &http.Transport{MaxIdleConnsPerHost: 256}),
-		},
+		client:  checkedClient(t, &http.Transport{MaxIdleConnsPerHost: 256}),
 	}
 	t.Cleanup(func() {
 		ts.client.CloseIdleConnections()
@@ -103,6 +98,30 @@ func startTestService(t *testing.T, databaseURL string, extra map[string]string)
 		closeLog()
 	})
 	return ts
+}
+
+// checkedClient returns an HTTP client that sends through tr and checks
+// every exchange against the OpenAPI document, failing t on a mismatch.
+// Every request a test sends to Lipa goes through one.
+func checkedClient(t *testing.T, tr *http.Transport) *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: openapitest.Transport(t, tr)}
+}
+
+// processClient returns Lipa's Go client for the lipa process at base (a
+// `lipa serve` the test started), as the app with key (none for ""), each
+// request bounded by timeout and checked against the OpenAPI document. It
+// never repeats a request, so that what the test records is single
+// exchanges.
+func processClient(t *testing.T, base, key string, timeout time.Duration) *client.Client {
+	t.Helper()
+	hc := checkedClient(t, &http.Transport{})
+	hc.Timeout = timeout
+	t.Cleanup(hc.CloseIdleConnections)
+	c, err := client.New(base, key, client.WithHTTPClient(hc), client.WithRetries(0))
+	if err != nil {
+		t.Fatalf("client.New(%s): %v", base, err)
+	}
+	return c
 }
 
 // runCLI runs a lipa command in-process with env as its environment and
@@ -137,9 +156,10 @@ func (s *testService) createApp(t *testing.T, name string) string {
 	return out.APIKey
 }
 
-// appClient returns Lipa's Go client for the app with key, sending its
-// requests through s's checking transport. New tests call Lipa through it
-// rather than through do.
+// appClient returns Lipa's Go client for the app with key (none for ""),
+// sending its requests through s's checking transport. The end-to-end
+// tests call the app API (push, payment, list, verify, claim, events,
+// health) through it; raw is for what the client cannot express.
 func (s *testService) appClient(t *testing.T, key string) *client.Client {
 	t.Helper()
 	c, err := client.New(s.URL, key, client.WithHTTPClient(s.client))
@@ -181,6 +201,51 @@ func wantClientError(t *testing.T, what string, err error, status int, code stri
 	return le
 }
 
+// pushOK pushes amount shillings to phone for reference through c, with
+// the description "Test", and returns the answer, which must be a success
+// carrying a payment id and a CheckoutRequestID.
+func pushOK(t *testing.T, c *client.Client, phone string, amount int64, reference string) *client.PushResult {
+	t.Helper()
+	r, err := c.Push(context.Background(), client.PushRequest{PhoneNumber: phone, Amount: client.Shillings(amount), Reference: reference, Description: "Test"})
+	if err != nil {
+		t.Fatalf("push %d to %s for %s: %v", amount, phone, reference, err)
+	}
+	if r.PaymentID == "" || r.CheckoutRequestID == "" {
+		t.Fatalf("push %d to %s for %s: got %+v, want a payment id and a CheckoutRequestID", amount, phone, reference, r)
+	}
+	return r
+}
+
+// paymentOK returns the payment as c's app sees it, which must be found.
+func paymentOK(t *testing.T, c *client.Client, id string) *client.Payment {
+	t.Helper()
+	p, err := c.Payment(context.Background(), id)
+	if err != nil {
+		t.Fatalf("payment %s: %v", id, err)
+	}
+	return p
+}
+
+// verifyOK verifies q through c, which must find a payment.
+func verifyOK(t *testing.T, c *client.Client, q client.VerifyQuery) *client.Verification {
+	t.Helper()
+	v, err := c.Verify(context.Background(), q)
+	if err != nil {
+		t.Fatalf("verify %+v: %v", q, err)
+	}
+	return v
+}
+
+// claimOK claims r through c, which must succeed.
+func claimOK(t *testing.T, c *client.Client, r client.ClaimRequest) *client.Claim {
+	t.Helper()
+	cl, err := c.Claim(context.Background(), r)
+	if err != nil {
+		t.Fatalf("claim %+v: %v", r, err)
+	}
+	return cl
+}
+
 // apiResponse is one answer from the service.
 type apiResponse struct {
 	Status int
@@ -189,13 +254,28 @@ type apiResponse struct {
 	Body   map[string]any // the JSON object answered (numbers as float64)
 }
 
-// do sends a request to the service and returns its answer. body is nil
-// (no body), a string or []byte (sent as is), or any other value (sent as
-// its JSON). key, when not empty, is sent as X-API-KEY. Every answer must be
-// a JSON object; every error answer (4xx, 5xx) must be Lipa's error shape
-// with Content-Type application/json.
-func (s *testService) do(t *testing.T, method, path, key string, body any) apiResponse {
-	t.Helper()
+// send sends one request to the service through its checking transport
+// and returns its answer, or the transport error; it never touches a
+// testing.T, so it may run on any goroutine. body is nil (no body), a
+// string or []byte (sent as is, so a test can send malformed JSON), or any
+// other value (sent as its JSON); a body goes with Content-Type
+// application/json unless header sets another. header is sent as given
+// (several values of one name are sent as several header lines). An answer
+// that is not a JSON object is returned with a nil Body and an error.
+func (s *testService) send(method, path string, header http.Header, body any) (apiResponse, error) {
+	return s.sendVia(s.client, method, path, header, body)
+}
+
+// sendVia is send through hc, for the tests that need connections of
+// their own (another source address); hc must check the exchanges too
+// (checkedClient).
+func (s *testService) sendVia(hc *http.Client, method, path string, header http.Header, body any) (apiResponse, error) {
+	return sendTo(hc, s.URL, method, path, header, body)
+}
+
+// sendTo is send to the Lipa at base (a lipa process the test started)
+// through hc, which must check the exchanges (checkedClient).
+func sendTo(hc *http.Client, base, method, path string, header http.Header, body any) (apiResponse, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -206,32 +286,50 @@ func (s *testService) do(t *testing.T, method, path, key string, body any) apiRe
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
-			t.Fatalf("marshal request body: %v", err)
+			return apiResponse{}, fmt.Errorf("marshal request body: %w", err)
 		}
 		rd = bytes.NewReader(j)
 	}
-	req, err := http.NewRequest(method, s.URL+path, rd)
+	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
-		t.Fatalf("new request %s %s: %v", method, path, err)
+		return apiResponse{}, err
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if key != "" {
-		req.Header.Set("X-API-KEY", key)
+	for k, vs := range header {
+		req.Header[http.CanonicalHeaderKey(k)] = vs
 	}
-	resp, err := s.client.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return apiResponse{}, err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
+		return apiResponse{}, fmt.Errorf("%s %s: read body: %w", method, path, err)
 	}
 	r := apiResponse{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
 	if err := json.Unmarshal(raw, &r.Body); err != nil || r.Body == nil {
-		t.Errorf("%s %s: got body %q (status %d), want a JSON object", method, path, raw, r.Status)
+		return r, fmt.Errorf("%s %s: got body %q (status %d), want a JSON object", method, path, raw, r.Status)
+	}
+	return r, nil
+}
+
+// raw sends a request the typed client cannot express (Safaricom's
+// callbacks, malformed JSON, a duplicate header, a field of the wrong
+// type) through the service's checking transport and returns its answer.
+// It is the one way the end-to-end tests call Lipa besides the client.
+// Every answer must be a JSON object; every error answer (4xx, 5xx) must be
+// Lipa's error shape with Content-Type application/json.
+func (s *testService) raw(t *testing.T, method, path string, header http.Header, body any) apiResponse {
+	t.Helper()
+	r, err := s.send(method, path, header, body)
+	if err != nil && r.Raw == nil && r.Status == 0 {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	if err != nil {
+		t.Errorf("%v", err)
 	}
 	if r.Status >= 400 {
 		checkErrorShape(t, method+" "+path, r)
@@ -239,28 +337,18 @@ func (s *testService) do(t *testing.T, method, path, key string, body any) apiRe
 	return r
 }
 
-// post sends a POST from any goroutine (it never touches t): body as is,
-// with key as X-API-KEY when not empty. It returns the status and the body
-// decoded as a JSON object (nil when it is not one).
-func (s *testService) post(path, key string, body []byte) (int, map[string]any, error) {
-	req, err := http.NewRequest(http.MethodPost, s.URL+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
+// keyHeader is the header that names the app with key; none for "".
+func keyHeader(key string) http.Header {
+	if key == "" {
+		return nil
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if key != "" {
-		req.Header.Set("X-API-KEY", key)
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-		return resp.StatusCode, nil, nil
-	}
-	return resp.StatusCode, m, nil
+	return http.Header{"X-Api-Key": {key}}
+}
+
+// do is raw with key, when not empty, sent as X-API-KEY.
+func (s *testService) do(t *testing.T, method, path, key string, body any) apiResponse {
+	t.Helper()
+	return s.raw(t, method, path, keyHeader(key), body)
 }
 
 // checkErrorShape checks that an error answer is
@@ -324,6 +412,10 @@ func wantError(t *testing.T, what string, r apiResponse, status int, code string
 	}
 }
 
+// push, pushOK, payment and waitStatus below are the raw-JSON form of the
+// app API that only the console tests still use; the other end-to-end
+// tests use the client and the functions above.
+
 // push sends POST /api/stk-push/ with body.
 func (s *testService) push(t *testing.T, key string, body any) apiResponse {
 	t.Helper()
@@ -349,18 +441,6 @@ func (s *testService) payment(t *testing.T, key, id string) map[string]any {
 	r := s.do(t, http.MethodGet, "/api/payments/"+id+"/", key, nil)
 	wantStatus(t, "GET /api/payments/"+id+"/", r, http.StatusOK)
 	return r.Body
-}
-
-// verify calls GET /api/payments/verify/ with the query.
-func (s *testService) verify(t *testing.T, key string, q url.Values) apiResponse {
-	t.Helper()
-	return s.do(t, http.MethodGet, "/api/payments/verify/?"+q.Encode(), key, nil)
-}
-
-// claim calls POST /api/payments/claim/ with body.
-func (s *testService) claim(t *testing.T, key string, body any) apiResponse {
-	t.Helper()
-	return s.do(t, http.MethodPost, "/api/payments/claim/", key, body)
 }
 
 // waitStatus polls the payment every 20ms until its status is want and
@@ -451,3 +531,18 @@ func freshPhone() string { return fmt.Sprintf("25471%07d", 1000000+e2eSeq.Add(1)
 // freshRef returns a reference no other push in this process has used; it
 // fits Daraja's 12-character AccountReference.
 func freshRef() string { return fmt.Sprintf("REF%d", 100000+e2eSeq.Add(1)) }
+
+// paymentIDs returns the ids of a raw GET /api/payments/ answer, in order.
+func paymentIDs(t *testing.T, r apiResponse) []string {
+	t.Helper()
+	list, ok := r.Body["payments"].([]any)
+	if !ok {
+		t.Fatalf("list: got %s, want a payments array", r.Raw)
+	}
+	var ids []string
+	for _, p := range list {
+		m, _ := p.(map[string]any)
+		ids = append(ids, jsonStr(m, "id"))
+	}
+	return ids
+}

@@ -1,10 +1,11 @@
 package main
 
 import (
+	"context"
 	"net/http"
-	"net/url"
 	"testing"
 
+	"github.com/lipa-gateway/lipa/client"
 	"github.com/lipa-gateway/lipa/internal/darajasim"
 	"github.com/lipa-gateway/lipa/internal/sqlstore/sqlstoretest"
 )
@@ -18,11 +19,12 @@ import (
 func TestE2EReferencePrice(t *testing.T) {
 	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
 		svc := startTestService(t, databaseURL, nil)
-		key := svc.createApp(t, "shop")
-		ref := url.Values{"reference": {"ORDER777"}}
+		c := svc.appClient(t, svc.createApp(t, "shop"))
+		ctx := context.Background()
+		ref := client.VerifyQuery{Reference: "ORDER777"}
 
-		push := svc.pushOK(t, key, darajasim.PhoneCancelled, 5000, "ORDER777")
-		svc.waitStatus(t, key, jsonStr(push.Body, "payment_id"), "FAILED")
+		push := pushOK(t, c, darajasim.PhoneCancelled, 5000, "ORDER777")
+		waitPayment(t, c, push.PaymentID, client.StatusFailed)
 		simulateC2B := func(amount string) {
 			t.Helper()
 			code, stdout, stderr := runCLI(t, svc.Env, "simulate", "c2b", "--amount", amount, "--account", "ORDER777", "--phone", "254708374149", "--url", svc.URL)
@@ -32,51 +34,49 @@ func TestE2EReferencePrice(t *testing.T) {
 		}
 		simulateC2B("1")
 
-		v := svc.verify(t, key, ref)
-		wantStatus(t, "verify ORDER777 after 1 KES", v, http.StatusOK)
-		want := map[string]any{"paid": false, "amount_expected": float64(5000), "amount_paid": float64(1),
-			"payment_id": jsonStr(push.Body, "payment_id"), "payment_type": "STK", "from_intake": false, "status": "FAILED"}
-		for k, w := range want {
-			if v.Body[k] != w {
-				t.Errorf("verify ORDER777 after 1 KES: %s: got %v, want %v (body %s)", k, v.Body[k], w, v.Raw)
-			}
+		v := verifyOK(t, c, ref)
+		want := client.Verification{Paid: false, AmountExpected: new(client.Shillings(5000)), AmountPaid: client.Shillings(1),
+			PaymentID: push.PaymentID, PaymentType: client.TypeSTK, FromIntake: false, Status: client.StatusFailed}
+		if v.Paid != want.Paid || !sameAmount(v.AmountExpected, want.AmountExpected) || v.AmountPaid != want.AmountPaid ||
+			v.PaymentID != want.PaymentID || v.PaymentType != want.PaymentType || v.FromIntake != want.FromIntake || v.Status != want.Status {
+			t.Errorf("verify ORDER777 after 1 KES: got %+v, want %+v", v, want)
 		}
-		c := svc.claim(t, key, map[string]any{"reference": "ORDER777"})
-		wantError(t, "claim ORDER777 after 1 KES", c, http.StatusUnprocessableEntity, "amount_mismatch")
-		if jsonAt(c.Body, "error", "details", "expected") != float64(5000) || jsonAt(c.Body, "error", "details", "actual") != float64(1) {
-			t.Errorf("claim ORDER777 after 1 KES: got details %v, want expected 5000, actual 1", jsonAt(c.Body, "error", "details"))
+		_, err := c.Claim(ctx, client.ClaimRequest{Reference: "ORDER777"})
+		le := wantClientError(t, "claim ORDER777 after 1 KES", err, http.StatusUnprocessableEntity, "amount_mismatch")
+		if le.Details["expected"] != float64(5000) || le.Details["actual"] != float64(1) {
+			t.Errorf("claim ORDER777 after 1 KES: got details %v, want expected 5000, actual 1", le.Details)
 		}
 
 		simulateC2B("5000")
-		v = svc.verify(t, key, ref)
-		wantStatus(t, "verify ORDER777 after 5000 KES", v, http.StatusOK)
-		want = map[string]any{"paid": true, "amount": float64(5000), "amount_expected": float64(5000), "amount_paid": float64(5001),
-			"payment_type": "C2B", "from_intake": true, "status": "SUCCESS", "claimed": false}
-		for k, w := range want {
-			if v.Body[k] != w {
-				t.Errorf("verify ORDER777 after 5000 KES: %s: got %v, want %v (body %s)", k, v.Body[k], w, v.Raw)
-			}
+		v = verifyOK(t, c, ref)
+		want = client.Verification{Paid: true, Amount: client.Shillings(5000), AmountExpected: new(client.Shillings(5000)), AmountPaid: client.Shillings(5001),
+			PaymentType: client.TypeC2B, FromIntake: true, Status: client.StatusSuccess, Claimed: false}
+		if v.Paid != want.Paid || v.Amount != want.Amount || !sameAmount(v.AmountExpected, want.AmountExpected) || v.AmountPaid != want.AmountPaid ||
+			v.PaymentType != want.PaymentType || v.FromIntake != want.FromIntake || v.Status != want.Status || v.Claimed != want.Claimed {
+			t.Errorf("verify ORDER777 after 5000 KES: got %+v, want %+v", v, want)
 		}
-		c = svc.claim(t, key, map[string]any{"reference": "ORDER777"})
-		wantStatus(t, "claim ORDER777 after 5000 KES", c, http.StatusOK)
-		if c.Body["amount"] != float64(5000) || jsonStr(c.Body, "payment_id") != jsonStr(v.Body, "payment_id") {
-			t.Errorf("claim ORDER777: got %s, want payment %s of 5000", c.Raw, jsonStr(v.Body, "payment_id"))
+		cl := claimOK(t, c, client.ClaimRequest{Reference: "ORDER777"})
+		if cl.Amount != client.Shillings(5000) || cl.PaymentID != v.PaymentID {
+			t.Errorf("claim ORDER777: got %+v, want payment %s of 5000", cl, v.PaymentID)
 		}
 
 		// A reference the app never pushed under: no price to compare with.
-		inv77 := url.Values{"reference": {"INV77"}}
 		code, stdout, stderr := runCLI(t, svc.Env, "simulate", "c2b", "--amount", "100", "--account", "INV77", "--phone", "254708374149", "--url", svc.URL)
 		if code != 0 {
 			t.Fatalf("lipa simulate c2b INV77: got exit code %d (stdout %q, stderr %q), want 0", code, stdout, stderr)
 		}
-		v = svc.verify(t, key, inv77)
-		wantStatus(t, "verify INV77", v, http.StatusOK)
-		want = map[string]any{"paid": true, "amount": float64(100), "amount_expected": nil, "amount_paid": float64(100),
-			"payment_type": "C2B", "from_intake": true}
-		for k, w := range want {
-			if got, ok := v.Body[k]; !ok || got != w {
-				t.Errorf("verify INV77: %s: got %v (present %v), want %v (body %s)", k, got, ok, w, v.Raw)
-			}
+		v = verifyOK(t, c, client.VerifyQuery{Reference: "INV77"})
+		if !v.Paid || v.Amount != client.Shillings(100) || v.AmountExpected != nil || v.AmountPaid != client.Shillings(100) ||
+			v.PaymentType != client.TypeC2B || !v.FromIntake {
+			t.Errorf("verify INV77: got %+v, want paid 100 from the intake (C2B), amount_expected null, amount_paid 100", v)
 		}
 	})
+}
+
+// sameAmount reports whether two optional amounts are both absent or equal.
+func sameAmount(a, b *client.Amount) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }

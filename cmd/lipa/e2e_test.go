@@ -7,10 +7,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -185,17 +186,16 @@ func TestE2EWalkthrough(t *testing.T) {
 	})
 }
 
-// paymentIDs returns the ids of a GET /api/payments/ answer, in order.
-func paymentIDs(t *testing.T, r apiResponse) []string {
+// listIDs returns the ids of every payment q selects of those c's app
+// lists (GET /api/payments/, page after page), in order.
+func listIDs(t *testing.T, c *client.Client, q client.ListQuery) []string {
 	t.Helper()
-	list, ok := r.Body["payments"].([]any)
-	if !ok {
-		t.Fatalf("list: got %s, want a payments array", r.Raw)
-	}
 	var ids []string
-	for _, p := range list {
-		m, _ := p.(map[string]any)
-		ids = append(ids, jsonStr(m, "id"))
+	for p, err := range c.Payments(context.Background(), q) {
+		if err != nil {
+			t.Fatalf("list: %v", err)
+		}
+		ids = append(ids, p.ID)
 	}
 	return ids
 }
@@ -206,20 +206,20 @@ func TestE2ESimulatorOutcomes(t *testing.T) {
 	type want struct {
 		pushStatus int    // the push's answer
 		pushCode   string // its error code, for a refused push
-		status     string
-		reason     any // failure_reason; nil for none
-		resultCode any
+		status     client.Status
+		reason     client.FailureReason // "" for none
+		resultCode string               // "" for none
 	}
 	wants := map[string]want{
-		darajasim.PhoneCancelled:         {http.StatusOK, "", "FAILED", "cancelled_by_user", "1032"},
-		darajasim.PhoneInsufficientFunds: {http.StatusOK, "", "FAILED", "insufficient_funds", "1"},
-		darajasim.PhoneWrongPIN:          {http.StatusOK, "", "FAILED", "wrong_pin", "2001"},
-		darajasim.PhoneUnreachable:       {http.StatusOK, "", "FAILED", "customer_unreachable", "1037"},
-		darajasim.PhoneNoCallback:        {http.StatusOK, "", "PENDING", nil, nil},
-		darajasim.PhoneDuplicateCallback: {http.StatusOK, "", "SUCCESS", nil, "0"},
-		darajasim.PhoneSubscriberLocked:  {http.StatusConflict, "subscriber_busy", "FAILED", "subscriber_busy", "500.001.1001"},
-		darajasim.PhonePending4999:       {http.StatusOK, "", "PENDING", nil, nil},
-		darajasim.PhonePendingEmpty:      {http.StatusOK, "", "PENDING", nil, nil},
+		darajasim.PhoneCancelled:         {http.StatusOK, "", client.StatusFailed, "cancelled_by_user", "1032"},
+		darajasim.PhoneInsufficientFunds: {http.StatusOK, "", client.StatusFailed, "insufficient_funds", "1"},
+		darajasim.PhoneWrongPIN:          {http.StatusOK, "", client.StatusFailed, "wrong_pin", "2001"},
+		darajasim.PhoneUnreachable:       {http.StatusOK, "", client.StatusFailed, "customer_unreachable", "1037"},
+		darajasim.PhoneNoCallback:        {http.StatusOK, "", client.StatusPending, "", ""},
+		darajasim.PhoneDuplicateCallback: {http.StatusOK, "", client.StatusSuccess, "", "0"},
+		darajasim.PhoneSubscriberLocked:  {http.StatusConflict, "subscriber_busy", client.StatusFailed, "subscriber_busy", "500.001.1001"},
+		darajasim.PhonePending4999:       {http.StatusOK, "", client.StatusPending, "", ""},
+		darajasim.PhonePendingEmpty:      {http.StatusOK, "", client.StatusPending, "", ""},
 	}
 	var outcomes []darajasim.Outcome // the rows about the payment's result; faults are TestE2ESimulatorFaults's
 	for _, o := range darajasim.Outcomes() {
@@ -236,24 +236,27 @@ func TestE2ESimulatorOutcomes(t *testing.T) {
 	}
 	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
 		svc := startTestService(t, databaseURL, nil)
-		key := svc.createApp(t, "shop")
+		c := svc.appClient(t, svc.createApp(t, "shop"))
+		ctx := context.Background()
 
 		// Push to every number first, in table order, so that the
 		// no-callback push is scheduled before the duplicate one.
 		ids := map[string]string{}
 		for _, o := range outcomes {
 			w := wants[o.Phone]
-			r := svc.push(t, key, map[string]any{"phone_number": o.Phone, "amount": 10, "reference": freshRef()})
+			r, err := c.Push(ctx, client.PushRequest{PhoneNumber: o.Phone, Amount: client.Shillings(10), Reference: freshRef()})
 			if w.pushCode != "" {
-				wantError(t, "push to "+o.Phone, r, w.pushStatus, w.pushCode)
-				ids[o.Phone] = jsonStr(r.Body, "error", "details", "payment_id")
+				le := wantClientError(t, "push to "+o.Phone, err, w.pushStatus, w.pushCode)
+				ids[o.Phone] = le.PaymentID()
 				if ids[o.Phone] == "" {
-					t.Fatalf("push to %s: got details %v, want payment_id", o.Phone, jsonAt(r.Body, "error", "details"))
+					t.Fatalf("push to %s: got details %v, want payment_id", o.Phone, le.Details)
 				}
 				continue
 			}
-			wantStatus(t, "push to "+o.Phone, r, w.pushStatus)
-			ids[o.Phone] = jsonStr(r.Body, "payment_id")
+			if err != nil {
+				t.Fatalf("push to %s: got %v, want %d", o.Phone, err, w.pushStatus)
+			}
+			ids[o.Phone] = r.PaymentID
 		}
 
 		for _, o := range outcomes {
@@ -262,19 +265,19 @@ func TestE2ESimulatorOutcomes(t *testing.T) {
 				continue // checked below, once the others have settled
 			}
 			t.Run(o.Phone, func(t *testing.T) {
-				p := svc.waitStatus(t, key, ids[o.Phone], w.status)
-				if p["failure_reason"] != w.reason || p["result_code"] != w.resultCode {
-					t.Errorf("failure_reason, result_code: got %v, %v, want %v, %v", p["failure_reason"], p["result_code"], w.reason, w.resultCode)
+				p := waitPayment(t, c, ids[o.Phone], w.status)
+				if p.FailureReason != w.reason || p.ResultCode != w.resultCode {
+					t.Errorf("failure_reason, result_code: got %q, %q, want %q, %q", p.FailureReason, p.ResultCode, w.reason, w.resultCode)
 				}
-				if p["phone_number"] != o.Phone {
-					t.Errorf("phone_number: got %v, want %s", p["phone_number"], o.Phone)
+				if p.PhoneNumber != o.Phone {
+					t.Errorf("phone_number: got %v, want %s", p.PhoneNumber, o.Phone)
 				}
-				if w.status == "FAILED" {
-					c := svc.claim(t, key, map[string]any{"payment_id": ids[o.Phone]})
-					wantError(t, "claim of a FAILED payment", c, http.StatusConflict, "payment_not_successful")
-					v := svc.verify(t, key, url.Values{"reference": {jsonStr(p, "reference")}})
-					if v.Body["paid"] != false || v.Body["status"] != "FAILED" {
-						t.Errorf("verify: got paid %v status %v, want false FAILED", v.Body["paid"], v.Body["status"])
+				if w.status == client.StatusFailed {
+					_, err := c.Claim(ctx, client.ClaimRequest{PaymentID: ids[o.Phone]})
+					wantClientError(t, "claim of a FAILED payment", err, http.StatusConflict, "payment_not_successful")
+					v := verifyOK(t, c, client.VerifyQuery{Reference: p.Reference})
+					if v.Paid != false || v.Status != client.StatusFailed {
+						t.Errorf("verify: got paid %v status %v, want false FAILED", v.Paid, v.Status)
 					}
 					return
 				}
@@ -283,22 +286,21 @@ func TestE2ESimulatorOutcomes(t *testing.T) {
 				svc.waitLog(t, "the repeated callback of "+ids[o.Phone], func(l map[string]any) bool {
 					return l["msg"] == "repeated stk callback ignored" && l["payment_id"] == ids[o.Phone]
 				})
-				after := svc.payment(t, key, ids[o.Phone])
+				after := paymentOK(t, c, ids[o.Phone])
 				if diff := cmp.Diff(p, after); diff != "" {
 					t.Errorf("payment after the second delivery (-first +second):\n%s", diff)
 				}
-				c := svc.claim(t, key, map[string]any{"payment_id": ids[o.Phone]})
-				wantStatus(t, "claim", c, http.StatusOK)
-				c = svc.claim(t, key, map[string]any{"receipt": jsonStr(p, "mpesa_receipt_number")})
-				wantError(t, "second claim", c, http.StatusConflict, "already_claimed")
+				claimOK(t, c, client.ClaimRequest{PaymentID: ids[o.Phone]})
+				_, err := c.Claim(ctx, client.ClaimRequest{Receipt: p.MpesaReceiptNumber})
+				wantClientError(t, "second claim", err, http.StatusConflict, "already_claimed")
 			})
 		}
 		for _, phone := range []string{darajasim.PhoneNoCallback, darajasim.PhonePending4999, darajasim.PhonePendingEmpty} {
 			t.Run(phone, func(t *testing.T) {
-				p := svc.payment(t, key, ids[phone])
-				if p["status"] != "PENDING" || p["result_code"] != nil || p["mpesa_receipt_number"] != nil {
-					t.Errorf("after the others settled: got status %v result_code %v receipt %v, want PENDING with no result",
-						p["status"], p["result_code"], p["mpesa_receipt_number"])
+				p := paymentOK(t, c, ids[phone])
+				if p.Status != client.StatusPending || p.ResultCode != "" || p.MpesaReceiptNumber != "" {
+					t.Errorf("after the others settled: got status %v result_code %q receipt %q, want PENDING with no result",
+						p.Status, p.ResultCode, p.MpesaReceiptNumber)
 				}
 			})
 		}
@@ -312,12 +314,12 @@ func TestE2ESimulatorOutcomes(t *testing.T) {
 // processed (an expired token, refreshed once).
 func TestE2ESimulatorFaults(t *testing.T) {
 	type want struct {
-		accepted bool   // the customer is prompted and pays: the payment must end SUCCESS
-		ok       bool   // the app must get 200 (the client recovers on its own)
-		pushCode string // for a refused push, the error code the app must get; "" for any 502/503 error
-		status   int    // with pushCode, its HTTP status
-		stored   string // the payment's status after a refusal; "" for PENDING or FAILED
-		pushes   int    // push requests that may reach the simulator
+		accepted bool          // the customer is prompted and pays: the payment must end SUCCESS
+		ok       bool          // the app must get 200 (the client recovers on its own)
+		pushCode string        // for a refused push, the error code the app must get; "" for any 502/503 error
+		status   int           // with pushCode, its HTTP status
+		stored   client.Status // the payment's status after a refusal; "" for PENDING or FAILED
+		pushes   int           // push requests that may reach the simulator
 	}
 	wants := map[darajasim.Fault]want{
 		darajasim.FaultNoAnswer:           {pushCode: "daraja_timeout", status: http.StatusGatewayTimeout, stored: "PENDING", pushes: 1},
@@ -343,44 +345,53 @@ func TestE2ESimulatorFaults(t *testing.T) {
 		// A short Daraja timeout, so that the push nobody answers ends
 		// quickly.
 		svc := startTestService(t, databaseURL, map[string]string{"MPESA_TIMEOUT": "3s"})
-		key := svc.createApp(t, "shop")
+		// No retries: each push is one request, so that the pushes
+		// reaching Daraja are Lipa's own.
+		c, err := client.New(svc.URL, svc.createApp(t, "shop"), client.WithHTTPClient(svc.client), client.WithRetries(0))
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, o := range faults {
 			w := wants[o.Fault]
 			t.Run(string(o.Fault), func(t *testing.T) {
-				r := svc.push(t, key, map[string]any{"phone_number": o.Phone, "amount": 10, "reference": freshRef()})
+				r, err := c.Push(context.Background(), client.PushRequest{PhoneNumber: o.Phone, Amount: client.Shillings(10), Reference: freshRef()})
+				var le *client.Error
+				if err != nil && !errors.As(err, &le) {
+					t.Fatalf("push: got %v, want an answer from Lipa", err)
+				}
 				var id string
 				switch {
-				case r.Status == http.StatusOK:
-					id = jsonStr(r.Body, "payment_id")
+				case err == nil:
+					id = r.PaymentID
 				case w.ok:
-					t.Fatalf("push: got %d %s, want 200", r.Status, r.Raw)
+					t.Fatalf("push: got %v, want 200", err)
 				case w.pushCode != "":
-					wantError(t, "push", r, w.status, w.pushCode)
-					id = jsonStr(r.Body, "error", "details", "payment_id")
-				case r.Status == http.StatusBadGateway || r.Status == http.StatusServiceUnavailable:
-					id = jsonStr(r.Body, "error", "details", "payment_id")
+					wantClientError(t, "push", err, w.status, w.pushCode)
+					id = le.PaymentID()
+				case le.StatusCode == http.StatusBadGateway || le.StatusCode == http.StatusServiceUnavailable:
+					id = le.PaymentID()
 				default:
-					t.Fatalf("push: got %d %s, want 502 or 503 with a clear code", r.Status, r.Raw)
+					t.Fatalf("push: got %v, want 502 or 503 with a clear code", err)
 				}
-				if w.accepted && r.Status != http.StatusOK && w.pushCode == "" {
-					t.Logf("push: answered %d %s although Daraja accepted it", r.Status, jsonStr(r.Body, "error", "code"))
+				if w.accepted && err != nil && w.pushCode == "" {
+					t.Logf("push: answered %d %s although Daraja accepted it", le.StatusCode, le.Code)
 				}
 				if id == "" {
-					t.Fatalf("push: got %s, want the payment_id (in details for an error)", r.Raw)
+					t.Fatalf("push: got %+v (error %v), want the payment_id (in details for an error)", r, err)
 				}
 				if w.accepted {
 					// Once the simulator has delivered the success callback
 					// (and Lipa answered it), the payment must be SUCCESS.
 					svc.waitSimCallbackDelivered(t, o.Phone)
-					p := svc.payment(t, key, id)
-					if p["status"] != "SUCCESS" || jsonStr(p, "mpesa_receipt_number") == "" {
-						t.Errorf("payment after the customer paid and the callback was delivered: got status %v receipt %v, want SUCCESS with the receipt (payment %v)",
-							p["status"], p["mpesa_receipt_number"], p)
+					p := paymentOK(t, c, id)
+					if p.Status != client.StatusSuccess || p.MpesaReceiptNumber == "" {
+						t.Errorf("payment after the customer paid and the callback was delivered: got status %v receipt %q, want SUCCESS with the receipt (payment %+v)",
+							p.Status, p.MpesaReceiptNumber, p)
 					}
-				} else if p := svc.payment(t, key, id); w.stored != "" && p["status"] != w.stored {
-					t.Errorf("payment: got status %v, want %s", p["status"], w.stored)
-				} else if p["status"] != "PENDING" && p["status"] != "FAILED" {
-					t.Errorf("payment: got status %v, want PENDING or FAILED", p["status"])
+				} else if p := paymentOK(t, c, id); w.stored != "" && p.Status != w.stored {
+					t.Errorf("payment: got status %v, want %s", p.Status, w.stored)
+				} else if p.Status != client.StatusPending && p.Status != client.StatusFailed {
+					t.Errorf("payment: got status %v, want PENDING or FAILED", p.Status)
 				}
 				if got := svc.srv.sim.PushCount(o.Phone); got != w.pushes {
 					t.Errorf("push requests that reached Daraja: got %d, want %d", got, w.pushes)
@@ -399,10 +410,10 @@ func TestE2ESTKCallbackFixtures(t *testing.T) {
 		// The simulator's own callbacks must not interfere: this test
 		// posts them.
 		svc := startTestService(t, databaseURL, map[string]string{"LIPA_SIMULATOR_CALLBACK_DELAY": "10m"})
-		key := svc.createApp(t, "shop")
+		c := svc.appClient(t, svc.createApp(t, "shop"))
 		postCallback := func(t *testing.T, body []byte) apiResponse {
 			t.Helper()
-			return svc.do(t, http.MethodPost, "/api/mpesa/stk-callback/", "", body)
+			return svc.raw(t, http.MethodPost, "/api/mpesa/stk-callback/", nil, body)
 		}
 		ack := func(t *testing.T, r apiResponse) {
 			t.Helper()
@@ -416,19 +427,25 @@ func TestE2ESTKCallbackFixtures(t *testing.T) {
 			f := loadSTKFixture(t, file)
 			t.Run(f.name, func(t *testing.T) {
 				phone := freshPhone()
-				push := svc.pushOK(t, key, phone, f.amount(t), freshRef())
-				id := jsonStr(push.Body, "payment_id")
+				push := pushOK(t, c, phone, f.amount(t), freshRef())
+				id := push.PaymentID
 				f.forPush(push, phone)
 				ack(t, postCallback(t, f.bytes(t)))
 
-				p := svc.payment(t, key, id)
+				p := paymentOK(t, c, id)
 				code := f.resultCode()
 				if code == "0" {
+					var txDate any // the payment's transaction_date as RFC 3339 in UTC; nil when unknown
+					if !p.TransactionDate.IsZero() {
+						txDate = p.TransactionDate.UTC().Format(time.RFC3339)
+					}
+					got := map[string]any{"status": string(p.Status), "mpesa_receipt_number": p.MpesaReceiptNumber, "result_code": p.ResultCode,
+						"failure_reason": string(p.FailureReason), "transaction_date": txDate, "amount": p.Amount, "phone_number": p.PhoneNumber}
 					want := map[string]any{"status": "SUCCESS", "mpesa_receipt_number": f.receipt(), "result_code": "0",
-						"failure_reason": nil, "transaction_date": f.transactionDateUTC(t), "amount": float64(f.amount(t)), "phone_number": phone}
+						"failure_reason": "", "transaction_date": f.transactionDateUTC(t), "amount": client.Shillings(f.amount(t)), "phone_number": phone}
 					for k, w := range want {
-						if p[k] != w {
-							t.Errorf("%s: got %v, want %v", k, p[k], w)
+						if got[k] != w {
+							t.Errorf("%s: got %v, want %v", k, got[k], w)
 						}
 					}
 				} else {
@@ -436,17 +453,19 @@ func TestE2ESTKCallbackFixtures(t *testing.T) {
 					if !ok {
 						t.Fatalf("fixture ResultCode %s: got no expected failure_reason in this test, want one", code)
 					}
+					got := map[string]any{"status": string(p.Status), "result_code": p.ResultCode, "failure_reason": string(p.FailureReason),
+						"mpesa_receipt_number": p.MpesaReceiptNumber, "result_desc": p.ResultDesc}
 					want := map[string]any{"status": "FAILED", "result_code": code, "failure_reason": reason,
-						"mpesa_receipt_number": nil, "result_desc": f.callback()["ResultDesc"]}
+						"mpesa_receipt_number": "", "result_desc": f.callback()["ResultDesc"]}
 					for k, w := range want {
-						if p[k] != w {
-							t.Errorf("%s: got %v, want %v", k, p[k], w)
+						if got[k] != w {
+							t.Errorf("%s: got %v, want %v", k, got[k], w)
 						}
 					}
 				}
 
 				ack(t, postCallback(t, f.bytes(t)))
-				if diff := cmp.Diff(p, svc.payment(t, key, id)); diff != "" {
+				if diff := cmp.Diff(p, paymentOK(t, c, id)); diff != "" {
 					t.Errorf("payment after a repeat of the callback (-first +repeat):\n%s", diff)
 				}
 			})
@@ -460,12 +479,12 @@ func TestE2ESTKCallbackFixtures(t *testing.T) {
 		}
 
 		t.Run("swapped nesting", func(t *testing.T) {
-			push := svc.pushOK(t, key, freshPhone(), 1, freshRef())
-			before := svc.payment(t, key, jsonStr(push.Body, "payment_id"))
-			body := fmt.Sprintf(`{"stkCallback":{"Body":{"CheckoutRequestID":%q,"ResultCode":0}}}`, jsonStr(push.Body, "checkout_request_id"))
+			push := pushOK(t, c, freshPhone(), 1, freshRef())
+			before := paymentOK(t, c, push.PaymentID)
+			body := fmt.Sprintf(`{"stkCallback":{"Body":{"CheckoutRequestID":%q,"ResultCode":0}}}`, push.CheckoutRequestID)
 			r := postCallback(t, []byte(body))
 			wantStatus(t, "swapped nesting", r, http.StatusBadRequest)
-			if diff := cmp.Diff(before, svc.payment(t, key, jsonStr(push.Body, "payment_id"))); diff != "" {
+			if diff := cmp.Diff(before, paymentOK(t, c, push.PaymentID)); diff != "" {
 				t.Errorf("payment after a swapped-nesting callback (-before +after):\n%s", diff)
 			}
 		})
@@ -480,8 +499,8 @@ func TestE2ESTKCallbackFixtures(t *testing.T) {
 			f.callback()["CheckoutRequestID"] = "ws_CO_NOT_ISSUED_BY_US"
 			f.setItem("MpesaReceiptNumber", "ZZORPHAN01")
 			ack(t, postCallback(t, f.bytes(t)))
-			v := svc.verify(t, key, url.Values{"receipt": {"ZZORPHAN01"}})
-			wantError(t, "verify the orphan's receipt", v, http.StatusNotFound, "payment_not_found")
+			_, err := c.Verify(context.Background(), client.VerifyQuery{Receipt: "ZZORPHAN01"})
+			wantClientError(t, "verify the orphan's receipt", err, http.StatusNotFound, "payment_not_found")
 		})
 
 		// Not covered here: a callback arriving before the push's answer is
@@ -493,33 +512,32 @@ func TestE2ESTKCallbackFixtures(t *testing.T) {
 			// Safaricom retries a slow endpoint: the same callback arriving
 			// many times at once is acknowledged each time and applied once.
 			phone := freshPhone()
-			push := svc.pushOK(t, key, phone, 1, freshRef())
-			id := jsonStr(push.Body, "payment_id")
+			push := pushOK(t, c, phone, 1, freshRef())
+			id := push.PaymentID
 			f := success(t).forPush(push, phone)
 			f.setItem("MpesaReceiptNumber", "ZZREPEAT01")
 			body := f.bytes(t)
 			type answer struct {
-				status int
-				body   map[string]any
-				err    error
+				r   apiResponse
+				err error
 			}
 			var wg sync.WaitGroup
 			answers := make([]answer, 20)
 			for i := range answers {
 				wg.Go(func() {
 					a := &answers[i]
-					a.status, a.body, a.err = svc.post("/api/mpesa/stk-callback/", "", body)
+					a.r, a.err = svc.send(http.MethodPost, "/api/mpesa/stk-callback/", nil, body)
 				})
 			}
 			wg.Wait()
 			for _, a := range answers {
-				if a.err != nil || a.status != http.StatusOK || !cmp.Equal(a.body, stkAck) {
-					t.Errorf("concurrent repeat: got %d %v (err %v), want 200 %v", a.status, a.body, a.err, stkAck)
+				if a.err != nil || a.r.Status != http.StatusOK || !cmp.Equal(a.r.Body, stkAck) {
+					t.Errorf("concurrent repeat: got %d %v (err %v), want 200 %v", a.r.Status, a.r.Body, a.err, stkAck)
 				}
 			}
-			p := svc.payment(t, key, id)
-			if p["status"] != "SUCCESS" || p["mpesa_receipt_number"] != "ZZREPEAT01" {
-				t.Fatalf("payment: got status %v receipt %v, want SUCCESS ZZREPEAT01", p["status"], p["mpesa_receipt_number"])
+			p := paymentOK(t, c, id)
+			if p.Status != client.StatusSuccess || p.MpesaReceiptNumber != "ZZREPEAT01" {
+				t.Fatalf("payment: got status %v receipt %q, want SUCCESS ZZREPEAT01", p.Status, p.MpesaReceiptNumber)
 			}
 			applied := 0
 			for _, l := range svc.logLines(t) {
@@ -534,34 +552,34 @@ func TestE2ESTKCallbackFixtures(t *testing.T) {
 
 		t.Run("contradicting callback", func(t *testing.T) {
 			phone := freshPhone()
-			push := svc.pushOK(t, key, phone, 1, freshRef())
-			id := jsonStr(push.Body, "payment_id")
+			push := pushOK(t, c, phone, 1, freshRef())
+			id := push.PaymentID
 			ok := success(t).forPush(push, phone)
 			ok.setItem("MpesaReceiptNumber", "ZZCONTRA01")
 			ack(t, postCallback(t, ok.bytes(t)))
-			before := svc.payment(t, key, id)
-			if before["status"] != "SUCCESS" {
-				t.Fatalf("after the success callback: got status %v, want SUCCESS", before["status"])
+			before := paymentOK(t, c, id)
+			if before.Status != client.StatusSuccess {
+				t.Fatalf("after the success callback: got status %v, want SUCCESS", before.Status)
 			}
 			ack(t, postCallback(t, cancelled(t).forPush(push, phone).bytes(t)))
-			if diff := cmp.Diff(before, svc.payment(t, key, id)); diff != "" {
+			if diff := cmp.Diff(before, paymentOK(t, c, id)); diff != "" {
 				t.Errorf("payment after a FAILED callback contradicting SUCCESS (-before +after):\n%s", diff)
 			}
 		})
 
 		t.Run("amount differs", func(t *testing.T) {
 			phone := freshPhone()
-			push := svc.pushOK(t, key, phone, 5, freshRef())
-			id := jsonStr(push.Body, "payment_id")
-			before := svc.payment(t, key, id)
+			push := pushOK(t, c, phone, 5, freshRef())
+			id := push.PaymentID
+			before := paymentOK(t, c, id)
 			f := success(t).forPush(push, phone) // Amount 1.00
 			f.setItem("MpesaReceiptNumber", "ZZAMOUNT01")
 			ack(t, postCallback(t, f.bytes(t)))
-			if diff := cmp.Diff(before, svc.payment(t, key, id)); diff != "" {
+			if diff := cmp.Diff(before, paymentOK(t, c, id)); diff != "" {
 				t.Errorf("payment of 5 after a success callback for 1 (-before +after):\n%s", diff)
 			}
-			c := svc.claim(t, key, map[string]any{"payment_id": id})
-			wantError(t, "claim", c, http.StatusConflict, "payment_not_successful")
+			_, err := c.Claim(context.Background(), client.ClaimRequest{PaymentID: id})
+			wantClientError(t, "claim", err, http.StatusConflict, "payment_not_successful")
 		})
 	})
 }
@@ -574,29 +592,32 @@ func TestE2EC2B(t *testing.T) {
 	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
 		svc := startTestService(t, databaseURL, nil)
 		keyA := svc.createApp(t, "appa")
-		keyB := svc.createApp(t, "appb")
-		viewer := svc.createApp(t, "viewer")
+		appA := svc.appClient(t, keyA)
+		appB := svc.appClient(t, svc.createApp(t, "appb"))
+		viewer := svc.appClient(t, svc.createApp(t, "viewer"))
+		ctx := context.Background()
 
 		confirm := func(t *testing.T, path string, body []byte) {
 			t.Helper()
-			r := svc.do(t, http.MethodPost, path, "", body)
+			r := svc.raw(t, http.MethodPost, path, nil, body)
 			wantStatus(t, "POST "+path, r, http.StatusOK)
 			if diff := cmp.Diff(c2bAckBody, r.Body); diff != "" {
 				t.Errorf("confirmation acknowledgement (-want +got):\n%s", diff)
 			}
 		}
-		verifyPaid := func(t *testing.T, key, transID string, amount float64, ref, phone, txTime string) map[string]any {
+		verifyPaid := func(t *testing.T, c *client.Client, transID string, amount float64, ref, phone, txTime string) *client.Verification {
 			t.Helper()
-			v := svc.verify(t, key, url.Values{"receipt": {transID}})
-			wantStatus(t, "verify receipt "+transID, v, http.StatusOK)
+			v := verifyOK(t, c, client.VerifyQuery{Receipt: transID})
+			got := map[string]any{"paid": v.Paid, "status": string(v.Status), "claimed": v.Claimed, "receipt": v.Receipt,
+				"amount": v.Amount, "reference": v.Reference, "phone": v.Phone, "date": v.Date.UTC().Format(time.RFC3339)}
 			want := map[string]any{"paid": true, "status": "SUCCESS", "claimed": false, "receipt": transID,
-				"amount": amount, "reference": ref, "phone": phone, "date": kenyaToUTC(t, txTime)}
+				"amount": client.Amount(math.Round(amount * 100)), "reference": ref, "phone": phone, "date": kenyaToUTC(t, txTime)}
 			for k, w := range want {
-				if v.Body[k] != w {
-					t.Errorf("verify %s: %s: got %v, want %v", transID, k, v.Body[k], w)
+				if got[k] != w {
+					t.Errorf("verify %s: %s: got %v, want %v", transID, k, got[k], w)
 				}
 			}
-			return v.Body
+			return v
 		}
 		// One M-Pesa transaction is one payment: a later fixture with a
 		// TransID already recorded changes nothing.
@@ -642,7 +663,7 @@ func TestE2EC2B(t *testing.T) {
 
 		t.Run("seed aliases", func(t *testing.T) {
 			doc := sandbox(t, "ZZALIAS001", "20.00", "ALIAS1")
-			r := svc.do(t, http.MethodPost, "/api/mpesa/c2b/validation/", "", encodeJSON(t, doc))
+			r := svc.raw(t, http.MethodPost, "/api/mpesa/c2b/validation/", nil, encodeJSON(t, doc))
 			wantStatus(t, "validation alias", r, http.StatusOK)
 			if diff := cmp.Diff(map[string]any{"ResultCode": "0", "ResultDesc": "Accepted"}, r.Body); diff != "" {
 				t.Errorf("validation alias answer (-want +got):\n%s", diff)
@@ -657,7 +678,7 @@ func TestE2EC2B(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				r := svc.do(t, http.MethodPost, "/api/c2b/validation/", "", raw)
+				r := svc.raw(t, http.MethodPost, "/api/c2b/validation/", nil, raw)
 				wantStatus(t, "validation", r, http.StatusOK)
 				if r.Body["ResultCode"] != "0" {
 					t.Errorf("validation ResultCode: got %#v, want the string \"0\"", r.Body["ResultCode"])
@@ -668,44 +689,49 @@ func TestE2EC2B(t *testing.T) {
 		t.Run("claim moves an intake payment to one app", func(t *testing.T) {
 			doc := sandbox(t, "ZZCLAIM001", "250.00", "C2BCLAIM1")
 			confirm(t, "/api/c2b/confirmation/", encodeJSON(t, doc))
-			v := verifyPaid(t, keyB, "ZZCLAIM001", 250, "C2BCLAIM1", "254708374149", doc["TransTime"].(string))
-			id := jsonStr(v, "payment_id")
+			v := verifyPaid(t, appB, "ZZCLAIM001", 250, "C2BCLAIM1", "254708374149", doc["TransTime"].(string))
+			id := v.PaymentID
 
-			wrong := svc.claim(t, keyA, map[string]any{"receipt": "ZZCLAIM001", "amount": 100})
-			wantError(t, "claim with the wrong amount", wrong, http.StatusUnprocessableEntity, "amount_mismatch")
+			_, err := appA.Claim(ctx, client.ClaimRequest{Receipt: "ZZCLAIM001", Amount: client.Shillings(100)})
+			wantClientError(t, "claim with the wrong amount", err, http.StatusUnprocessableEntity, "amount_mismatch")
 
-			c := svc.claim(t, keyA, map[string]any{"receipt": "ZZCLAIM001", "amount": "250"})
+			// The amount as a JSON string, which Lipa takes too: the
+			// client always sends a number, so this one goes raw.
+			c := svc.raw(t, http.MethodPost, "/api/payments/claim/", keyHeader(keyA), map[string]any{"receipt": "ZZCLAIM001", "amount": "250"})
 			wantStatus(t, "claim by app A", c, http.StatusOK)
 			if jsonStr(c.Body, "payment_id") != id || c.Body["amount"] != float64(250) || jsonStr(c.Body, "receipt") != "ZZCLAIM001" {
 				t.Errorf("claim by app A: got %s, want payment %s, amount 250, receipt ZZCLAIM001", c.Raw, id)
 			}
-			p := svc.payment(t, keyA, id)
-			if p["app"] != "appa" || p["claimed"] != true || p["payment_type"] != "C2B" {
-				t.Errorf("app A's payment: got app %v claimed %v type %v, want appa true C2B", p["app"], p["claimed"], p["payment_type"])
+			p := paymentOK(t, appA, id)
+			if p.App != "appa" || !p.Claimed || p.PaymentType != client.TypeC2B {
+				t.Errorf("app A's payment: got app %v claimed %v type %v, want appa true C2B", p.App, p.Claimed, p.PaymentType)
 			}
 
-			for _, body := range []map[string]any{{"receipt": "ZZCLAIM001"}, {"payment_id": id}, {"reference": "C2BCLAIM1"}} {
-				r := svc.claim(t, keyB, body)
-				if r.Status != http.StatusNotFound && r.Status != http.StatusConflict {
-					t.Errorf("claim %v by app B: got %d, want 404 or 409 (body %s)", body, r.Status, r.Raw)
+			for _, req := range []client.ClaimRequest{{Receipt: "ZZCLAIM001"}, {PaymentID: id}, {Reference: "C2BCLAIM1"}} {
+				_, err := appB.Claim(ctx, req)
+				var le *client.Error
+				if !errors.As(err, &le) || (le.StatusCode != http.StatusNotFound && le.StatusCode != http.StatusConflict) {
+					t.Errorf("claim %+v by app B: got %v, want 404 or 409", req, err)
 				}
 			}
-			wantError(t, "app B reads it", svc.do(t, http.MethodGet, "/api/payments/"+id+"/", keyB, nil), http.StatusNotFound, "payment_not_found")
-			wantError(t, "app B verifies it", svc.verify(t, keyB, url.Values{"receipt": {"ZZCLAIM001"}}), http.StatusNotFound, "payment_not_found")
+			_, err = appB.Payment(ctx, id)
+			wantClientError(t, "app B reads it", err, http.StatusNotFound, "payment_not_found")
+			_, err = appB.Verify(ctx, client.VerifyQuery{Receipt: "ZZCLAIM001"})
+			wantClientError(t, "app B verifies it", err, http.StatusNotFound, "payment_not_found")
 		})
 
 		t.Run("TransID that is already an STK receipt", func(t *testing.T) {
 			// One M-Pesa transaction is one payment, whichever channel
 			// reports it.
-			id := jsonStr(svc.pushOK(t, keyA, freshPhone(), 10, freshRef()).Body, "payment_id")
-			receipt := jsonStr(svc.waitStatus(t, keyA, id, "SUCCESS"), "mpesa_receipt_number")
+			id := pushOK(t, appA, freshPhone(), 10, freshRef()).PaymentID
+			receipt := waitPayment(t, appA, id, client.StatusSuccess).MpesaReceiptNumber
 			confirm(t, "/api/c2b/confirmation/", encodeJSON(t, sandbox(t, receipt, "10.00", "DUPSTK1")))
-			v := svc.verify(t, keyA, url.Values{"receipt": {receipt}})
-			wantStatus(t, "verify the receipt", v, http.StatusOK)
-			if jsonStr(v.Body, "payment_id") != id {
-				t.Errorf("verify the receipt: got payment %s, want the STK payment %s", jsonStr(v.Body, "payment_id"), id)
+			v := verifyOK(t, appA, client.VerifyQuery{Receipt: receipt})
+			if v.PaymentID != id {
+				t.Errorf("verify the receipt: got payment %s, want the STK payment %s", v.PaymentID, id)
 			}
-			wantError(t, "verify the C2B reference", svc.verify(t, viewer, url.Values{"reference": {"DUPSTK1"}}), http.StatusNotFound, "payment_not_found")
+			_, err := viewer.Verify(ctx, client.VerifyQuery{Reference: "DUPSTK1"})
+			wantClientError(t, "verify the C2B reference", err, http.StatusNotFound, "payment_not_found")
 		})
 
 		t.Run("lipa simulate c2b", func(t *testing.T) {
@@ -713,10 +739,9 @@ func TestE2EC2B(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("lipa simulate c2b: got exit code %d (stdout %q, stderr %q), want 0", code, stdout, stderr)
 			}
-			v := svc.verify(t, viewer, url.Values{"reference": {"ORDER1"}})
-			wantStatus(t, "verify ORDER1", v, http.StatusOK)
-			if v.Body["paid"] != true || v.Body["amount"] != float64(100) || v.Body["reference"] != "ORDER1" || jsonStr(v.Body, "receipt") == "" {
-				t.Errorf("verify ORDER1: got %s, want paid, amount 100, reference ORDER1 and a receipt", v.Raw)
+			v := verifyOK(t, viewer, client.VerifyQuery{Reference: "ORDER1"})
+			if !v.Paid || v.Amount != client.Shillings(100) || v.Reference != "ORDER1" || v.Receipt == "" {
+				t.Errorf("verify ORDER1: got %+v, want paid, amount 100, reference ORDER1 and a receipt", v)
 			}
 		})
 	})
@@ -730,9 +755,9 @@ func TestE2EConcurrentClaims(t *testing.T) {
 		// 429; exactly-once is about the claims that get through, so it is
 		// off here.
 		svc := startTestService(t, databaseURL, map[string]string{"LIPA_APP_RATE_LIMIT": "0"})
-		key := svc.createApp(t, "shop")
-		id := jsonStr(svc.pushOK(t, key, freshPhone(), 10, freshRef()).Body, "payment_id")
-		svc.waitStatus(t, key, id, "SUCCESS")
+		c := svc.appClient(t, svc.createApp(t, "shop"))
+		id := pushOK(t, c, freshPhone(), 10, freshRef()).PaymentID
+		waitPayment(t, c, id, client.StatusSuccess)
 
 		var (
 			wg      sync.WaitGroup
@@ -740,13 +765,16 @@ func TestE2EConcurrentClaims(t *testing.T) {
 			results = map[string]int{}
 			start   = make(chan struct{})
 		)
-		body, _ := json.Marshal(map[string]any{"payment_id": id})
 		for range n {
 			wg.Go(func() {
 				<-start
-				status, b, err := svc.post("/api/payments/claim/", key, body)
-				outcome := strconv.Itoa(status) + " " + jsonStr(b, "error", "code")
-				if err != nil {
+				_, err := c.Claim(context.Background(), client.ClaimRequest{PaymentID: id})
+				var le *client.Error
+				outcome := "200 "
+				switch {
+				case errors.As(err, &le):
+					outcome = strconv.Itoa(le.StatusCode) + " " + le.Code
+				case err != nil:
 					outcome = "transport error: " + err.Error()
 				}
 				mu.Lock()
@@ -771,15 +799,18 @@ func TestE2EPushValidation(t *testing.T) {
 		good := svc.createApp(t, "good")
 		bad := svc.createApp(t, "bad") // only ever sends refused requests
 
-		accepted := func(t *testing.T, body map[string]any) map[string]any {
+		// The pushes go raw: they send the fields in the forms and JSON
+		// types an app might (numbers as strings, phones as numbers),
+		// which the typed client does not.
+		accepted := func(t *testing.T, body map[string]any) *client.Payment {
 			t.Helper()
-			r := svc.push(t, good, body)
+			r := svc.raw(t, http.MethodPost, "/api/stk-push/", keyHeader(good), body)
 			wantStatus(t, "push", r, http.StatusOK)
-			return svc.payment(t, good, jsonStr(r.Body, "payment_id"))
+			return paymentOK(t, svc.appClient(t, good), jsonStr(r.Body, "payment_id"))
 		}
 		refused := func(t *testing.T, body map[string]any, code, field string) {
 			t.Helper()
-			r := svc.push(t, bad, body)
+			r := svc.raw(t, http.MethodPost, "/api/stk-push/", keyHeader(bad), body)
 			wantError(t, "push", r, http.StatusBadRequest, code)
 			if got := jsonStr(r.Body, "error", "details", "field"); got != field {
 				t.Errorf("details.field: got %q, want %q", got, field)
@@ -811,8 +842,8 @@ func TestE2EPushValidation(t *testing.T) {
 			{json.Number("712345608"), "254712345608"},
 		} {
 			t.Run(fmt.Sprintf("phone %#v", c.in), func(t *testing.T) {
-				if p := accepted(t, base("phone_number", c.in)); p["phone_number"] != c.want {
-					t.Errorf("phone_number: got %v, want %s", p["phone_number"], c.want)
+				if p := accepted(t, base("phone_number", c.in)); p.PhoneNumber != c.want {
+					t.Errorf("phone_number: got %v, want %s", p.PhoneNumber, c.want)
 				}
 			})
 		}
@@ -823,8 +854,8 @@ func TestE2EPushValidation(t *testing.T) {
 		}
 		for _, in := range []any{json.Number("10"), "10", json.Number("10.0"), "10.00"} {
 			t.Run(fmt.Sprintf("amount %#v", in), func(t *testing.T) {
-				if p := accepted(t, base("amount", in)); p["amount"] != float64(10) {
-					t.Errorf("amount: got %v, want 10", p["amount"])
+				if p := accepted(t, base("amount", in)); p.Amount != client.Shillings(10) {
+					t.Errorf("amount: got %v, want 10", p.Amount)
 				}
 			})
 		}
@@ -855,21 +886,19 @@ func TestE2EPushValidation(t *testing.T) {
 			b := base("reference", ref)
 			b["account_reference"] = "ACC-000123"
 			p := accepted(t, b)
-			if p["reference"] != ref || p["account_reference"] != "ACC-000123" {
-				t.Errorf("reference, account_reference: got %v, %v, want %q, ACC-000123", p["reference"], p["account_reference"], ref)
+			if p.Reference != ref || p.AccountReference != "ACC-000123" {
+				t.Errorf("reference, account_reference: got %v, %v, want %q, ACC-000123", p.Reference, p.AccountReference, ref)
 			}
 		})
 		t.Run("long description", func(t *testing.T) {
 			desc := strings.Repeat("abcdefghij", 5)
-			if p := accepted(t, base("description", desc)); p["description"] != desc {
-				t.Errorf("description: got %v, want it stored whole, %q", p["description"], desc)
+			if p := accepted(t, base("description", desc)); p.Description != desc {
+				t.Errorf("description: got %v, want it stored whole, %q", p.Description, desc)
 			}
 		})
 
 		t.Run("refused requests stored nothing", func(t *testing.T) {
-			r := svc.do(t, http.MethodGet, "/api/payments/", bad, nil)
-			wantStatus(t, "list", r, http.StatusOK)
-			if ids := paymentIDs(t, r); len(ids) != 0 {
+			if ids := listIDs(t, svc.appClient(t, bad), client.ListQuery{}); len(ids) != 0 {
 				t.Errorf("payments of the app whose pushes were all refused: got %v, want none", ids)
 			}
 		})
@@ -894,20 +923,36 @@ func TestE2EAuthAndErrors(t *testing.T) {
 				{"unknown key", "lipa_notakeyatall", "invalid_api_key"},
 				{"disabled app", keyGone, "app_disabled"},
 			} {
-				for _, req := range []struct{ method, path string }{
-					{http.MethodPost, "/api/stk-push/"}, {http.MethodGet, "/api/payments/"},
-					{http.MethodGet, "/api/payments/verify/?reference=X"}, {http.MethodPost, "/api/payments/claim/"},
+				ac := svc.appClient(t, c.key)
+				ctx := context.Background()
+				for _, req := range []struct {
+					name string
+					call func() error
+				}{
+					{"POST /api/stk-push/", func() error {
+						_, err := ac.Push(ctx, client.PushRequest{PhoneNumber: freshPhone(), Amount: client.Shillings(1), Reference: "X"})
+						return err
+					}},
+					{"GET /api/payments/", func() error { _, err := ac.PaymentsPage(ctx, client.ListQuery{}); return err }},
+					{"GET /api/payments/verify/?reference=X", func() error {
+						_, err := ac.Verify(ctx, client.VerifyQuery{Reference: "X"})
+						return err
+					}},
+					{"POST /api/payments/claim/", func() error {
+						_, err := ac.Claim(ctx, client.ClaimRequest{Reference: "X"})
+						return err
+					}},
 				} {
-					r := svc.do(t, req.method, req.path, c.key, map[string]any{"reference": "X"})
-					if r.Status != http.StatusUnauthorized || jsonStr(r.Body, "error", "code") != c.code {
-						t.Errorf("%s %s with %s: got %d %q, want 401 %q", req.method, req.path, c.name, r.Status, jsonStr(r.Body, "error", "code"), c.code)
+					err := req.call()
+					if le := (*client.Error)(nil); !errors.As(err, &le) || le.StatusCode != http.StatusUnauthorized || le.Code != c.code {
+						t.Errorf("%s with %s: got %v, want 401 %q", req.name, c.name, err, c.code)
 					}
 				}
 			}
 			if code, _, stderr := runCLI(t, svc.Env, "apps", "enable", "gone"); code != 0 {
 				t.Fatalf("lipa apps enable: got exit code %d (stderr %q), want 0", code, stderr)
 			}
-			wantStatus(t, "list after enable", svc.do(t, http.MethodGet, "/api/payments/", keyGone, nil), http.StatusOK)
+			listIDs(t, svc.appClient(t, keyGone), client.ListQuery{}) // the list answers again
 		})
 
 		rotate := func(t *testing.T, name, grace string) string {
@@ -930,53 +975,64 @@ func TestE2EAuthAndErrors(t *testing.T) {
 		}
 		t.Run("rotate-key without grace", func(t *testing.T) {
 			oldKey := svc.createApp(t, "rot")
-			wantStatus(t, "old key before rotation", svc.do(t, http.MethodGet, "/api/payments/", oldKey, nil), http.StatusOK)
+			listIDs(t, svc.appClient(t, oldKey), client.ListQuery{}) // the old key works before the rotation
 			newKey := rotate(t, "rot", "0s")
 			if newKey == oldKey {
 				t.Fatalf("rotate-key: got the old key back, want a new one")
 			}
-			wantError(t, "old key after rotation", svc.do(t, http.MethodGet, "/api/payments/", oldKey, nil), http.StatusUnauthorized, "invalid_api_key")
-			wantStatus(t, "new key", svc.do(t, http.MethodGet, "/api/payments/", newKey, nil), http.StatusOK)
+			_, err := svc.appClient(t, oldKey).PaymentsPage(context.Background(), client.ListQuery{})
+			wantClientError(t, "old key after rotation", err, http.StatusUnauthorized, "invalid_api_key")
+			listIDs(t, svc.appClient(t, newKey), client.ListQuery{}) // the new key works
 		})
 		t.Run("rotate-key with the default grace", func(t *testing.T) {
 			// Issue 5: the old key keeps working for LIPA_KEY_ROTATION_GRACE
 			// (default 24h), so the app can switch without downtime.
 			oldKey := svc.createApp(t, "rotgrace")
 			newKey := rotate(t, "rotgrace", "")
-			wantStatus(t, "old key within the grace", svc.do(t, http.MethodGet, "/api/payments/", oldKey, nil), http.StatusOK)
-			wantStatus(t, "new key", svc.do(t, http.MethodGet, "/api/payments/", newKey, nil), http.StatusOK)
+			listIDs(t, svc.appClient(t, oldKey), client.ListQuery{}) // the old key works within the grace
+			listIDs(t, svc.appClient(t, newKey), client.ListQuery{}) // and so does the new one
 		})
 
 		t.Run("another app's STK payment", func(t *testing.T) {
+			appA, appB := svc.appClient(t, keyA), svc.appClient(t, keyB)
+			ctx := context.Background()
 			ref := freshRef()
-			id := jsonStr(svc.pushOK(t, keyA, freshPhone(), 10, ref).Body, "payment_id")
-			svc.payment(t, keyA, id) // app A sees it
-			wantError(t, "app B reads it", svc.do(t, http.MethodGet, "/api/payments/"+id+"/", keyB, nil), http.StatusNotFound, "payment_not_found")
-			wantError(t, "app B verifies it", svc.verify(t, keyB, url.Values{"reference": {ref}}), http.StatusNotFound, "payment_not_found")
-			wantError(t, "app B claims it by id", svc.claim(t, keyB, map[string]any{"payment_id": id}), http.StatusNotFound, "payment_not_found")
-			wantError(t, "app B claims it by reference", svc.claim(t, keyB, map[string]any{"reference": ref}), http.StatusNotFound, "payment_not_found")
-			r := svc.do(t, http.MethodGet, "/api/payments/", keyB, nil)
-			if ids := paymentIDs(t, r); len(ids) != 0 {
+			id := pushOK(t, appA, freshPhone(), 10, ref).PaymentID
+			paymentOK(t, appA, id) // app A sees it
+			_, err := appB.Payment(ctx, id)
+			wantClientError(t, "app B reads it", err, http.StatusNotFound, "payment_not_found")
+			_, err = appB.Verify(ctx, client.VerifyQuery{Reference: ref})
+			wantClientError(t, "app B verifies it", err, http.StatusNotFound, "payment_not_found")
+			_, err = appB.Claim(ctx, client.ClaimRequest{PaymentID: id})
+			wantClientError(t, "app B claims it by id", err, http.StatusNotFound, "payment_not_found")
+			_, err = appB.Claim(ctx, client.ClaimRequest{Reference: ref})
+			wantClientError(t, "app B claims it by reference", err, http.StatusNotFound, "payment_not_found")
+			if ids := listIDs(t, appB, client.ListQuery{}); len(ids) != 0 {
 				t.Errorf("app B's list: got %v, want none of app A's payments", ids)
 			}
 		})
 
 		t.Run("unknown path", func(t *testing.T) {
 			for _, p := range []string{"/nope", "/api/nope/", "/api/payments/x/y/"} {
-				wantError(t, "GET "+p, svc.do(t, http.MethodGet, p, keyA, nil), http.StatusNotFound, "not_found")
+				wantError(t, "GET "+p, svc.raw(t, http.MethodGet, p, keyHeader(keyA), nil), http.StatusNotFound, "not_found")
 			}
 		})
 		t.Run("wrong method", func(t *testing.T) {
 			for _, c := range []struct{ method, path string }{
 				{http.MethodGet, "/api/stk-push/"}, {http.MethodDelete, "/api/payments/claim/"}, {http.MethodGet, "/api/mpesa/stk-callback/"},
 			} {
-				r := svc.do(t, c.method, c.path, keyA, nil)
+				r := svc.raw(t, c.method, c.path, keyHeader(keyA), nil)
 				wantError(t, c.method+" "+c.path, r, http.StatusMethodNotAllowed, "method_not_allowed")
 			}
 		})
 		t.Run("health", func(t *testing.T) {
-			wantStatus(t, "GET /healthz", svc.do(t, http.MethodGet, "/healthz", "", nil), http.StatusOK)
-			wantStatus(t, "GET /readyz", svc.do(t, http.MethodGet, "/readyz", "", nil), http.StatusOK)
+			c := svc.appClient(t, "")
+			if err := c.Health(context.Background()); err != nil {
+				t.Errorf("GET /healthz: got %v, want 200", err)
+			}
+			if _, err := c.Ready(context.Background()); err != nil {
+				t.Errorf("GET /readyz: got %v, want 200", err)
+			}
 		})
 		t.Run("bad requests", func(t *testing.T) {
 			for _, c := range []struct {
@@ -991,7 +1047,7 @@ func TestE2EAuthAndErrors(t *testing.T) {
 				{"claim of an unknown payment", http.MethodPost, "/api/payments/claim/", `{"payment_id":"pay_nope"}`, http.StatusNotFound},
 				{"list with a bad cursor", http.MethodGet, "/api/payments/?cursor=zzz", nil, http.StatusBadRequest},
 			} {
-				r := svc.do(t, c.method, c.path, keyA, c.body)
+				r := svc.raw(t, c.method, c.path, keyHeader(keyA), c.body)
 				if r.Status != c.status {
 					t.Errorf("%s: got status %d, want %d (body %s)", c.name, r.Status, c.status, r.Raw)
 				}
@@ -1011,17 +1067,20 @@ func TestE2ELogs(t *testing.T) {
 	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
 		svc := startTestService(t, databaseURL, nil)
 		key := svc.createApp(t, "shop")
+		c := svc.appClient(t, key)
+		ctx := context.Background()
 
-		id := jsonStr(svc.pushOK(t, key, "0708374149", 10, "LOGS1").Body, "payment_id")
-		p := svc.waitStatus(t, key, id, "SUCCESS")
-		svc.verify(t, key, url.Values{"reference": {"LOGS1"}, "phone": {"254708374149"}})
-		wantStatus(t, "claim", svc.claim(t, key, map[string]any{"reference": "LOGS1", "amount": 10}), http.StatusOK)
-		svc.claim(t, key, map[string]any{"receipt": jsonStr(p, "mpesa_receipt_number")})
-		svc.push(t, key, map[string]any{"phone_number": "254708374149", "amount": "ten", "reference": "LOGS2"})
+		id := pushOK(t, c, "0708374149", 10, "LOGS1").PaymentID
+		p := waitPayment(t, c, id, client.StatusSuccess)
+		verifyOK(t, c, client.VerifyQuery{Reference: "LOGS1", Phone: "254708374149"})
+		claimOK(t, c, client.ClaimRequest{Reference: "LOGS1", Amount: client.Shillings(10)})
+		c.Claim(ctx, client.ClaimRequest{Receipt: p.MpesaReceiptNumber}) // already claimed: refused, and logged
+		// An amount the client cannot send: raw.
+		svc.raw(t, http.MethodPost, "/api/stk-push/", keyHeader(key), map[string]any{"phone_number": "254708374149", "amount": "ten", "reference": "LOGS2"})
 		// A number in a form Lipa does not take is still the customer's
 		// number.
-		svc.push(t, key, map[string]any{"phone_number": "tel:+254708374149", "amount": 10, "reference": "LOGS3"})
-		svc.verify(t, key, url.Values{"reference": {"LOGS1"}, "phone": {"tel:+254708374149"}})
+		c.Push(ctx, client.PushRequest{PhoneNumber: "tel:+254708374149", Amount: client.Shillings(10), Reference: "LOGS3"})
+		c.Verify(ctx, client.VerifyQuery{Reference: "LOGS1", Phone: "tel:+254708374149"})
 		if code, _, stderr := runCLI(t, svc.Env, "simulate", "c2b", "--amount", "50", "--account", "LOGS4", "--phone", "254708374149", "--url", svc.URL); code != 0 {
 			t.Fatalf("lipa simulate c2b: got exit code %d (stderr %q), want 0", code, stderr)
 		}
@@ -1034,7 +1093,7 @@ func TestE2ELogs(t *testing.T) {
 			if strings.Contains(f, "validation") {
 				path = "/api/c2b/validation/"
 			}
-			wantStatus(t, "POST "+path, svc.do(t, http.MethodPost, path, "", raw), http.StatusOK)
+			wantStatus(t, "POST "+path, svc.raw(t, http.MethodPost, path, nil, raw), http.StatusOK)
 		}
 		// Wait for the last thing logged by the background callback of the
 		// success push to be sure the log is complete for it.

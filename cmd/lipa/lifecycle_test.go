@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
+	"errors"
 	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	"time"
 
 	"github.com/lipa-gateway/lipa"
+	"github.com/lipa-gateway/lipa/client"
 	"github.com/lipa-gateway/lipa/internal/daraja"
 	"github.com/lipa-gateway/lipa/internal/darajasim"
 	"github.com/lipa-gateway/lipa/internal/sqlstore/sqlstoretest"
@@ -78,53 +77,12 @@ func lcEnv(extra map[string]string) map[string]string {
 	return env
 }
 
-// lcDo sends a request to the service with the given headers and returns
-// its answer, or the transport error. It never stops the test, so it may
-// run on any goroutine.
-func lcDo(svc *testService, method, path string, header map[string]string, body any) (apiResponse, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return apiResponse{}, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, svc.URL+path, rd)
-	if err != nil {
-		return apiResponse{}, err
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := svc.client.Do(req)
-	if err != nil {
-		return apiResponse{}, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return apiResponse{}, err
-	}
-	r := apiResponse{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
-	if err := json.Unmarshal(raw, &r.Body); err != nil {
-		return r, fmt.Errorf("%s %s: got body %q (status %d), want a JSON object", method, path, raw, r.Status)
-	}
-	return r, nil
-}
-
-// lcPushWithKey pushes body as the app with apiKey, with the Idempotency-Key
-// idemKey.
+// lcPushWithKey pushes body raw as the app with apiKey, with the
+// Idempotency-Key idemKey: the idempotency tests compare whole answers,
+// bytes and headers, which the typed client does not show.
 func lcPushWithKey(t *testing.T, svc *testService, apiKey, idemKey string, body any) apiResponse {
 	t.Helper()
-	r, err := lcDo(svc, http.MethodPost, "/api/stk-push/", map[string]string{"X-API-KEY": apiKey, "Idempotency-Key": idemKey}, body)
-	if err != nil {
-		t.Fatalf("POST /api/stk-push/ with Idempotency-Key %q: %v", idemKey, err)
-	}
-	return r
+	return svc.raw(t, http.MethodPost, "/api/stk-push/", http.Header{"X-Api-Key": {apiKey}, "Idempotency-Key": {idemKey}}, body)
 }
 
 // lcCallback is an STK callback as Safaricom sends it (docs/daraja.md
@@ -149,36 +107,26 @@ func lcCallback(checkoutID, merchantID string, resultCode int, amount int64, rec
 // acknowledge it with 200 and ResultCode 0.
 func (s *testService) postCallback(t *testing.T, cb map[string]any) {
 	t.Helper()
-	r := s.do(t, http.MethodPost, "/api/mpesa/stk-callback/", "", cb)
+	r := s.raw(t, http.MethodPost, "/api/mpesa/stk-callback/", nil, cb)
 	if r.Status != http.StatusOK || jsonAt(r.Body, "ResultCode") != float64(0) {
 		t.Fatalf("POST /api/mpesa/stk-callback/: got %d %s, want 200 with ResultCode 0", r.Status, r.Raw)
 	}
 }
 
-// paymentsOf returns the app's payments to phone, as GET /api/payments/
-// lists them.
-func (s *testService) paymentsOf(t *testing.T, key, phone string) []map[string]any {
+// paymentsOf returns the payments to phone (all when phone is "") that the
+// app with key lists (GET /api/payments/, through the client).
+func (s *testService) paymentsOf(t *testing.T, key, phone string) []client.Payment {
 	t.Helper()
-	var out []map[string]any
-	cursor := ""
-	for {
-		q := url.Values{"limit": {"200"}}
-		if cursor != "" {
-			q.Set("cursor", cursor)
+	var out []client.Payment
+	for p, err := range s.appClient(t, key).Payments(context.Background(), client.ListQuery{Limit: 200}) {
+		if err != nil {
+			t.Fatalf("GET /api/payments/: %v", err)
 		}
-		r := s.do(t, http.MethodGet, "/api/payments/?"+q.Encode(), key, nil)
-		wantStatus(t, "GET /api/payments/", r, http.StatusOK)
-		list, _ := r.Body["payments"].([]any)
-		for _, p := range list {
-			if m, ok := p.(map[string]any); ok && (phone == "" || m["phone_number"] == phone) {
-				out = append(out, m)
-			}
-		}
-		cursor = jsonStr(r.Body, "next_cursor")
-		if cursor == "" {
-			return out
+		if phone == "" || p.PhoneNumber == phone {
+			out = append(out, p)
 		}
 	}
+	return out
 }
 
 // logNames reports whether some line of the service's log names the
@@ -259,8 +207,8 @@ func TestLifecycleIdempotencyKey(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					<-start
-					answers[i], errs[i] = lcDo(svc, http.MethodPost, "/api/stk-push/",
-						map[string]string{"X-API-KEY": shop, "Idempotency-Key": "order-concurrent"}, body)
+					answers[i], errs[i] = svc.send(http.MethodPost, "/api/stk-push/",
+						http.Header{"X-Api-Key": {shop}, "Idempotency-Key": {"order-concurrent"}}, body)
 				}()
 			}
 			close(start)
@@ -380,26 +328,30 @@ func TestLifecycleIdempotencyKeyPhoneBudget(t *testing.T) {
 		sim := startLCSim(t, darajasim.Config{CallbackDelay: time.Hour})
 		svc := startTestService(t, databaseURL, lcEnv(map[string]string{"MPESA_BASE_URL": sim.URL,
 			"LIPA_PHONE_PUSHES_PER_HOUR": "1", "LIPA_PROMPT_LIFETIME": "1ms"}))
-		key := svc.createApp(t, "shop")
+		c := svc.appClient(t, svc.createApp(t, "shop"))
+		ctx := context.Background()
 
-		// Without keys, the budget holds.
+		// Without keys, the budget holds. (The client always sends a key:
+		// a fresh one per push is a push without a key of the app's own.)
 		plain := freshPhone()
-		svc.pushOK(t, key, plain, 10, freshRef())
-		if r := svc.push(t, key, map[string]any{"phone_number": plain, "amount": 11, "reference": freshRef()}); r.Status != http.StatusTooManyRequests {
-			t.Errorf("second push to a phone without a key: got %d %s, want 429 phone_rate_limited", r.Status, r.Raw)
+		pushOK(t, c, plain, 10, freshRef())
+		if _, err := c.Push(ctx, client.PushRequest{PhoneNumber: plain, Amount: client.Shillings(11), Reference: freshRef()}); !errors.Is(err, client.ErrPhoneRateLimited) {
+			t.Errorf("second push to a phone without a key: got %v, want 429 phone_rate_limited", err)
 		}
 
 		// With keys: a repeat is free, a new key is a new push.
 		phone := freshPhone()
-		body := map[string]any{"phone_number": phone, "amount": 10, "reference": freshRef()}
-		first := lcPushWithKey(t, svc, key, "budget-1", body)
-		wantStatus(t, "first push", first, http.StatusOK)
-		if r := lcPushWithKey(t, svc, key, "budget-1", body); r.Status != http.StatusOK || jsonStr(r.Body, "payment_id") != jsonStr(first.Body, "payment_id") {
-			t.Errorf("repeat of the first key: got %d %s, want its first answer", r.Status, r.Raw)
+		req := client.PushRequest{PhoneNumber: phone, Amount: client.Shillings(10), Reference: freshRef(), IdempotencyKey: "budget-1"}
+		first, err := c.Push(ctx, req)
+		if err != nil {
+			t.Fatalf("first push: %v", err)
 		}
-		r := lcPushWithKey(t, svc, key, "budget-2", map[string]any{"phone_number": phone, "amount": 12, "reference": freshRef()})
-		if r.Status != http.StatusTooManyRequests || jsonStr(r.Body, "error", "code") != "phone_rate_limited" {
-			t.Errorf("second push to the phone, with a new key: got %d %q, want 429 phone_rate_limited", r.Status, jsonStr(r.Body, "error", "code"))
+		if r, err := c.Push(ctx, req); err != nil || r.PaymentID != first.PaymentID {
+			t.Errorf("repeat of the first key: got %+v (error %v), want its first answer", r, err)
+		}
+		_, err = c.Push(ctx, client.PushRequest{PhoneNumber: phone, Amount: client.Shillings(12), Reference: freshRef(), IdempotencyKey: "budget-2"})
+		if le := (*client.Error)(nil); !errors.As(err, &le) || le.StatusCode != http.StatusTooManyRequests || le.Code != "phone_rate_limited" {
+			t.Errorf("second push to the phone, with a new key: got %v, want 429 phone_rate_limited", err)
 		}
 		if got := sim.PushCount(phone); got != 1 {
 			t.Errorf("STK pushes sent to the phone: got %d, want 1 (LIPA_PHONE_PUSHES_PER_HOUR=1)", got)
@@ -418,11 +370,12 @@ func TestLifecyclePromptPerPhone(t *testing.T) {
 		sim := startLCSim(t, darajasim.Config{CallbackDelay: time.Hour, NoSubscriberLock: true})
 		svc := startTestService(t, databaseURL, lcEnv(map[string]string{"MPESA_BASE_URL": sim.URL}))
 		key := svc.createApp(t, "shop")
+		c := svc.appClient(t, key)
 		phone := freshPhone()
 
-		first := svc.pushOK(t, key, phone, 10, freshRef())
-		second := svc.push(t, key, map[string]any{"phone_number": phone, "amount": 20, "reference": freshRef()})
-		wantError(t, "second push while the first is PENDING", second, http.StatusConflict, "subscriber_busy")
+		first := pushOK(t, c, phone, 10, freshRef())
+		_, err := c.Push(context.Background(), client.PushRequest{PhoneNumber: phone, Amount: client.Shillings(20), Reference: freshRef()})
+		wantClientError(t, "second push while the first is PENDING", err, http.StatusConflict, "subscriber_busy")
 		if got := sim.PushCount(phone); got != 1 {
 			t.Errorf("STK pushes sent to Daraja: got %d, want 1", got)
 		}
@@ -430,7 +383,7 @@ func TestLifecyclePromptPerPhone(t *testing.T) {
 			t.Errorf("payments to %s: got %d, want 1 (the refused push stores nothing)", phone, len(got))
 		}
 		// Another phone is not affected.
-		svc.pushOK(t, key, freshPhone(), 10, freshRef())
+		pushOK(t, c, freshPhone(), 10, freshRef())
 
 		// Pushes to one phone arriving at once: one prompt.
 		busy := freshPhone()
@@ -444,13 +397,16 @@ func TestLifecyclePromptPerPhone(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				r, err := lcDo(svc, http.MethodPost, "/api/stk-push/", map[string]string{"X-API-KEY": key},
-					map[string]any{"phone_number": busy, "amount": 10 + i, "reference": freshRef()})
-				if err != nil {
+				_, err := c.Push(context.Background(), client.PushRequest{PhoneNumber: busy, Amount: client.Shillings(int64(10 + i)), Reference: freshRef()})
+				var le *client.Error
+				switch {
+				case err == nil:
+					statuses[i] = http.StatusOK
+				case errors.As(err, &le):
+					statuses[i], codes[i] = le.StatusCode, le.Code
+				default:
 					t.Errorf("concurrent push %d: %v", i, err)
-					return
 				}
-				statuses[i], codes[i] = r.Status, jsonStr(r.Body, "error", "code")
 			}()
 		}
 		close(start)
@@ -469,9 +425,9 @@ func TestLifecyclePromptPerPhone(t *testing.T) {
 		}
 
 		// The customer pays: the phone is free again.
-		svc.postCallback(t, lcCallback(jsonStr(first.Body, "checkout_request_id"), jsonStr(first.Body, "merchant_request_id"), 0, 10, "UKPROMPT01", phone))
-		svc.waitStatus(t, key, jsonStr(first.Body, "payment_id"), "SUCCESS")
-		svc.pushOK(t, key, phone, 30, freshRef())
+		svc.postCallback(t, lcCallback(first.CheckoutRequestID, first.MerchantRequestID, 0, 10, "UKPROMPT01", phone))
+		waitPayment(t, c, first.PaymentID, client.StatusSuccess)
+		pushOK(t, c, phone, 30, freshRef())
 		if got := sim.PushCount(phone); got != 2 {
 			t.Errorf("STK pushes sent to Daraja after the first settled: got %d, want 2", got)
 		}
@@ -487,12 +443,12 @@ func TestLifecyclePromptLifetime(t *testing.T) {
 		// model: its subscriber lock stays off.
 		sim := startLCSim(t, darajasim.Config{CallbackDelay: time.Hour, NoSubscriberLock: true})
 		svc := startTestService(t, databaseURL, lcEnv(map[string]string{"MPESA_BASE_URL": sim.URL, "LIPA_PROMPT_LIFETIME": "1ms"}))
-		key := svc.createApp(t, "shop")
+		c := svc.appClient(t, svc.createApp(t, "shop"))
 		phone := freshPhone()
-		a := svc.pushOK(t, key, phone, 10, freshRef())
-		b := svc.pushOK(t, key, phone, 20, freshRef())
-		if jsonStr(a.Body, "payment_id") == jsonStr(b.Body, "payment_id") {
-			t.Errorf("second push: got the first's payment_id %s, want a new payment", jsonStr(b.Body, "payment_id"))
+		a := pushOK(t, c, phone, 10, freshRef())
+		b := pushOK(t, c, phone, 20, freshRef())
+		if a.PaymentID == b.PaymentID {
+			t.Errorf("second push: got the first's payment_id %s, want a new payment", b.PaymentID)
 		}
 		if got := sim.PushCount(phone); got != 2 {
 			t.Errorf("STK pushes sent to Daraja: got %d, want 2", got)
@@ -510,42 +466,43 @@ func TestLifecycleReconcileByQuery(t *testing.T) {
 			"LIPA_RECONCILE_AFTER": "200ms", // a pass every second
 			"LIPA_PROMPT_LIFETIME": "1ms",   // two pushes to the one no-callback number
 		}))
-		key := svc.createApp(t, "shop")
+		c := svc.appClient(t, svc.createApp(t, "shop"))
+		ctx := context.Background()
 		refA, refB := freshRef(), freshRef()
 		// One after the other: Daraja refuses a push to a phone whose prompt
 		// is still open, and the query says "0" only once it has closed.
-		var pushes []apiResponse
+		var pushes []*client.PushResult
 		for i, ref := range []string{refA, refB} {
-			r := svc.pushOK(t, key, darajasim.PhoneNoCallback, 10*(i+1), ref)
+			r := pushOK(t, c, darajasim.PhoneNoCallback, int64(10*(i+1)), ref)
 			pushes = append(pushes, r)
-			id := jsonStr(r.Body, "payment_id")
-			p := svc.waitStatus(t, key, id, "SUCCESS")
-			if p["resolved_by"] != "query" || p["mpesa_receipt_number"] != nil || p["result_code"] != "0" {
-				t.Errorf("payment %s settled by the query: got resolved_by %v receipt %v result_code %v, want \"query\", null, \"0\"",
-					id, p["resolved_by"], p["mpesa_receipt_number"], p["result_code"])
+			id := r.PaymentID
+			p := waitPayment(t, c, id, client.StatusSuccess)
+			if p.ResolvedBy != "query" || p.MpesaReceiptNumber != "" || p.ResultCode != "0" {
+				t.Errorf("payment %s settled by the query: got resolved_by %q receipt %q result_code %q, want \"query\", null, \"0\"",
+					id, p.ResolvedBy, p.MpesaReceiptNumber, p.ResultCode)
 			}
 		}
 		a, b := pushes[0], pushes[1]
-		idA, idB := jsonStr(a.Body, "payment_id"), jsonStr(b.Body, "payment_id")
-		if r := svc.verify(t, key, url.Values{"reference": {refA}}); r.Status != http.StatusOK || r.Body["paid"] != true || r.Body["receipt"] != nil {
-			t.Errorf("verify by reference: got %d %s, want 200 paid true receipt null", r.Status, r.Raw)
+		idA, idB := a.PaymentID, b.PaymentID
+		if v, err := c.Verify(ctx, client.VerifyQuery{Reference: refA}); err != nil || !v.Paid || v.Receipt != "" {
+			t.Errorf("verify by reference: got %+v (error %v), want 200 paid true receipt null", v, err)
 		}
-		if r := svc.claim(t, key, map[string]any{"payment_id": idA}); r.Status != http.StatusOK {
-			t.Errorf("claim by payment_id: got %d %s, want 200", r.Status, r.Raw)
+		if _, err := c.Claim(ctx, client.ClaimRequest{PaymentID: idA}); err != nil {
+			t.Errorf("claim by payment_id: got %v, want 200", err)
 		}
-		if r := svc.claim(t, key, map[string]any{"reference": refB, "amount": 20}); r.Status != http.StatusOK || jsonStr(r.Body, "payment_id") != idB {
-			t.Errorf("claim by reference: got %d %s, want 200 for %s", r.Status, r.Raw, idB)
+		if cl, err := c.Claim(ctx, client.ClaimRequest{Reference: refB, Amount: client.Shillings(20)}); err != nil || cl.PaymentID != idB {
+			t.Errorf("claim by reference: got %+v (error %v), want 200 for %s", cl, err, idB)
 		}
 
 		// The callback comes late after all, with the receipt.
-		svc.postCallback(t, lcCallback(jsonStr(a.Body, "checkout_request_id"), jsonStr(a.Body, "merchant_request_id"), 0, 10, "UKLATE0001", darajasim.PhoneNoCallback))
-		p := svc.payment(t, key, idA)
-		if p["status"] != "SUCCESS" || p["mpesa_receipt_number"] != "UKLATE0001" || p["claimed"] != true {
-			t.Errorf("after the late callback: got status %v receipt %v claimed %v, want SUCCESS UKLATE0001 true",
-				p["status"], p["mpesa_receipt_number"], p["claimed"])
+		svc.postCallback(t, lcCallback(a.CheckoutRequestID, a.MerchantRequestID, 0, 10, "UKLATE0001", darajasim.PhoneNoCallback))
+		p := paymentOK(t, c, idA)
+		if p.Status != client.StatusSuccess || p.MpesaReceiptNumber != "UKLATE0001" || !p.Claimed {
+			t.Errorf("after the late callback: got status %v receipt %q claimed %v, want SUCCESS UKLATE0001 true",
+				p.Status, p.MpesaReceiptNumber, p.Claimed)
 		}
-		if r := svc.verify(t, key, url.Values{"receipt": {"UKLATE0001"}}); r.Status != http.StatusOK || jsonStr(r.Body, "payment_id") != idA {
-			t.Errorf("verify by the late receipt: got %d %s, want 200 for %s", r.Status, r.Raw, idA)
+		if v, err := c.Verify(ctx, client.VerifyQuery{Receipt: "UKLATE0001"}); err != nil || v.PaymentID != idA {
+			t.Errorf("verify by the late receipt: got %+v (error %v), want 200 for %s", v, err, idA)
 		}
 	})
 }
@@ -565,11 +522,11 @@ func TestLifecycleReconcilePendingExpires(t *testing.T) {
 					"LIPA_RECONCILE_AFTER": "200ms", // a pass every second
 					"LIPA_PENDING_EXPIRY":  "4s",
 				}))
-				key := svc.createApp(t, "shop")
-				id := jsonStr(svc.pushOK(t, key, freshPhone(), 10, freshRef()).Body, "payment_id")
-				p := svc.waitStatus(t, key, id, "FAILED")
-				if p["failure_reason"] != "expired" || p["resolved_by"] != "expiry" {
-					t.Errorf("payment: got failure_reason %v resolved_by %v, want expired, expiry (payment %v)", p["failure_reason"], p["resolved_by"], p)
+				c := svc.appClient(t, svc.createApp(t, "shop"))
+				id := pushOK(t, c, freshPhone(), 10, freshRef()).PaymentID
+				p := waitPayment(t, c, id, client.StatusFailed)
+				if p.FailureReason != "expired" || p.ResolvedBy != "expiry" {
+					t.Errorf("payment: got failure_reason %v resolved_by %v, want expired, expiry (payment %+v)", p.FailureReason, p.ResolvedBy, p)
 				}
 				deferred := 0
 				for _, l := range svc.logLines(t) {
@@ -591,9 +548,9 @@ func TestLifecycleReconcileCommand(t *testing.T) {
 	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
 		sim := startLCSim(t, darajasim.Config{}) // settles at once; no callback for this number
 		svc := startTestService(t, databaseURL, lcEnv(map[string]string{"MPESA_BASE_URL": sim.URL}))
-		key := svc.createApp(t, "shop")
-		id := jsonStr(svc.pushOK(t, key, darajasim.PhoneNoCallback, 10, freshRef()).Body, "payment_id")
-		lcWaitQueryFinal(t, sim, svc, key, id)
+		c := svc.appClient(t, svc.createApp(t, "shop"))
+		id := pushOK(t, c, darajasim.PhoneNoCallback, 10, freshRef()).PaymentID
+		lcWaitQueryFinal(t, sim, paymentOK(t, c, id).CheckoutRequestID)
 
 		env := maps.Clone(svc.Env)
 		env["LIPA_RECONCILE_AFTER"] = "1ms"
@@ -601,19 +558,19 @@ func TestLifecycleReconcileCommand(t *testing.T) {
 		if code != 0 || !strings.Contains(stdout, "1 succeeded") {
 			t.Fatalf("lipa reconcile: got exit code %d, stdout %q, stderr %q, want 0 and 1 succeeded", code, stdout, stderr)
 		}
-		p := svc.payment(t, key, id)
-		if p["status"] != "SUCCESS" || p["resolved_by"] != "query" {
-			t.Errorf("payment after lipa reconcile: got %v resolved_by %v, want SUCCESS by query", p["status"], p["resolved_by"])
+		p := paymentOK(t, c, id)
+		if p.Status != client.StatusSuccess || p.ResolvedBy != "query" {
+			t.Errorf("payment after lipa reconcile: got %v resolved_by %v, want SUCCESS by query", p.Status, p.ResolvedBy)
 		}
 	})
 }
 
 // lcWaitQueryFinal waits until the simulator's STK push query reports a
-// final result for the payment, asking it with a Daraja client of the
-// test's own.
-func lcWaitQueryFinal(t *testing.T, sim *lcSim, svc *testService, key, paymentID string) {
+// final result for the push crid, asking it with a Daraja client of the
+// test's own. That client talks to the simulator, not to Lipa, so it has
+// no OpenAPI-checking transport.
+func lcWaitQueryFinal(t *testing.T, sim *lcSim, crid string) {
 	t.Helper()
-	crid := jsonStr(svc.payment(t, key, paymentID), "checkout_request_id")
 	hc := &http.Client{Transport: &http.Transport{}}
 	defer hc.CloseIdleConnections()
 	c, err := daraja.New(daraja.Config{BaseURL: sim.URL, ConsumerKey: "test", ConsumerSecret: "test", HTTPClient: hc})
@@ -652,13 +609,14 @@ func TestLifecycleReconcileReplicas(t *testing.T) {
 		a := startTestService(t, databaseURL, env)
 		b := startTestService(t, databaseURL, env)
 		key := a.createApp(t, "shop")
+		ca, cb := a.appClient(t, key), b.appClient(t, key)
 		var ids []string
 		for range 10 {
-			ids = append(ids, jsonStr(a.pushOK(t, key, freshPhone(), 10, freshRef()).Body, "payment_id"))
+			ids = append(ids, pushOK(t, ca, freshPhone(), 10, freshRef()).PaymentID)
 		}
 		for _, id := range ids {
-			if p := b.waitStatus(t, key, id, "FAILED"); p["failure_reason"] != "expired" {
-				t.Errorf("payment %s: got failure_reason %v, want expired", id, p["failure_reason"])
+			if p := waitPayment(t, cb, id, client.StatusFailed); p.FailureReason != "expired" {
+				t.Errorf("payment %s: got failure_reason %v, want expired", id, p.FailureReason)
 			}
 		}
 		attempts := map[string][]float64{}
@@ -700,11 +658,11 @@ func TestLifecycleDarajaFaults(t *testing.T) {
 	cases := []struct {
 		name   string
 		phone  string
-		status int    // HTTP status the app gets
-		code   string // its error code; "" for 200
-		want   string // the payment's status right after the answer
-		reason string // its failure_reason, for FAILED
-		pushes int    // push requests that may reach Daraja
+		status int                  // HTTP status the app gets
+		code   string               // its error code; "" for 200
+		want   client.Status        // the payment's status right after the answer
+		reason client.FailureReason // its failure_reason, for FAILED
+		pushes int                  // push requests that may reach Daraja
 	}{
 		{"no answer", darajasim.PhoneNoAnswer, http.StatusGatewayTimeout, "daraja_timeout", "PENDING", "", 1},
 		{"503 html", darajasim.PhoneUnavailable, http.StatusBadGateway, "daraja_error", "PENDING", "", 1},
@@ -729,24 +687,26 @@ func TestLifecycleDarajaFaults(t *testing.T) {
 				if c.phone == darajasim.PhoneNoAnswer {
 					svc = impatient
 				}
-				r := svc.push(t, key, map[string]any{"phone_number": c.phone, "amount": 10, "reference": freshRef()})
+				ac := svc.appClient(t, key)
+				r, err := ac.Push(context.Background(), client.PushRequest{PhoneNumber: c.phone, Amount: client.Shillings(10), Reference: freshRef()})
 				var id string
 				if c.code == "" {
-					wantStatus(t, "push", r, c.status)
-					id = jsonStr(r.Body, "payment_id")
+					if err != nil {
+						t.Fatalf("push: got %v, want %d", err, c.status)
+					}
+					id = r.PaymentID
 				} else {
-					wantError(t, "push", r, c.status, c.code)
-					id = jsonStr(r.Body, "error", "details", "payment_id")
+					id = wantClientError(t, "push", err, c.status, c.code).PaymentID()
 				}
 				if id == "" {
-					t.Fatalf("push: got %s, want the payment_id", r.Raw)
+					t.Fatalf("push: got %+v (error %v), want the payment_id", r, err)
 				}
-				p := svc.payment(t, key, id)
-				if p["status"] != c.want && !(c.code == "" && p["status"] == "SUCCESS") {
-					t.Errorf("payment: got status %v, want %s (payment %v)", p["status"], c.want, p)
+				p := paymentOK(t, ac, id)
+				if p.Status != c.want && !(c.code == "" && p.Status == client.StatusSuccess) {
+					t.Errorf("payment: got status %v, want %s (payment %+v)", p.Status, c.want, p)
 				}
-				if c.reason != "" && p["failure_reason"] != c.reason {
-					t.Errorf("payment: got failure_reason %v, want %s", p["failure_reason"], c.reason)
+				if c.reason != "" && p.FailureReason != c.reason {
+					t.Errorf("payment: got failure_reason %v, want %s", p.FailureReason, c.reason)
 				}
 				if got := sim.PushCount(c.phone); got > c.pushes {
 					t.Errorf("STK push requests that reached Daraja: got %d, want at most %d", got, c.pushes)
@@ -755,7 +715,7 @@ func TestLifecycleDarajaFaults(t *testing.T) {
 					t.Errorf("LOG_FILE: got no line naming payment %s, want one", id)
 				}
 				if c.code == "" {
-					svc.waitStatus(t, key, id, "SUCCESS")
+					waitPayment(t, ac, id, client.StatusSuccess)
 				}
 				svc.checkNoPanic(t)
 			})
@@ -769,9 +729,9 @@ func TestLifecycleDarajaFaults(t *testing.T) {
 			if len(ps) != 1 {
 				t.Fatalf("payments to %s: got %d, want 1", darajasim.PhoneMalformedAnswer, len(ps))
 			}
-			p := svc.waitStatus(t, key, jsonStr(ps[0], "id"), "SUCCESS")
-			if jsonStr(p, "mpesa_receipt_number") == "" || !strings.HasSuffix(jsonStr(p, "checkout_request_id"), darajasim.PhoneMalformedAnswer[3:]) {
-				t.Errorf("payment: got receipt %v checkout_request_id %v, want the simulator's", p["mpesa_receipt_number"], p["checkout_request_id"])
+			p := waitPayment(t, svc.appClient(t, key), ps[0].ID, client.StatusSuccess)
+			if p.MpesaReceiptNumber == "" || !strings.HasSuffix(p.CheckoutRequestID, darajasim.PhoneMalformedAnswer[3:]) {
+				t.Errorf("payment: got receipt %q checkout_request_id %q, want the simulator's", p.MpesaReceiptNumber, p.CheckoutRequestID)
 			}
 			if got := sim.PushCount(darajasim.PhoneMalformedAnswer); got != 1 {
 				t.Errorf("STK pushes sent to Daraja: got %d, want 1", got)
@@ -783,34 +743,36 @@ func TestLifecycleDarajaFaults(t *testing.T) {
 			// its failure callback cannot be told apart, so it waits for an
 			// operator.
 			ps := impatient.paymentsOf(t, key, darajasim.PhoneNoAnswer)
-			if len(ps) != 1 || ps[0]["status"] != "PENDING" || ps[0]["checkout_request_id"] != nil {
-				t.Fatalf("payments to %s: got %v, want one PENDING without a checkout_request_id", darajasim.PhoneNoAnswer, ps)
+			if len(ps) != 1 || ps[0].Status != client.StatusPending || ps[0].CheckoutRequestID != "" {
+				t.Fatalf("payments to %s: got %+v, want one PENDING without a checkout_request_id", darajasim.PhoneNoAnswer, ps)
 			}
-			id := jsonStr(ps[0], "id")
+			id := ps[0].ID
+			ic := impatient.appClient(t, key)
 			crid := "ws_CO_LOST_" + strings.TrimPrefix(freshRef(), "REF")
 			impatient.postCallback(t, lcCallback(crid, "4242-1", 1032, 10, "", darajasim.PhoneNoAnswer))
 			inbound := lcWaitUnmatched(t, impatient, func(m map[string]any) bool { return m["checkout_request_id"] == crid })
-			if p := impatient.payment(t, key, id); p["status"] != "PENDING" {
-				t.Fatalf("payment before the operator matched the callback: got %v, want PENDING", p["status"])
+			if p := paymentOK(t, ic, id); p.Status != client.StatusPending {
+				t.Fatalf("payment before the operator matched the callback: got %v, want PENDING", p.Status)
 			}
 			code, stdout, stderr := runCLI(t, impatient.Env, "callbacks", "match", inbound, id)
 			if code != 0 {
 				t.Fatalf("lipa callbacks match %s %s: got exit code %d (stdout %q, stderr %q), want 0", inbound, id, code, stdout, stderr)
 			}
-			p := impatient.payment(t, key, id)
-			if p["status"] != "FAILED" || p["failure_reason"] != "cancelled_by_user" || p["checkout_request_id"] != crid {
-				t.Errorf("payment after matching: got %v %v checkout_request_id %v, want FAILED cancelled_by_user %s",
-					p["status"], p["failure_reason"], p["checkout_request_id"], crid)
+			p := paymentOK(t, ic, id)
+			if p.Status != client.StatusFailed || p.FailureReason != "cancelled_by_user" || p.CheckoutRequestID != crid {
+				t.Errorf("payment after matching: got %v %v checkout_request_id %q, want FAILED cancelled_by_user %s",
+					p.Status, p.FailureReason, p.CheckoutRequestID, crid)
 			}
 			lcWaitGone(t, impatient, crid)
 		})
 
 		t.Run("tokens revoked between two pushes", func(t *testing.T) {
-			svc.pushOK(t, key, freshPhone(), 10, freshRef())
+			c := svc.appClient(t, key)
+			pushOK(t, c, freshPhone(), 10, freshRef())
 			before := sim.oauth.Load()
 			sim.RevokeTokens()
 			phone := freshPhone()
-			svc.pushOK(t, key, phone, 10, freshRef())
+			pushOK(t, c, phone, 10, freshRef())
 			if got := sim.oauth.Load() - before; got != 1 {
 				t.Errorf("token requests after the revocation: got %d, want 1", got)
 			}
@@ -878,16 +840,16 @@ func TestLifecycleFaultUnreachable(t *testing.T) {
 		closed := "http://" + ln.Addr().String()
 		ln.Close()
 		svc := startTestService(t, databaseURL, lcEnv(map[string]string{"MPESA_BASE_URL": closed}))
-		key := svc.createApp(t, "shop")
-		r := svc.push(t, key, map[string]any{"phone_number": freshPhone(), "amount": 10, "reference": freshRef()})
-		wantError(t, "push with Daraja unreachable", r, http.StatusServiceUnavailable, "daraja_unreachable")
-		id := jsonStr(r.Body, "error", "details", "payment_id")
+		c := svc.appClient(t, svc.createApp(t, "shop"))
+		_, err = c.Push(context.Background(), client.PushRequest{PhoneNumber: freshPhone(), Amount: client.Shillings(10), Reference: freshRef()})
+		le := wantClientError(t, "push with Daraja unreachable", err, http.StatusServiceUnavailable, "daraja_unreachable")
+		id := le.PaymentID()
 		if id == "" {
-			t.Fatalf("push: got %s, want details.payment_id", r.Raw)
+			t.Fatalf("push: got details %v, want details.payment_id", le.Details)
 		}
-		p := svc.payment(t, key, id)
-		if p["status"] != "FAILED" || p["failure_reason"] != "daraja_unreachable" {
-			t.Errorf("payment: got status %v failure_reason %v, want FAILED daraja_unreachable", p["status"], p["failure_reason"])
+		p := paymentOK(t, c, id)
+		if p.Status != client.StatusFailed || p.FailureReason != "daraja_unreachable" {
+			t.Errorf("payment: got status %v failure_reason %v, want FAILED daraja_unreachable", p.Status, p.FailureReason)
 		}
 		if !svc.logNames(t, id) {
 			t.Errorf("LOG_FILE: got no line naming payment %s, want one", id)
@@ -937,28 +899,29 @@ func TestLifecycleReadyMisconfigured(t *testing.T) {
 				env := map[string]string{"MPESA_BASE_URL": sim.URL}
 				maps.Copy(env, c.env)
 				svc := startTestService(t, databaseURL, lcEnv(env))
-				key := svc.createApp(t, "shop")
+				c := svc.appClient(t, svc.createApp(t, "shop"))
+				ctx := context.Background()
 
-				if r := svc.do(t, http.MethodGet, "/readyz", "", nil); r.Status != http.StatusOK {
-					t.Fatalf("/readyz before any Daraja call: got %d %s, want 200", r.Status, r.Raw)
+				if _, err := c.Ready(ctx); err != nil {
+					t.Fatalf("/readyz before any Daraja call: got %v, want 200", err)
 				}
-				r := svc.push(t, key, map[string]any{"phone_number": freshPhone(), "amount": 10, "reference": freshRef()})
-				wantError(t, "push Daraja refuses for Lipa's configuration", r, http.StatusBadGateway, "daraja_error")
-				if id := jsonStr(r.Body, "error", "details", "payment_id"); id == "" {
-					t.Errorf("push: got %s, want details.payment_id", r.Raw)
-				} else if p := svc.payment(t, key, id); p["status"] != "FAILED" {
-					t.Errorf("payment: got status %v, want FAILED (the push was refused)", p["status"])
+				_, err := c.Push(ctx, client.PushRequest{PhoneNumber: freshPhone(), Amount: client.Shillings(10), Reference: freshRef()})
+				le := wantClientError(t, "push Daraja refuses for Lipa's configuration", err, http.StatusBadGateway, "daraja_error")
+				if id := le.PaymentID(); id == "" {
+					t.Errorf("push: got details %v, want details.payment_id", le.Details)
+				} else if p := paymentOK(t, c, id); p.Status != client.StatusFailed {
+					t.Errorf("payment: got status %v, want FAILED (the push was refused)", p.Status)
 				}
-				ready := svc.do(t, http.MethodGet, "/readyz", "", nil)
-				wantError(t, "/readyz after Daraja refused the configuration", ready, http.StatusServiceUnavailable, "daraja_misconfigured")
+				_, err = c.Ready(ctx)
+				wantClientError(t, "/readyz after Daraja refused the configuration", err, http.StatusServiceUnavailable, "daraja_misconfigured")
 				svc.waitLog(t, "an error-level line about the refusal", func(l map[string]any) bool {
 					return l["level"] == "ERROR" && strings.Contains(jsonStr(l, "msg"), "Daraja refused")
 				})
 
 				useFixed.Store(true)
-				svc.pushOK(t, key, freshPhone(), 10, freshRef())
-				if r := svc.do(t, http.MethodGet, "/readyz", "", nil); r.Status != http.StatusOK {
-					t.Errorf("/readyz after a successful push: got %d %s, want 200", r.Status, r.Raw)
+				pushOK(t, c, freshPhone(), 10, freshRef())
+				if _, err := c.Ready(ctx); err != nil {
+					t.Errorf("/readyz after a successful push: got %v, want 200", err)
 				}
 			})
 		})
@@ -971,46 +934,51 @@ func TestLifecycleCallbackOrder(t *testing.T) {
 	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
 		sim := startLCSim(t, darajasim.Config{CallbackDelay: time.Hour})
 		svc := startTestService(t, databaseURL, lcEnv(map[string]string{"MPESA_BASE_URL": sim.URL, "LIPA_ADMIN_KEY": "operators-secret"}))
-		key := svc.createApp(t, "shop")
+		c := svc.appClient(t, svc.createApp(t, "shop"))
 
-		settled := func(t *testing.T, resultCode int, receipt string) (push apiResponse, phone string, p map[string]any) {
+		settled := func(t *testing.T, resultCode int, receipt string) (push *client.PushResult, phone string, p *client.Payment) {
 			t.Helper()
 			phone = freshPhone()
-			push = svc.pushOK(t, key, phone, 40, freshRef())
-			svc.postCallback(t, lcCallback(jsonStr(push.Body, "checkout_request_id"), jsonStr(push.Body, "merchant_request_id"), resultCode, 40, receipt, phone))
-			want := "SUCCESS"
+			push = pushOK(t, c, phone, 40, freshRef())
+			svc.postCallback(t, lcCallback(push.CheckoutRequestID, push.MerchantRequestID, resultCode, 40, receipt, phone))
+			want := client.StatusSuccess
 			if resultCode != 0 {
-				want = "FAILED"
+				want = client.StatusFailed
 			}
-			return push, phone, svc.waitStatus(t, key, jsonStr(push.Body, "payment_id"), want)
+			return push, phone, waitPayment(t, c, push.PaymentID, want)
 		}
-		unchanged := func(t *testing.T, id string, before map[string]any) {
+		// fields are the payment's fields a late callback must not change.
+		fields := func(p *client.Payment) map[string]any {
+			return map[string]any{"status": p.Status, "mpesa_receipt_number": p.MpesaReceiptNumber, "failure_reason": p.FailureReason,
+				"result_code": p.ResultCode, "resolved_by": p.ResolvedBy, "updated_at": p.UpdatedAt}
+		}
+		unchanged := func(t *testing.T, id string, before *client.Payment) {
 			t.Helper()
-			after := svc.payment(t, key, id)
+			after, was := fields(paymentOK(t, c, id)), fields(before)
 			for _, f := range []string{"status", "mpesa_receipt_number", "failure_reason", "result_code", "resolved_by", "updated_at"} {
-				if after[f] != before[f] {
-					t.Errorf("payment %s: got %s %v, want it unchanged (%v)", id, f, after[f], before[f])
+				if after[f] != was[f] {
+					t.Errorf("payment %s: got %s %v, want it unchanged (%v)", id, f, after[f], was[f])
 				}
 			}
 		}
 
 		t.Run("failure after success", func(t *testing.T) {
 			push, phone, p := settled(t, 0, "UKORDER001")
-			svc.postCallback(t, lcCallback(jsonStr(push.Body, "checkout_request_id"), jsonStr(push.Body, "merchant_request_id"), 1032, 40, "", phone))
-			unchanged(t, jsonStr(p, "id"), p)
+			svc.postCallback(t, lcCallback(push.CheckoutRequestID, push.MerchantRequestID, 1032, 40, "", phone))
+			unchanged(t, p.ID, p)
 		})
 		t.Run("success after failure", func(t *testing.T) {
 			push, phone, p := settled(t, 1032, "")
-			svc.postCallback(t, lcCallback(jsonStr(push.Body, "checkout_request_id"), jsonStr(push.Body, "merchant_request_id"), 0, 40, "UKORDER002", phone))
-			unchanged(t, jsonStr(p, "id"), p)
-			if r := svc.verify(t, key, url.Values{"receipt": {"UKORDER002"}}); r.Status != http.StatusNotFound {
-				t.Errorf("verify the contradicting callback's receipt: got %d %s, want 404", r.Status, r.Raw)
+			svc.postCallback(t, lcCallback(push.CheckoutRequestID, push.MerchantRequestID, 0, 40, "UKORDER002", phone))
+			unchanged(t, p.ID, p)
+			if v, err := c.Verify(context.Background(), client.VerifyQuery{Receipt: "UKORDER002"}); !errors.Is(err, client.ErrPaymentNotFound) {
+				t.Errorf("verify the contradicting callback's receipt: got %+v (error %v), want 404", v, err)
 			}
 		})
 		t.Run("success delivered twice", func(t *testing.T) {
 			push, phone, p := settled(t, 0, "UKORDER003")
-			svc.postCallback(t, lcCallback(jsonStr(push.Body, "checkout_request_id"), jsonStr(push.Body, "merchant_request_id"), 0, 40, "UKORDER003", phone))
-			unchanged(t, jsonStr(p, "id"), p)
+			svc.postCallback(t, lcCallback(push.CheckoutRequestID, push.MerchantRequestID, 0, 40, "UKORDER003", phone))
+			unchanged(t, p.ID, p)
 		})
 		t.Run("callback before the push's answer is saved", func(t *testing.T) {
 			phone := freshPhone()
@@ -1023,13 +991,10 @@ func TestLifecycleCallbackOrder(t *testing.T) {
 				var ans struct{ CheckoutRequestID, MerchantRequestID string }
 				json.Unmarshal(rec.Body.Bytes(), &ans)
 				cb, _ := json.Marshal(lcCallback(ans.CheckoutRequestID, ans.MerchantRequestID, 0, 40, "UKEARLY002", phone))
-				if resp, err := http.Post(svc.URL+"/api/mpesa/stk-callback/", "application/json", bytes.NewReader(cb)); err != nil {
+				if r, err := svc.send(http.MethodPost, "/api/mpesa/stk-callback/", nil, cb); err != nil {
 					t.Errorf("early callback: %v", err)
-				} else {
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusOK {
-						t.Errorf("early callback: got status %d, want 200", resp.StatusCode)
-					}
+				} else if r.Status != http.StatusOK {
+					t.Errorf("early callback: got status %d, want 200", r.Status)
 				}
 				maps.Copy(w.Header(), rec.Header())
 				w.WriteHeader(rec.Code)
@@ -1037,11 +1002,11 @@ func TestLifecycleCallbackOrder(t *testing.T) {
 				return true
 			}
 			sim.hook.Store(&hook)
-			push := svc.pushOK(t, key, phone, 40, freshRef())
+			push := pushOK(t, c, phone, 40, freshRef())
 			sim.hook.Store(nil)
-			p := svc.payment(t, key, jsonStr(push.Body, "payment_id"))
-			if p["status"] != "SUCCESS" || p["mpesa_receipt_number"] != "UKEARLY002" {
-				t.Errorf("payment whose callback beat the push's answer: got status %v receipt %v, want SUCCESS UKEARLY002", p["status"], p["mpesa_receipt_number"])
+			p := paymentOK(t, c, push.PaymentID)
+			if p.Status != client.StatusSuccess || p.MpesaReceiptNumber != "UKEARLY002" {
+				t.Errorf("payment whose callback beat the push's answer: got status %v receipt %q, want SUCCESS UKEARLY002", p.Status, p.MpesaReceiptNumber)
 			}
 		})
 		t.Run("unknown CheckoutRequestID", func(t *testing.T) {
@@ -1051,11 +1016,11 @@ func TestLifecycleCallbackOrder(t *testing.T) {
 
 			admin := func(adminKey string) apiResponse {
 				t.Helper()
-				h := map[string]string{}
+				h := http.Header{}
 				if adminKey != "" {
-					h["X-ADMIN-KEY"] = adminKey
+					h.Set("X-Admin-Key", adminKey)
 				}
-				r, err := lcDo(svc, http.MethodGet, "/api/admin/callbacks/unmatched/", h, nil)
+				r, err := svc.send(http.MethodGet, "/api/admin/callbacks/unmatched/", h, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -1089,7 +1054,7 @@ func TestLifecycleCallbackOrder(t *testing.T) {
 func TestLifecycleAdminAPIOff(t *testing.T) {
 	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
 		svc := startTestService(t, databaseURL, lcEnv(nil))
-		r, err := lcDo(svc, http.MethodGet, "/api/admin/callbacks/unmatched/", map[string]string{"X-ADMIN-KEY": "anything"}, nil)
+		r, err := svc.send(http.MethodGet, "/api/admin/callbacks/unmatched/", http.Header{"X-Admin-Key": {"anything"}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

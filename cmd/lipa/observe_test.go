@@ -109,8 +109,8 @@ func TestMetricsMoveUnderTraffic(t *testing.T) {
 		paid := svc.pushOK(t, key, freshPhone(), 10, freshRef())
 		id := jsonStr(paid.Body, "payment_id")
 		p := svc.waitStatus(t, key, id, "SUCCESS")
-		wantStatus(t, "verify", svc.verify(t, key, url.Values{"receipt": {jsonStr(p, "mpesa_receipt_number")}}), http.StatusOK)
-		wantStatus(t, "claim", svc.claim(t, key, map[string]any{"payment_id": id}), http.StatusOK)
+		wantStatus(t, "verify", svc.do(t, http.MethodGet, "/api/payments/verify/?"+url.Values{"receipt": {jsonStr(p, "mpesa_receipt_number")}}.Encode(), key, nil), http.StatusOK)
+		wantStatus(t, "claim", svc.do(t, http.MethodPost, "/api/payments/claim/", key, map[string]any{"payment_id": id}), http.StatusOK)
 		failed := svc.pushOK(t, key, darajasim.PhoneCancelled, 10, freshRef())
 		svc.waitStatus(t, key, jsonStr(failed.Body, "payment_id"), "FAILED")
 		// No callback comes for this one: the reconciler's query settles it.

@@ -2,9 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lipa-gateway/lipa/client"
 	"github.com/lipa-gateway/lipa/internal/darajasim"
 	"github.com/lipa-gateway/lipa/internal/sqlstore"
 	"github.com/lipa-gateway/lipa/internal/sqlstore/sqlstoretest"
@@ -86,13 +88,10 @@ func startReplicas(t *testing.T, bin, databaseURL, darajaURL string, n int) []*r
 	}
 	for _, r := range rs {
 		deadline := time.Now().Add(60 * time.Second)
+		health := processClient(t, r.url, "", 10*time.Second)
 		for {
-			resp, err := http.Get(r.url + "/healthz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					break
-				}
+			if health.Health(context.Background()) == nil {
+				break
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("replica %s did not become healthy:\n%s", r.url, r.out)
@@ -103,26 +102,16 @@ func startReplicas(t *testing.T, bin, databaseURL, darajaURL string, n int) []*r
 	return rs
 }
 
-func call(t *testing.T, method, url, key string, body any) (int, map[string]any) {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+// postTo posts a Safaricom payload (a callback, a C2B confirmation) to the
+// lipa process at base through hc and returns the answer's status; a
+// transport error fails the test and returns 0. It may run on any
+// goroutine.
+func postTo(t *testing.T, hc *http.Client, base, path string, body any) int {
+	r, err := sendTo(hc, base, http.MethodPost, path, nil, body)
+	if err != nil && r.Status == 0 {
+		t.Errorf("POST %s%s: %v", base, path, err)
 	}
-	req, _ := http.NewRequest(method, url, rd)
-	if key != "" {
-		req.Header.Set("X-API-KEY", key)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Errorf("%s %s: %v", method, url, err)
-		return 0, nil
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	json.NewDecoder(resp.Body).Decode(&m)
-	return resp.StatusCode, m
+	return r.Status
 }
 
 func successCallback(checkoutID string, amount int, receipt, phone string) map[string]any {
@@ -151,6 +140,9 @@ func TestReplicasActAsOneService(t *testing.T) {
 	// to the replica that made it, so the callback arrives first.
 	sim := darajasim.New(darajasim.Config{CallbackDelay: time.Hour})
 	t.Cleanup(sim.Close)
+	// Every request to a replica is checked against the OpenAPI document.
+	hc := checkedClient(t, &http.Transport{})
+	t.Cleanup(hc.CloseIdleConnections)
 	var mu sync.Mutex
 	var early string
 	wrapped := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -165,7 +157,7 @@ func TestReplicasActAsOneService(t *testing.T) {
 		sim.ServeHTTP(rec, r)
 		var ans struct{ CheckoutRequestID string }
 		json.Unmarshal(rec.Body.Bytes(), &ans)
-		st, _ := call(t, "POST", target+"/api/mpesa/stk-callback/", "", successCallback(ans.CheckoutRequestID, 77, "UKEARLY001", "254711000077"))
+		st := postTo(t, hc, target, "/api/mpesa/stk-callback/", successCallback(ans.CheckoutRequestID, 77, "UKEARLY001", "254711000077"))
 		if st != 200 {
 			t.Errorf("early callback: got status %d, want 200", st)
 		}
@@ -191,26 +183,31 @@ func TestReplicasActAsOneService(t *testing.T) {
 	}
 	json.Unmarshal(stdout.Bytes(), &created)
 	key := created.APIKey
+	ctx := context.Background()
+	apps := make([]*client.Client, len(rs)) // the app's client of each replica
+	for i, r := range rs {
+		apps[i] = processClient(t, r.url, key, 30*time.Second)
+	}
 
 	t.Run("callback on another replica settles the push", func(t *testing.T) {
 		var ids []string
 		for i := range 10 {
 			a, b := rs[i%3], rs[(i+1)%3]
 			phone := fmt.Sprintf("2547110%05d", i)
-			st, push := call(t, "POST", a.url+"/api/stk-push/", key, map[string]any{"phone_number": phone, "amount": 10 + i, "reference": fmt.Sprintf("REP%d", i)})
-			if st != 200 {
-				t.Fatalf("push on %s: got %d %v", a.url, st, push)
+			push, err := apps[i%3].Push(ctx, client.PushRequest{PhoneNumber: phone, Amount: client.Shillings(int64(10 + i)), Reference: fmt.Sprintf("REP%d", i)})
+			if err != nil {
+				t.Fatalf("push on %s: got %v", a.url, err)
 			}
-			cb := successCallback(push["checkout_request_id"].(string), 10+i, fmt.Sprintf("UKREP%05d", i), phone)
-			if st, _ := call(t, "POST", b.url+"/api/mpesa/stk-callback/", "", cb); st != 200 {
+			cb := successCallback(push.CheckoutRequestID, 10+i, fmt.Sprintf("UKREP%05d", i), phone)
+			if st := postTo(t, hc, b.url, "/api/mpesa/stk-callback/", cb); st != 200 {
 				t.Fatalf("callback on %s: got %d", b.url, st)
 			}
-			ids = append(ids, push["payment_id"].(string))
+			ids = append(ids, push.PaymentID)
 		}
 		for i, id := range ids {
-			st, p := call(t, "GET", rs[(i+2)%3].url+"/api/payments/"+id+"/", key, nil)
-			if st != 200 || p["status"] != "SUCCESS" {
-				t.Fatalf("payment %s: got %d %v, want SUCCESS", id, st, p)
+			p, err := apps[(i+2)%3].Payment(ctx, id)
+			if err != nil || p.Status != client.StatusSuccess {
+				t.Fatalf("payment %s: got %+v (error %v), want SUCCESS", id, p, err)
 			}
 		}
 
@@ -226,7 +223,14 @@ func TestReplicasActAsOneService(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				id := ids[n%10]
-				st, _ := call(t, "POST", rs[n%3].url+"/api/payments/claim/", key, map[string]any{"payment_id": id})
+				_, err := apps[n%3].Claim(ctx, client.ClaimRequest{PaymentID: id})
+				st := http.StatusOK
+				if le := (*client.Error)(nil); errors.As(err, &le) {
+					st = le.StatusCode
+				} else if err != nil {
+					t.Errorf("claim of %s: %v", id, err)
+					st = 0
+				}
 				results <- result{id, st}
 			}()
 		}
@@ -251,21 +255,21 @@ func TestReplicasActAsOneService(t *testing.T) {
 		early = rs[1].url
 		mu.Unlock()
 		defer func() { mu.Lock(); early = ""; mu.Unlock() }()
-		st, push := call(t, "POST", rs[0].url+"/api/stk-push/", key, map[string]any{"phone_number": "254711000077", "amount": 77, "reference": "EARLY1"})
-		if st != 200 {
-			t.Fatalf("push: got %d %v", st, push)
+		push, err := apps[0].Push(ctx, client.PushRequest{PhoneNumber: "254711000077", Amount: client.Shillings(77), Reference: "EARLY1"})
+		if err != nil {
+			t.Fatalf("push: got %v", err)
 		}
-		st, p := call(t, "GET", rs[2].url+"/api/payments/"+push["payment_id"].(string)+"/", key, nil)
-		if st != 200 || p["status"] != "SUCCESS" || p["mpesa_receipt_number"] != "UKEARLY001" {
-			t.Fatalf("got %d %v, want SUCCESS with receipt UKEARLY001", st, p)
+		p, err := apps[2].Payment(ctx, push.PaymentID)
+		if err != nil || p.Status != client.StatusSuccess || p.MpesaReceiptNumber != "UKEARLY001" {
+			t.Fatalf("got %+v (error %v), want SUCCESS with receipt UKEARLY001", p, err)
 		}
 		// Delivered again to every replica, it changes nothing.
 		for _, r := range rs {
-			call(t, "POST", r.url+"/api/mpesa/stk-callback/", "", successCallback(p["checkout_request_id"].(string), 77, "UKEARLY001", "254711000077"))
+			postTo(t, hc, r.url, "/api/mpesa/stk-callback/", successCallback(p.CheckoutRequestID, 77, "UKEARLY001", "254711000077"))
 		}
-		_, again := call(t, "GET", rs[0].url+"/api/payments/"+p["id"].(string)+"/", key, nil)
-		if again["updated_at"] != p["updated_at"] {
-			t.Errorf("a repeated callback changed the payment: updated_at %v, want %v", again["updated_at"], p["updated_at"])
+		again := paymentOK(t, apps[0], p.ID)
+		if !again.UpdatedAt.Equal(p.UpdatedAt) {
+			t.Errorf("a repeated callback changed the payment: updated_at %v, want %v", again.UpdatedAt, p.UpdatedAt)
 		}
 	})
 
@@ -278,15 +282,14 @@ func TestReplicasActAsOneService(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if st, _ := call(t, "POST", rs[n%3].url+"/api/c2b/confirmation/", "", conf); st != 200 {
+				if st := postTo(t, hc, rs[n%3].url, "/api/c2b/confirmation/", conf); st != 200 {
 					t.Errorf("confirmation: got %d, want 200", st)
 				}
 			}()
 		}
 		wg.Wait()
-		st, list := call(t, "GET", rs[0].url+"/api/payments/?reference=REPC2B", key, nil)
-		if n := len(list["payments"].([]any)); st != 200 || n != 1 {
-			t.Errorf("got %d payments with reference REPC2B (status %d), want 1", n, st)
+		if ids := listIDs(t, apps[0], client.ListQuery{Reference: "REPC2B"}); len(ids) != 1 {
+			t.Errorf("got %d payments with reference REPC2B (%v), want 1", len(ids), ids)
 		}
 	})
 	if t.Failed() {

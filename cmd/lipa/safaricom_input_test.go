@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/lipa-gateway/lipa/client"
 	"github.com/lipa-gateway/lipa/internal/daraja"
 	"github.com/lipa-gateway/lipa/internal/sqlstore"
 	"github.com/lipa-gateway/lipa/internal/sqlstore/sqlstoretest"
@@ -174,8 +175,8 @@ func TestReadmeCallbackURLsHaveNoRefusedWord(t *testing.T) {
 func TestSimulatorModeCallbackPath(t *testing.T) {
 	s := startTestService(t, sqlstoretest.URL(t, sqlstore.SQLite), nil)
 	key := s.createApp(t, "shop")
-	r := s.pushOK(t, key, "254708374149", 10, "PATH1")
-	s.waitStatus(t, key, jsonStr(r.Body, "payment_id"), "SUCCESS")
+	c := s.appClient(t, key)
+	waitPayment(t, c, pushOK(t, c, "254708374149", 10, "PATH1").PaymentID, client.StatusSuccess)
 	var msgs []sqlstore.Inbound
 	err := s.srv.db.InTx(context.Background(), func(tx *sqlstore.Tx) (err error) {
 		msgs, err = tx.InboundMessages(context.Background(), sqlstore.InboundSTKCallback, "", 1)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
@@ -23,6 +24,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/lipa-gateway/lipa"
+	"github.com/lipa-gateway/lipa/client"
+	"github.com/lipa-gateway/lipa/internal/api/openapitest"
 	"github.com/lipa-gateway/lipa/internal/darajasim"
 	"github.com/lipa-gateway/lipa/internal/sqlstore"
 	"github.com/lipa-gateway/lipa/internal/sqlstore/sqlstoretest"
@@ -74,61 +77,37 @@ type secReq struct {
 	body   any               // nil; a string or []byte, sent as is; or a value sent as its JSON
 }
 
-// secSend sends r to svc through client (svc's own when nil) and returns
-// the answer, its body decoded when it is a JSON object. Only a transport
-// error stops the test: a hostile request may get any answer.
+// secSend sends r to svc through client (svc's own when nil; both check
+// the exchange against the OpenAPI document) and returns the answer, its
+// body decoded when it is a JSON object. Only a transport error stops the
+// test: a hostile request may get any answer, JSON or not.
 func secSend(t *testing.T, svc *testService, client *http.Client, r secReq) apiResponse {
 	t.Helper()
-	var rd io.Reader
-	switch b := r.body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			t.Fatalf("marshal request body: %v", err)
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(r.method, svc.URL+r.path, rd)
-	if err != nil {
-		t.Fatalf("new request %s %q: %v", r.method, r.path, err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	header := http.Header{}
 	if r.key != "" {
-		req.Header.Set("X-API-KEY", r.key)
+		header.Set("X-API-KEY", r.key)
 	}
 	for k, v := range r.header {
-		req.Header.Set(k, v)
+		header.Set(k, v)
 	}
 	if client == nil {
 		client = svc.client
 	}
-	resp, err := client.Do(req)
-	if err != nil {
+	out, err := svc.sendVia(client, r.method, r.path, header, r.body)
+	if err != nil && out.Status == 0 {
 		t.Fatalf("%s %q: %v", r.method, r.path, err)
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %q: read body: %v", r.method, r.path, err)
-	}
-	out := apiResponse{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
-	json.Unmarshal(raw, &out.Body)
 	return out
 }
 
 // secClientFrom returns an HTTP client whose connections come from the
 // loopback address src (127.0.0.2, 127.0.0.3, …), so that one service
 // sees several source addresses.
-func secClientFrom(src string) *http.Client {
+func secClientFrom(t *testing.T, src string) *http.Client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 10 * time.Second}
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+	hc := checkedClient(t, &http.Transport{DialContext: d.DialContext})
+	t.Cleanup(hc.CloseIdleConnections)
+	return hc
 }
 
 // secCode returns the error code of an error answer.
@@ -146,8 +125,8 @@ type secPending struct {
 func secPush(t *testing.T, svc *testService, key string, amount int) secPending {
 	t.Helper()
 	p := secPending{phone: freshPhone(), ref: freshRef(), amount: amount}
-	r := svc.pushOK(t, key, p.phone, amount, p.ref)
-	p.id, p.checkoutID = jsonStr(r.Body, "payment_id"), jsonStr(r.Body, "checkout_request_id")
+	r := pushOK(t, svc.appClient(t, key), p.phone, int64(amount), p.ref)
+	p.id, p.checkoutID = r.PaymentID, r.CheckoutRequestID
 	return p
 }
 
@@ -156,7 +135,7 @@ func secPush(t *testing.T, svc *testService, key string, amount int) secPending 
 // receipt, claim, updated_at…).
 func secPaymentRaw(t *testing.T, svc *testService, key, id string) string {
 	t.Helper()
-	r := svc.do(t, http.MethodGet, "/api/payments/"+id+"/", key, nil)
+	r := svc.raw(t, http.MethodGet, "/api/payments/"+id+"/", keyHeader(key), nil)
 	wantStatus(t, "GET /api/payments/"+id+"/", r, http.StatusOK)
 	return string(r.Raw)
 }
@@ -165,7 +144,7 @@ func secPaymentRaw(t *testing.T, svc *testService, key, id string) string {
 // byte.
 func secListRaw(t *testing.T, svc *testService, key string) string {
 	t.Helper()
-	r := svc.do(t, http.MethodGet, "/api/payments/?limit=200", key, nil)
+	r := svc.raw(t, http.MethodGet, "/api/payments/?limit=200", keyHeader(key), nil)
 	wantStatus(t, "GET /api/payments/", r, http.StatusOK)
 	return string(r.Raw)
 }
@@ -248,17 +227,17 @@ var secInbounds = []secInbound{
 // confirmation recorded a payment; the validation answered ResultCode "0".
 // When it did not take effect, secFire checks that it changed nothing the
 // app can see.
-func secFire(t *testing.T, svc *testService, key string, in secInbound, path string, client *http.Client, header map[string]string) (apiResponse, bool) {
+func secFire(t *testing.T, svc *testService, key string, in secInbound, path string, hc *http.Client, header map[string]string) (apiResponse, bool) {
 	t.Helper()
 	switch in.kind {
 	case "stk":
 		p := secPush(t, svc, key, 10)
 		before, list := secPaymentRaw(t, svc, key, p.id), secListRaw(t, svc, key)
 		receipt := secReceipt()
-		r := secSend(t, svc, client, secReq{method: http.MethodPost, path: path, header: header,
+		r := secSend(t, svc, hc, secReq{method: http.MethodPost, path: path, header: header,
 			body: secSTKSuccess(p.checkoutID, 10, json.Number(p.phone), receipt)})
-		after := svc.payment(t, key, p.id)
-		if jsonStr(after, "status") == "SUCCESS" && jsonStr(after, "mpesa_receipt_number") == receipt {
+		after := paymentOK(t, svc.appClient(t, key), p.id)
+		if after.Status == client.StatusSuccess && after.MpesaReceiptNumber == receipt {
 			return r, true
 		}
 		if got := secPaymentRaw(t, svc, key, p.id); got != before {
@@ -270,9 +249,9 @@ func secFire(t *testing.T, svc *testService, key string, in secInbound, path str
 		return r, false
 	case "confirmation":
 		ref, list := freshRef(), secListRaw(t, svc, key)
-		r := secSend(t, svc, client, secReq{method: http.MethodPost, path: path, header: header,
+		r := secSend(t, svc, hc, secReq{method: http.MethodPost, path: path, header: header,
 			body: secC2B(secReceipt(), ref, "50.00", "2547 ***** 149")})
-		ids := paymentIDs(t, svc.do(t, http.MethodGet, "/api/payments/?reference="+ref, key, nil))
+		ids := listIDs(t, svc.appClient(t, key), client.ListQuery{Reference: ref})
 		if len(ids) == 0 {
 			if got := secListRaw(t, svc, key); got != list {
 				t.Errorf("%s to %s: the payment list changed, want it unchanged", in.name, path)
@@ -280,7 +259,7 @@ func secFire(t *testing.T, svc *testService, key string, in secInbound, path str
 		}
 		return r, len(ids) == 1
 	default:
-		r := secSend(t, svc, client, secReq{method: http.MethodPost, path: path, header: header,
+		r := secSend(t, svc, hc, secReq{method: http.MethodPost, path: path, header: header,
 			body: secC2B(secReceipt(), freshRef(), "50.00", "2547 ***** 149")})
 		return r, r.Status == http.StatusOK && jsonStr(r.Body, "ResultCode") == "0"
 	}
@@ -483,7 +462,7 @@ func TestSecurityCallbackCrossChecks(t *testing.T) {
 				p := secPush(t, svc, key, 10)
 				if c.prior != nil {
 					post(t, "prior callback", c.prior(p))
-					if got := jsonStr(svc.payment(t, key, p.id), "status"); got == "PENDING" {
+					if got := paymentOK(t, svc.appClient(t, key), p.id).Status; got == client.StatusPending {
 						t.Fatalf("prior callback: got status PENDING, want it applied")
 					}
 				}
@@ -491,7 +470,7 @@ func TestSecurityCallbackCrossChecks(t *testing.T) {
 				post(t, "callback", c.body(p))
 				after := secPaymentRaw(t, svc, key, p.id)
 				if c.applied {
-					if got := jsonStr(svc.payment(t, key, p.id), "status"); got != "SUCCESS" {
+					if got := paymentOK(t, svc.appClient(t, key), p.id).Status; got != client.StatusSuccess {
 						t.Errorf("got status %s, want SUCCESS", got)
 					}
 					return
@@ -542,24 +521,24 @@ func TestSecurityCallbackConfirmByQuery(t *testing.T) {
 	const settle = 800 * time.Millisecond // the simulator's callback delay
 	sqlstoretest.Run(t, func(t *testing.T, databaseURL string) {
 		sim := darajasim.New(darajasim.Config{CallbackDelay: settle,
-			HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: secSuccessOnly{next: &http.Transport{}}}})
+			HTTPClient: &http.Client{Timeout: 10 * time.Second, Transport: secSuccessOnly{next: openapitest.Transport(t, &http.Transport{})}}})
 		simSrv := httptest.NewServer(sim)
 		t.Cleanup(func() { sim.Close(); simSrv.Close() })
 		svc := secStart(t, databaseURL, "MPESA_BASE_URL", simSrv.URL, "LIPA_CONFIRM_BY_QUERY", "true", "LIPA_RECONCILE_AFTER", "2s")
-		key := svc.createApp(t, "shop")
+		ac := svc.appClient(t, svc.createApp(t, "shop"))
 
 		// waitSettled polls the payment until it is no longer PENDING,
 		// failing at once if it is ever SUCCESS when want is not.
-		waitSettled := func(t *testing.T, id, want string) map[string]any {
+		waitSettled := func(t *testing.T, id string, want client.Status) *client.Payment {
 			t.Helper()
 			deadline := time.Now().Add(30 * time.Second)
 			for {
-				p := svc.payment(t, key, id)
-				switch got := jsonStr(p, "status"); {
+				p := paymentOK(t, ac, id)
+				switch got := p.Status; {
 				case got == want:
 					return p
-				case got != "PENDING":
-					t.Fatalf("payment %s: got status %s, want %s (payment %v)", id, got, want, p)
+				case got != client.StatusPending:
+					t.Fatalf("payment %s: got status %s, want %s (payment %+v)", id, got, want, p)
 				case time.Now().After(deadline):
 					t.Fatalf("payment %s: still PENDING after 30s, want %s", id, want)
 				}
@@ -578,7 +557,7 @@ func TestSecurityCallbackConfirmByQuery(t *testing.T) {
 			name      string
 			phone     string
 			waitFirst bool // forge only once the simulator has settled the push
-			want      string
+			want      client.Status
 			code      string // result_code wanted
 			by        string // resolved_by wanted
 		}{
@@ -593,23 +572,23 @@ func TestSecurityCallbackConfirmByQuery(t *testing.T) {
 					phone = freshPhone()
 				}
 				start := time.Now()
-				r := svc.pushOK(t, key, phone, 10, freshRef())
-				p := secPending{id: jsonStr(r.Body, "payment_id"), checkoutID: jsonStr(r.Body, "checkout_request_id"), phone: phone, amount: 10}
+				r := pushOK(t, ac, phone, 10, freshRef())
+				p := secPending{id: r.PaymentID, checkoutID: r.CheckoutRequestID, phone: phone, amount: 10}
 				if c.code != "0" {
 					if c.waitFirst {
 						time.Sleep(settle + 300*time.Millisecond)
 					}
 					forge(t, p)
-					got := svc.payment(t, key, p.id)
-					if st := jsonStr(got, "status"); st == "SUCCESS" || (!c.waitFirst && time.Since(start) < settle && st != "PENDING") {
+					got := paymentOK(t, ac, p.id)
+					if st := got.Status; st == client.StatusSuccess || (!c.waitFirst && time.Since(start) < settle && st != client.StatusPending) {
 						t.Fatalf("right after the forged callback: got status %s, want PENDING until the query answers", st)
 					}
 				}
 				got := waitSettled(t, p.id, c.want)
-				if jsonStr(got, "result_code") != c.code || jsonStr(got, "resolved_by") != c.by {
-					t.Errorf("got result_code %q resolved_by %q, want %q and %q (payment %v)", jsonStr(got, "result_code"), jsonStr(got, "resolved_by"), c.code, c.by, got)
+				if got.ResultCode != c.code || got.ResolvedBy != c.by {
+					t.Errorf("got result_code %q resolved_by %q, want %q and %q (payment %+v)", got.ResultCode, got.ResolvedBy, c.code, c.by, got)
 				}
-				if c.want == "SUCCESS" && jsonStr(got, "mpesa_receipt_number") == "" {
+				if c.want == client.StatusSuccess && got.MpesaReceiptNumber == "" {
 					t.Errorf("got no receipt, want the confirmed callback's")
 				}
 			})
@@ -890,13 +869,13 @@ func TestSecurityTenantIsolation(t *testing.T) {
 		stkReceipt := secReceipt()
 		wantStatus(t, "callback", secSend(t, svc, nil, secReq{method: http.MethodPost, path: secSTKPath + secToken + "/",
 			body: secSTKSuccess(p.checkoutID, 10, json.Number(p.phone), stkReceipt)}), http.StatusOK)
-		svc.waitStatus(t, keyA, p.id, "SUCCESS")
+		waitPayment(t, svc.appClient(t, keyA), p.id, client.StatusSuccess)
 
 		// An unclaimed C2B payment in the intake pool.
 		c2bReceipt, c2bRef := secReceipt(), freshRef()
 		wantStatus(t, "C2B confirmation", secSend(t, svc, nil, secReq{method: http.MethodPost, path: secConfirmationPath + secToken + "/",
 			body: secC2B(c2bReceipt, c2bRef, "50.00", "2547 ***** 149")}), http.StatusOK)
-		ids := paymentIDs(t, svc.do(t, http.MethodGet, "/api/payments/?reference="+c2bRef, keyA, nil))
+		ids := listIDs(t, svc.appClient(t, keyA), client.ListQuery{Reference: c2bRef})
 		if len(ids) != 1 {
 			t.Fatalf("C2B payment: got %v, want one payment with reference %s", ids, c2bRef)
 		}
@@ -928,7 +907,7 @@ func TestSecurityTenantIsolation(t *testing.T) {
 			}
 		})
 		t.Run("claimed C2B payment is the claimer's", func(t *testing.T) {
-			wantStatus(t, "app A claims it", svc.claim(t, keyA, map[string]any{"receipt": c2bReceipt}), http.StatusOK)
+			claimOK(t, svc.appClient(t, keyA), client.ClaimRequest{Receipt: c2bReceipt})
 			before := secPaymentRaw(t, svc, keyA, c2b)
 			for _, pr := range secProbes {
 				if secReaches(t, svc, keyB, pr, c2b, c2bRef, c2bReceipt) {
@@ -998,7 +977,7 @@ func TestSecurityAbuseAuthFailureLimit(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			client := secClientFrom(c.src)
+			client := secClientFrom(t, c.src)
 			send := func(i int, key string) apiResponse {
 				req := secReq{method: http.MethodGet, path: "/api/payments/", key: key}
 				if c.xff != nil {
@@ -1027,10 +1006,10 @@ func TestSecurityAbuseAuthFailureLimit(t *testing.T) {
 			}
 		})
 	}
-	if r := secSend(t, svc, secClientFrom("127.0.0.4"), secReq{method: http.MethodGet, path: "/api/payments/", key: "lipa_wrong"}); r.Status != http.StatusUnauthorized {
+	if r := secSend(t, svc, secClientFrom(t, "127.0.0.4"), secReq{method: http.MethodGet, path: "/api/payments/", key: "lipa_wrong"}); r.Status != http.StatusUnauthorized {
 		t.Errorf("wrong key from another address: got %d %s, want 401 (the limit is per address)", r.Status, r.Raw)
 	}
-	if r := secSend(t, svc, secClientFrom("127.0.0.4"), secReq{method: http.MethodGet, path: "/api/payments/", key: key}); r.Status != http.StatusOK {
+	if r := secSend(t, svc, secClientFrom(t, "127.0.0.4"), secReq{method: http.MethodGet, path: "/api/payments/", key: key}); r.Status != http.StatusOK {
 		t.Errorf("valid key from another address: got %d %s, want 200", r.Status, r.Raw)
 	}
 }
@@ -1043,11 +1022,15 @@ func TestSecurityAbusePhonePushLimit(t *testing.T) {
 	svc := secStart(t, sqlstoretest.URL(t, sqlstore.SQLite), "LIPA_PHONE_PUSHES_PER_HOUR", "2",
 		"LIPA_PROMPT_LIFETIME", "1ms", "LIPA_SIMULATOR_CALLBACK_DELAY", "1ms")
 	key := svc.createApp(t, "shop")
+	ac := svc.appClient(t, key)
 	countFor := func(phone string) int {
 		n := 0
-		list, _ := svc.do(t, http.MethodGet, "/api/payments/?limit=200", key, nil).Body["payments"].([]any)
-		for _, p := range list {
-			if m, _ := p.(map[string]any); m["phone_number"] == phone {
+		page, err := ac.PaymentsPage(context.Background(), client.ListQuery{Limit: 200})
+		if err != nil {
+			t.Fatalf("GET /api/payments/?limit=200: %v", err)
+		}
+		for _, p := range page.Payments {
+			if p.PhoneNumber == phone {
 				n++
 			}
 		}
@@ -1080,7 +1063,7 @@ func TestSecurityAbusePhonePushLimit(t *testing.T) {
 					t.Errorf("push 3: got %d payments to %s, want %d (no new payment)", got, phone, before)
 				}
 			}
-			svc.pushOK(t, key, freshPhone(), 10, freshRef())
+			pushOK(t, ac, freshPhone(), 10, freshRef())
 		})
 	}
 }
@@ -1178,10 +1161,12 @@ func TestSecurityAbuseBodies(t *testing.T) {
 				t.Errorf("%s: got %d %q, want %d %q (body %.300s)", c.name, r.Status, secCode(r), c.status, c.code, r.Raw)
 			}
 		}
-		if got := jsonStr(svc.payment(t, key, paid.id), "status"); got != "PENDING" {
+		if got := paymentOK(t, svc.appClient(t, key), paid.id).Status; got != client.StatusPending {
 			t.Errorf("payment after the hostile callbacks: got status %s, want PENDING", got)
 		}
-		wantStatus(t, "GET /healthz after the hostile bodies", svc.do(t, http.MethodGet, "/healthz", "", nil), http.StatusOK)
+		if err := svc.appClient(t, "").Health(context.Background()); err != nil {
+			t.Errorf("GET /healthz after the hostile bodies: got %v, want 200", err)
+		}
 	})
 }
 
@@ -1216,7 +1201,7 @@ func TestSecurityAbuseSQLInjection(t *testing.T) {
 		paid := secPush(t, svc, keyA, 10)
 		wantStatus(t, "callback", secSend(t, svc, nil, secReq{method: http.MethodPost, path: secSTKPath + secToken + "/",
 			body: secSTKSuccess(paid.checkoutID, 10, json.Number(paid.phone), secReceipt())}), http.StatusOK)
-		svc.waitStatus(t, keyA, paid.id, "SUCCESS")
+		waitPayment(t, svc.appClient(t, keyA), paid.id, client.StatusSuccess)
 		pending := secPush(t, svc, keyA, 20)
 		other := secPush(t, svc, keyB, 30)
 		wantStatus(t, "C2B confirmation", secSend(t, svc, nil, secReq{method: http.MethodPost, path: secConfirmationPath + secToken + "/",
@@ -1304,7 +1289,7 @@ func TestSecurityAbuseSQLInjection(t *testing.T) {
 			case r.Status >= 500:
 				t.Errorf("push reference = %q: got %d %s, want 200 or a 4xx", s, r.Status, r.Raw)
 			case r.Status == http.StatusOK && utf8.ValidString(s):
-				if got := jsonStr(svc.payment(t, keyA, jsonStr(r.Body, "payment_id")), "reference"); got != strings.TrimSpace(s) {
+				if got := paymentOK(t, svc.appClient(t, keyA), jsonStr(r.Body, "payment_id")).Reference; got != strings.TrimSpace(s) {
 					t.Errorf("push reference = %q: stored reference %q, want it as sent", s, got)
 				}
 			}
@@ -1327,7 +1312,14 @@ func TestSecurityAbuseSQLInjection(t *testing.T) {
 			key, before string
 			ids         []string
 		}{{keyA, listA, []string{paid.id, pending.id}}, {keyB, listB, []string{other.id}}} {
-			got := paymentIDs(t, svc.do(t, http.MethodGet, "/api/payments/?limit=200", c.key, nil))
+			page, err := svc.appClient(t, c.key).PaymentsPage(context.Background(), client.ListQuery{Limit: 200})
+			if err != nil {
+				t.Fatalf("payment list after the attacks: %v", err)
+			}
+			var got []string
+			for _, p := range page.Payments {
+				got = append(got, p.ID)
+			}
 			for _, id := range c.ids {
 				if !slices.Contains(got, id) {
 					t.Errorf("payment list after the attacks: got %v, want %s still in it", got, id)
@@ -1361,7 +1353,7 @@ func TestSecurityAbuseMissingKey(t *testing.T) {
 		p := secPush(t, svc, key, 10)
 		wantStatus(t, "callback", secSend(t, svc, nil, secReq{method: http.MethodPost, path: secSTKPath + secToken + "/",
 			body: secSTKSuccess(p.checkoutID, 10, json.Number(p.phone), secReceipt())}), http.StatusOK)
-		svc.waitStatus(t, key, p.id, "SUCCESS")
+		waitPayment(t, svc.appClient(t, key), p.id, client.StatusSuccess)
 		before, list := secPaymentRaw(t, svc, key, p.id), secListRaw(t, svc, key)
 
 		endpoints := []secReq{
@@ -1441,9 +1433,9 @@ func TestSecurityOutput(t *testing.T) {
 		// A paid push proves the secrets are the ones Daraja checks.
 		phone := freshPhone()
 		local := "0" + phone[3:]
-		paid := svc.pushOK(t, key, local, 10, freshRef())
-		pid := jsonStr(paid.Body, "payment_id")
-		pp := svc.waitStatus(t, key, pid, "SUCCESS")
+		ac := svc.appClient(t, key)
+		pid := pushOK(t, ac, local, 10, freshRef()).PaymentID
+		pp := waitPayment(t, ac, pid, client.StatusSuccess)
 		pending := secPush(t, svc, key, 10)
 		sim.Close() // no more callbacks: the pending push stays PENDING
 
@@ -1459,7 +1451,7 @@ func TestSecurityOutput(t *testing.T) {
 			{"push with a bad amount", secReq{method: http.MethodPost, path: "/api/stk-push/", key: key, body: map[string]any{"phone_number": phone, "amount": "ten", "reference": "X"}}},
 			{"payment", secReq{method: http.MethodGet, path: "/api/payments/" + pid + "/", key: key}},
 			{"list", secReq{method: http.MethodGet, path: "/api/payments/", key: key}},
-			{"verify with phone", secReq{method: http.MethodGet, path: "/api/payments/verify/?receipt=" + jsonStr(pp, "mpesa_receipt_number") + "&phone=" + local, key: key}},
+			{"verify with phone", secReq{method: http.MethodGet, path: "/api/payments/verify/?receipt=" + pp.MpesaReceiptNumber + "&phone=" + local, key: key}},
 			{"verify with a bad phone", secReq{method: http.MethodGet, path: "/api/payments/verify/?reference=X&phone=%2B" + phone + "x", key: key}},
 			{"claim", secReq{method: http.MethodPost, path: "/api/payments/claim/", key: key, body: map[string]any{"payment_id": pid}}},
 			{"claim again", secReq{method: http.MethodPost, path: "/api/payments/claim/", key: key, body: map[string]any{"payment_id": pid}}},

@@ -1,12 +1,13 @@
 package main
 
 import (
-	"net/http"
-	"net/url"
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lipa-gateway/lipa/client"
 	"github.com/lipa-gateway/lipa/internal/darajasim"
 	"github.com/lipa-gateway/lipa/internal/sqlstore/sqlstoretest"
 )
@@ -32,8 +33,8 @@ func TestSimulateC2BNoConfirmation(t *testing.T) {
 			txs[0].BillRef != "PULL1" || txs[0].MSISDN != "254708374149" {
 			t.Fatalf("simulator log: got %+v, want the withheld payment", txs)
 		}
-		if r := svc.verify(t, key, url.Values{"reference": {"PULL1"}}); r.Status != http.StatusNotFound && r.Body["paid"] == true {
-			t.Errorf("verify PULL1: got %d %s, want it unknown to Lipa", r.Status, r.Raw)
+		if v, err := svc.appClient(t, key).Verify(context.Background(), client.VerifyQuery{Reference: "PULL1"}); !errors.Is(err, client.ErrPaymentNotFound) && v != nil && v.Paid {
+			t.Errorf("verify PULL1: got %+v (error %v), want it unknown to Lipa", v, err)
 		}
 	})
 }

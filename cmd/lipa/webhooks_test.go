@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/lipa-gateway/lipa/client"
 	"github.com/lipa-gateway/lipa/internal/darajasim"
 	"github.com/lipa-gateway/lipa/internal/sqlstore/sqlstoretest"
 	"github.com/lipa-gateway/lipa/webhook"
@@ -319,10 +321,12 @@ type whFeedPage struct {
 	LastID  *string           `json:"last_id"`
 }
 
-// whFeed calls GET /api/events/ with the query, which must answer 200.
+// whFeed calls GET /api/events/ with the query, which must answer 200. It
+// reads the feed raw, not through the client, because the tests check
+// each event's exact JSON keys and compare its payment object as sent.
 func whFeed(t *testing.T, svc *testService, key, query string) whFeedPage {
 	t.Helper()
-	r := svc.do(t, http.MethodGet, "/api/events/"+query, key, nil)
+	r := svc.raw(t, http.MethodGet, "/api/events/"+query, keyHeader(key), nil)
 	wantStatus(t, "GET /api/events/"+query, r, http.StatusOK)
 	var p whFeedPage
 	if err := json.Unmarshal(r.Raw, &p); err != nil || p.Events == nil {
@@ -419,25 +423,23 @@ func whSimulateC2B(t *testing.T, svc *testService, key, account string) string {
 	if m == nil {
 		t.Fatalf("lipa simulate c2b: got %q, want a line naming the TransID", stdout)
 	}
-	v := svc.verify(t, key, url.Values{"receipt": {m[1]}})
-	wantStatus(t, "verify receipt "+m[1], v, http.StatusOK)
-	return jsonStr(v.Body, "payment_id")
+	return verifyOK(t, svc.appClient(t, key), client.VerifyQuery{Receipt: m[1]}).PaymentID
 }
 
 // whPaid pushes to a fresh phone for the app with key and waits until the
 // simulator's callback has made it SUCCESS; it returns the payment ID.
 func whPaid(t *testing.T, svc *testService, key string) string {
 	t.Helper()
-	r := svc.pushOK(t, key, freshPhone(), 10, freshRef())
-	id := jsonStr(r.Body, "payment_id")
-	svc.waitStatus(t, key, id, "SUCCESS")
+	c := svc.appClient(t, key)
+	id := pushOK(t, c, freshPhone(), 10, freshRef()).PaymentID
+	waitPayment(t, c, id, client.StatusSuccess)
 	return id
 }
 
 // whClaim claims the payment, which must answer 200.
 func whClaim(t *testing.T, svc *testService, key, id string) {
 	t.Helper()
-	wantStatus(t, "claim "+id, svc.claim(t, key, map[string]any{"payment_id": id}), http.StatusOK)
+	claimOK(t, svc.appClient(t, key), client.ClaimRequest{PaymentID: id})
 }
 
 // TestWebhookRetriedUntilDelivered: a receiver that fails the first three
@@ -462,16 +464,25 @@ func TestWebhookRetriedUntilDelivered(t *testing.T) {
 		whCLI(t, svc.Env, "apps", "disable", "off")
 
 		// want is, per event type, the payment as GET /api/payments/{id}/
-		// showed it right after the change.
+		// showed it right after the change, as JSON (read raw: it is
+		// compared with the event's payment object as sent).
+		c := svc.appClient(t, key)
+		rawPayment := func(id string) map[string]any {
+			t.Helper()
+			r := svc.raw(t, http.MethodGet, "/api/payments/"+id+"/", keyHeader(key), nil)
+			wantStatus(t, "GET /api/payments/"+id+"/", r, http.StatusOK)
+			return r.Body
+		}
 		want := map[string]map[string]any{}
 		paid := whPaid(t, svc, key)
-		want[whSucceeded] = svc.payment(t, key, paid)
+		want[whSucceeded] = rawPayment(paid)
 		whClaim(t, svc, key, paid)
-		want[whClaimed] = svc.payment(t, key, paid)
-		r := svc.pushOK(t, key, darajasim.PhoneCancelled, 10, freshRef())
-		want[whFailed] = svc.waitStatus(t, key, jsonStr(r.Body, "payment_id"), "FAILED")
+		want[whClaimed] = rawPayment(paid)
+		failed := pushOK(t, c, darajasim.PhoneCancelled, 10, freshRef()).PaymentID
+		waitPayment(t, c, failed, client.StatusFailed)
+		want[whFailed] = rawPayment(failed)
 		c2b := whSimulateC2B(t, svc, key, "WHRETRY1")
-		want[whC2B] = svc.payment(t, key, c2b)
+		want[whC2B] = rawPayment(c2b)
 
 		feed := whFeedAll(t, svc, key, 4)
 		if len(feed) != 4 {
@@ -592,8 +603,8 @@ func TestWebhookReceiverDownThenBack(t *testing.T) {
 			whClaim(t, svc, key, id)
 			paid = append(paid, id)
 		}
-		r := svc.pushOK(t, key, darajasim.PhoneCancelled, 10, freshRef())
-		svc.waitStatus(t, key, jsonStr(r.Body, "payment_id"), "FAILED")
+		c := svc.appClient(t, key)
+		waitPayment(t, c, pushOK(t, c, darajasim.PhoneCancelled, 10, freshRef()).PaymentID, client.StatusFailed)
 		whSimulateC2B(t, svc, key, "WHDOWN1")
 		feed := whFeedAll(t, svc, key, 8)
 		if len(feed) != 8 {
@@ -664,19 +675,16 @@ func whProcShop(t *testing.T, bin, databaseURL string, rc *whReceiver) (p *serve
 	}
 	json.Unmarshal([]byte(whCLI(t, cli, "apps", "create", "shop", "--json")), &created)
 	rc.setSecret(whSetWebhook(t, cli, "shop", rc.URL))
-	st, push := call(t, http.MethodPost, p.url+"/api/stk-push/", created.APIKey, map[string]any{"phone_number": freshPhone(), "amount": 10, "reference": freshRef()})
-	paymentID, _ = push["payment_id"].(string)
-	if st != http.StatusOK || paymentID == "" {
-		t.Fatalf("push: got %d %v, want 200 with a payment_id", st, push)
-	}
+	c := processClient(t, p.url, created.APIKey, 30*time.Second)
+	paymentID = pushOK(t, c, freshPhone(), 10, freshRef()).PaymentID
 	end := time.Now().Add(whWait)
 	for {
-		st, pay := call(t, http.MethodGet, p.url+"/api/payments/"+paymentID+"/", created.APIKey, nil)
-		if st == http.StatusOK && pay["status"] == "SUCCESS" {
+		pay, err := c.Payment(context.Background(), paymentID)
+		if err == nil && pay.Status == client.StatusSuccess {
 			return p, env, cli, paymentID
 		}
 		if time.Now().After(end) {
-			t.Fatalf("payment %s: got %d %v, want SUCCESS", paymentID, st, pay)
+			t.Fatalf("payment %s: got %+v (error %v), want SUCCESS", paymentID, pay, err)
 		}
 		time.Sleep(whPoll)
 	}
@@ -956,15 +964,14 @@ func TestWebhookSlowReceiverDoesNotSlowPayments(t *testing.T) {
 		whPaid(t, svc, key)
 		slow.waitHeld(t)
 
+		c := svc.appClient(t, key)
 		for i := range 5 {
 			phone, ref := freshPhone(), freshRef()
-			r := svc.pushOK(t, key, phone, 10+i, ref)
-			id := jsonStr(r.Body, "payment_id")
-			svc.waitStatus(t, key, id, "SUCCESS")
-			v := svc.verify(t, key, url.Values{"reference": {ref}})
-			wantStatus(t, "verify "+ref, v, http.StatusOK)
-			if v.Body["paid"] != true || jsonStr(v.Body, "payment_id") != id {
-				t.Fatalf("verify %s: got %s, want paid payment %s", ref, v.Raw, id)
+			id := pushOK(t, c, phone, int64(10+i), ref).PaymentID
+			waitPayment(t, c, id, client.StatusSuccess)
+			v := verifyOK(t, c, client.VerifyQuery{Reference: ref})
+			if !v.Paid || v.PaymentID != id {
+				t.Fatalf("verify %s: got %+v, want paid payment %s", ref, v, id)
 			}
 			whClaim(t, svc, key, id)
 		}
@@ -1083,9 +1090,9 @@ func TestEventsFeed(t *testing.T) {
 		otherPaid := whPaid(t, svc, otherKey)
 		paid := whPaid(t, svc, key)
 		whClaim(t, svc, key, paid)
-		r := svc.pushOK(t, key, darajasim.PhoneCancelled, 10, freshRef())
-		failed := jsonStr(r.Body, "payment_id")
-		svc.waitStatus(t, key, failed, "FAILED")
+		c := svc.appClient(t, key)
+		failed := pushOK(t, c, darajasim.PhoneCancelled, 10, freshRef()).PaymentID
+		waitPayment(t, c, failed, client.StatusFailed)
 		whClaim(t, svc, otherKey, otherPaid)
 		c2b := whSimulateC2B(t, svc, key, "WHFEED1")
 
@@ -1160,10 +1167,10 @@ func TestEventsFeed(t *testing.T) {
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
-					wantError(t, "GET /api/events/"+tt.query, svc.do(t, http.MethodGet, "/api/events/"+tt.query, key, nil), tt.status, tt.code)
+					wantError(t, "GET /api/events/"+tt.query, svc.raw(t, http.MethodGet, "/api/events/"+tt.query, keyHeader(key), nil), tt.status, tt.code)
 				})
 			}
-			if r := svc.do(t, http.MethodGet, "/api/events/", "", nil); r.Status != http.StatusUnauthorized {
+			if r := svc.raw(t, http.MethodGet, "/api/events/", nil, nil); r.Status != http.StatusUnauthorized {
 				t.Errorf("GET /api/events/ without a key: got %d, want 401", r.Status)
 			}
 		})
