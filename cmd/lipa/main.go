@@ -26,6 +26,7 @@
 //	lipa review match|settle|create-payment|dismiss ID … --reason TEXT
 //	                                resolve an item (audited)
 //	lipa audit list [--json]        operator actions, newest first
+//	lipa bench [--json]             load Lipa and a minimal server side by side (BENCHMARKS.md)
 //
 // Configuration comes from environment variables and a .env file; see the
 // README.
@@ -84,6 +85,8 @@ commands:
                                 close the item, changing nothing
   audit list [--actor A] [--action A] [--target T] [--since T] [--json]
                                 operator actions, newest first
+  bench [--connections 32] [--duration 5s] [--database-url URL] [--json]
+                                load Lipa and a minimal server side by side; see BENCHMARKS.md
 `
 
 // run executes one command and returns the process exit code: 0 on
@@ -136,6 +139,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		cmdErr = cmdReview(ctx, cfg, args[1:], stdout)
 	case "audit":
 		cmdErr = cmdAudit(ctx, cfg, args[1:], stdout)
+	case "bench":
+		cmdErr = cmdBench(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "lipa: unknown command %q\n\n%s", args[0], usage)
 		return 2
