@@ -275,4 +275,3 @@ func truncateBench(b []byte, n int) string {
 	}
 	return string(b)
 }
-

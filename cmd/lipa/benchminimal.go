@@ -143,7 +143,7 @@ func minimalHandler(st minimalStore) http.Handler {
 // a pool of reading connections and one writing connection (SQLite has one
 // writer), each statement prepared once per connection.
 type minimalSQLite struct {
-	read, write                *sql.DB
+	read, write                       *sql.DB
 	verifyStmt, claimStmt, ingestStmt *sql.Stmt
 }
 
