@@ -99,7 +99,7 @@ func (g *Gateway) Authenticate(ctx context.Context, key string) (*lipa.App, erro
 	}
 	var app *lipa.App
 	now := g.clock()
-	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) { app, err = tx.AppByKeyHash(ctx, hashKey(key), now); return err })
+	err := g.db.Read(ctx, func(tx *sqlstore.Tx) (err error) { app, err = tx.AppByKeyHash(ctx, hashKey(key), now); return err })
 	if lipa.ErrorKind(err) == lipa.NotFound {
 		return nil, lipa.Errorf(lipa.Unauthorized, "invalid_api_key", "the API key in X-API-KEY is not valid")
 	}

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -64,9 +65,21 @@ type Options struct {
 // DB is a handle on Lipa's database. It is safe for concurrent use.
 type DB struct {
 	sql     *sql.DB
+	read    *sql.DB // SQLite: the read-only connections of Read; nil on PostgreSQL (Read uses the pool)
 	backend Backend
 	probe   writeProbe // CheckWritable's last answer
+
+	// SQLite parses a statement each time it is run unless it was
+	// prepared: statements are prepared once per connection (see
+	// stmtCache). pgx keeps its own per-connection cache on PostgreSQL.
+	writeStmts, readStmts *stmtCache
 }
+
+// readConns is how many read-only SQLite connections Read may use at once:
+// WAL lets them all read beside the one writer. Each keeps its own page
+// cache, so more would cost memory without adding throughput on a few
+// cores.
+const readConns = 4
 
 // Open connects to the database named by url: "sqlite:PATH" (PATH a file;
 // created when missing, unless opt.MustExist) or "postgres://…" /
@@ -108,7 +121,19 @@ func Open(ctx context.Context, databaseURL string, opt Options) (*DB, error) {
 		}
 		s.SetMaxOpenConns(1)
 		s.SetConnMaxIdleTime(0)
-		db = &DB{sql: s, backend: SQLite}
+		// Readers: the same file, refusing every write (query_only), with
+		// deferred transactions that take no lock a writer waits for.
+		q.Del("_txlock")
+		q.Add("_pragma", "query_only(1)")
+		r, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		}
+		r.SetMaxOpenConns(readConns)
+		r.SetMaxIdleConns(readConns)
+		r.SetConnMaxIdleTime(0)
+		db = &DB{sql: s, read: r, backend: SQLite, writeStmts: newStmtCache(s), readStmts: newStmtCache(r)}
 	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
 		cfg, err := pgx.ParseConfig(databaseURL)
 		if err != nil {
@@ -137,7 +162,7 @@ func Open(ctx context.Context, databaseURL string, opt Options) (*DB, error) {
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := db.sql.PingContext(pctx); err != nil {
-		db.sql.Close()
+		db.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", db.backend, err)
 	}
 	return db, nil
@@ -155,8 +180,13 @@ func redactURL(s string) string {
 // Backend returns the engine behind db.
 func (db *DB) Backend() Backend { return db.backend }
 
-// Close closes the connection pool.
-func (db *DB) Close() error { return db.sql.Close() }
+// Close closes the connection pool (and SQLite's read connections).
+func (db *DB) Close() error {
+	if db.read != nil {
+		db.read.Close()
+	}
+	return db.sql.Close()
+}
 
 // Ping checks that the database answers; when it does not, the error is a
 // lipa Unavailable error with code "database_unavailable".
@@ -190,11 +220,22 @@ func (db *DB) Migrate(ctx context.Context) error {
 	return nil
 }
 
-// Tx is one database transaction. Its methods are not safe for concurrent
-// use; a Tx ends when the function given to InTx returns.
+// Tx is one database transaction, or for Read on PostgreSQL a series of
+// statements on the pool. Its methods are not safe for concurrent use; a
+// Tx ends when the function given to InTx or Read returns.
 type Tx struct {
-	tx      *sql.Tx
+	tx      *sql.Tx // nil: statements run on q, each on its own (Read on PostgreSQL)
+	q       queryer
 	backend Backend
+	stmts   *stmtCache // nil: nothing to prepare (PostgreSQL)
+	missed  []string   // statements to prepare once the transaction has ended
+}
+
+// queryer runs statements: a *sql.Tx or a *sql.DB.
+type queryer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // InTx runs fn in one transaction: committed when fn returns nil, rolled
@@ -216,11 +257,25 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 }
 
 func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
-	tx, err := db.sql.BeginTx(ctx, nil)
+	return db.runTx(ctx, db.sql, db.writeStmts, nil, fn)
+}
+
+// runTx runs fn in a transaction on pool and, once it has ended, prepares
+// the statements it ran that stmts did not hold yet.
+func (db *DB) runTx(ctx context.Context, pool *sql.DB, stmts *stmtCache, opts *sql.TxOptions, fn func(*Tx) error) error {
+	tx, err := pool.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(&Tx{tx: tx, backend: db.backend}); err != nil {
+	t := &Tx{tx: tx, q: tx, backend: db.backend, stmts: stmts}
+	defer func() { stmts.prepare(t.missed) }()
+	defer func() {
+		if p := recover(); p != nil {
+			tx.Rollback() // free the connection before the panic goes on
+			panic(p)
+		}
+	}()
+	if err := fn(t); err != nil {
 		tx.Rollback()
 		return err
 	}
@@ -228,6 +283,29 @@ func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// Read runs fn, which must only read, outside any write transaction, so it
+// never waits for a writer nor makes one wait: on SQLite in a read
+// transaction on one of its read-only connections (WAL: a snapshot of the
+// last commit, beside the writer; a write fails), on PostgreSQL as single
+// statements on the pool, each seeing what was committed when it started
+// (what PostgreSQL's default READ COMMITTED transactions see anyway). Its
+// errors are InTx's.
+func (db *DB) Read(ctx context.Context, fn func(*Tx) error) error {
+	var err error
+	if db.read != nil {
+		err = db.runTx(ctx, db.read, db.readStmts, &sql.TxOptions{ReadOnly: true}, fn)
+	} else {
+		err = fn(&Tx{q: db.sql, backend: db.backend})
+	}
+	if err != nil {
+		err = translate(err)
+		if lipa.ErrorKind(err) == lipa.Unavailable {
+			db.probe.failed(err)
+		}
+	}
+	return err
 }
 
 // Lock serialises transactions that touch the same key (a CheckoutRequestID,
@@ -239,7 +317,7 @@ func (t *Tx) Lock(ctx context.Context, key string) error {
 	if t.backend != Postgres {
 		return nil
 	}
-	_, err := t.tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", storableText(key))
+	_, err := t.q.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", storableText(key))
 	if err != nil {
 		return fmt.Errorf("lock %q: %w", key, err)
 	}
@@ -266,15 +344,108 @@ func (t *Tx) rebind(q string) string {
 }
 
 func (t *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(ctx, t.rebind(q), args...)
+	q = t.rebind(q)
+	if s := t.stmt(ctx, q); s != nil {
+		return s.ExecContext(ctx, args...)
+	}
+	return t.q.ExecContext(ctx, q, args...)
 }
 
 func (t *Tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return t.tx.QueryContext(ctx, t.rebind(q), args...)
+	q = t.rebind(q)
+	if s := t.stmt(ctx, q); s != nil {
+		return s.QueryContext(ctx, args...)
+	}
+	return t.q.QueryContext(ctx, q, args...)
 }
 
 func (t *Tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, t.rebind(q), args...)
+	q = t.rebind(q)
+	if s := t.stmt(ctx, q); s != nil {
+		return s.QueryRowContext(ctx, args...)
+	}
+	return t.q.QueryRowContext(ctx, q, args...)
+}
+
+// stmt returns q prepared on this transaction's connection when the cache
+// holds it, and otherwise nil (q then runs unprepared this time, and is
+// prepared once the transaction has ended).
+func (t *Tx) stmt(ctx context.Context, q string) *sql.Stmt {
+	if t.stmts == nil || t.tx == nil {
+		return nil
+	}
+	ps, ok := t.stmts.get(q)
+	if !ok {
+		t.missed = append(t.missed, q)
+		return nil
+	}
+	if ps == nil {
+		return nil // could not be prepared: run it as it is
+	}
+	return t.tx.StmtContext(ctx, ps)
+}
+
+// maxStmts bounds how many distinct statements a stmtCache prepares; Lipa's
+// queries are a fixed set (filters combine into a few dozen), so the bound
+// is never reached unless a query is built from data, which none is.
+const maxStmts = 512
+
+// stmtCache holds statements prepared on one pool: database/sql prepares
+// each on a connection the first time it runs there and keeps it, so a
+// statement is parsed once per connection instead of each time it runs.
+//
+// A statement is added after the transaction that first ran it has ended:
+// preparing takes a connection, and SQLite's writer has only the one the
+// transaction holds.
+type stmtCache struct {
+	pool *sql.DB
+	mu   sync.RWMutex
+	m    map[string]*sql.Stmt // nil value: preparing failed, run unprepared
+}
+
+func newStmtCache(pool *sql.DB) *stmtCache {
+	return &stmtCache{pool: pool, m: map[string]*sql.Stmt{}}
+}
+
+func (c *stmtCache) get(q string) (*sql.Stmt, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	s, ok := c.m[q]
+	return s, ok
+}
+
+// prepare adds the statements qs not held yet. A failure is remembered (the
+// statement then runs unprepared, as it did before): the transaction that
+// ran it has reported any error it has.
+func (c *stmtCache) prepare(qs []string) {
+	if c == nil {
+		return
+	}
+	for _, q := range qs {
+		c.mu.RLock()
+		_, ok := c.m[q]
+		full := len(c.m) >= maxStmts
+		c.mu.RUnlock()
+		if ok || full {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s, err := c.pool.PrepareContext(ctx, q)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil || unavailable(err) || strings.Contains(err.Error(), "database is closed") {
+				continue // not the statement's fault: try again another time
+			}
+			s = nil
+		}
+		c.mu.Lock()
+		if _, ok := c.m[q]; ok && s != nil {
+			s.Close() // another transaction prepared it meanwhile
+		} else {
+			c.m[q] = s
+		}
+		c.mu.Unlock()
+	}
 }
 
 // dbTime prepares a time for storage: UTC, microsecond precision (what
