@@ -92,14 +92,33 @@ func (g *Gateway) EnsureDemoApp(ctx context.Context, actor Actor) (lipa.Secret, 
 // Authenticate returns the enabled app whose API key is key. A missing key
 // is Unauthorized "missing_api_key"; an unknown one "invalid_api_key"; a
 // disabled app's "app_disabled". Keys are compared by their SHA-256 hash,
-// so the stored value never grants access on its own.
+// so the stored value never grants access on its own. A key seen before is
+// resolved from memory as long as the database's auth epoch (one small
+// read) says no app's keys or enabled state changed since (keyCache), so a
+// rotation or disable holds from the next request on.
 func (g *Gateway) Authenticate(ctx context.Context, key string) (*lipa.App, error) {
 	if key == "" {
 		return nil, lipa.Errorf(lipa.Unauthorized, "missing_api_key", "send your app's API key in the X-API-KEY header")
 	}
 	var app *lipa.App
 	now := g.clock()
-	err := g.db.Read(ctx, func(tx *sqlstore.Tx) (err error) { app, err = tx.AppByKeyHash(ctx, hashKey(key), now); return err })
+	hash := hashKey(key)
+	err := g.db.Read(ctx, func(tx *sqlstore.Tx) error {
+		epoch, err := tx.AuthEpoch(ctx)
+		if err != nil {
+			return err
+		}
+		var ok bool
+		if app, ok = g.keys.get(hash, epoch, now); ok {
+			return nil
+		}
+		var until time.Time
+		if app, until, err = tx.AppForKey(ctx, hash, now); err != nil {
+			return err
+		}
+		g.keys.put(hash, epoch, app, until)
+		return nil
+	})
 	if lipa.ErrorKind(err) == lipa.NotFound {
 		return nil, lipa.Errorf(lipa.Unauthorized, "invalid_api_key", "the API key in X-API-KEY is not valid")
 	}

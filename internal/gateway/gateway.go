@@ -116,6 +116,7 @@ type Gateway struct {
 	configErr atomic.Pointer[string]
 
 	touched sync.Map // lipa.AppID → time.Time of the last recorded key use
+	keys    keyCache // API keys resolved to apps, valid for one auth epoch
 
 	phoneMu     sync.Mutex
 	phoneLimits map[string]*rate.Limiter // MSISDN → its STK push budget
