@@ -142,6 +142,20 @@ func (g *Gateway) Claim(ctx context.Context, app *lipa.App, r ClaimRequest) (*li
 	}
 	var claimed *lipa.Payment
 	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+		if r.Reference == "" && (r.PaymentID == "") != (r.Receipt == "") {
+			// Named by ID or receipt alone: the conditional UPDATE finds,
+			// claims and returns the payment at once; only a claim that
+			// changed nothing reads the payment below to say why.
+			p, err := tx.ClaimPaymentByKey(ctx, app.ID, sqlstore.ClaimKey{ID: r.PaymentID, Receipt: r.Receipt}, want, g.clock())
+			if err != nil {
+				return err
+			}
+			if p != nil {
+				p.AppName = app.Name // the claim made it the app's
+				claimed = p
+				return g.emitTx(ctx, tx, p, EventPaymentClaimed)
+			}
+		}
 		var price lipa.Amount
 		if r.Reference != "" {
 			var err error

@@ -285,20 +285,19 @@ func (db *DB) runTx(ctx context.Context, pool *sql.DB, stmts *stmtCache, opts *s
 	return nil
 }
 
-// Read runs fn, which must only read, outside any write transaction, so it
-// never waits for a writer nor makes one wait: on SQLite in a read
-// transaction on one of its read-only connections (WAL: a snapshot of the
-// last commit, beside the writer; a write fails), on PostgreSQL as single
-// statements on the pool, each seeing what was committed when it started
-// (what PostgreSQL's default READ COMMITTED transactions see anyway). Its
-// errors are InTx's.
+// Read runs fn, which must only read, outside any transaction, so it
+// never waits for a writer nor makes one wait: each of its statements runs
+// on its own and sees what was committed when it started (what a statement
+// in PostgreSQL's default READ COMMITTED transaction sees), on SQLite on
+// one of the read-only connections (WAL lets them read beside the writer;
+// a write fails there), on PostgreSQL on the pool. Its errors are InTx's.
 func (db *DB) Read(ctx context.Context, fn func(*Tx) error) error {
-	var err error
+	t := &Tx{q: db.sql, backend: db.backend}
 	if db.read != nil {
-		err = db.runTx(ctx, db.read, db.readStmts, &sql.TxOptions{ReadOnly: true}, fn)
-	} else {
-		err = fn(&Tx{q: db.sql, backend: db.backend})
+		t.q, t.stmts = db.read, db.readStmts
 	}
+	err := fn(t)
+	t.stmts.prepare(t.missed)
 	if err != nil {
 		err = translate(err)
 		if lipa.ErrorKind(err) == lipa.Unavailable {
@@ -371,16 +370,18 @@ func (t *Tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 // holds it, and otherwise nil (q then runs unprepared this time, and is
 // prepared once the transaction has ended).
 func (t *Tx) stmt(ctx context.Context, q string) *sql.Stmt {
-	if t.stmts == nil || t.tx == nil {
+	if t.stmts == nil {
 		return nil
 	}
 	ps, ok := t.stmts.get(q)
-	if !ok {
+	switch {
+	case !ok:
 		t.missed = append(t.missed, q)
 		return nil
-	}
-	if ps == nil {
+	case ps == nil:
 		return nil // could not be prepared: run it as it is
+	case t.tx == nil:
+		return ps // Read: on any connection of the pool
 	}
 	return t.tx.StmtContext(ctx, ps)
 }
@@ -394,9 +395,9 @@ const maxStmts = 512
 // each on a connection the first time it runs there and keeps it, so a
 // statement is parsed once per connection instead of each time it runs.
 //
-// A statement is added after the transaction that first ran it has ended:
-// preparing takes a connection, and SQLite's writer has only the one the
-// transaction holds.
+// A statement is added after the transaction (or Read) that first ran it
+// has ended: preparing takes a connection, and SQLite's writer has only the
+// one the transaction holds.
 type stmtCache struct {
 	pool *sql.DB
 	mu   sync.RWMutex

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -276,6 +277,22 @@ func (t *Tx) Payments(ctx context.Context, l Lookup, after *Cursor, limit int) (
 	return out, rows.Err()
 }
 
+// claimUpdate is the claim's conditional UPDATE, up to the column that
+// names the payment: it changes a row only if the payment is SUCCESS,
+// unclaimed and visible to the app (its own, or in the intake pool), and
+// moves an intake payment to the app.
+const claimUpdate = `UPDATE payments SET claimed = TRUE, claimed_at = ?, claimed_by = ?, app_id = COALESCE(app_id, ?), updated_at = ?
+		WHERE status = 'SUCCESS' AND claimed = FALSE AND (app_id = ? OR (app_id IS NULL AND payment_type = 'C2B')) AND `
+
+// paymentReturning is paymentColumns as an UPDATE's RETURNING clause reads
+// them: the row as the UPDATE left it, without the app's name (that needs a
+// join; the caller knows it).
+const paymentReturning = ` RETURNING id, COALESCE(app_id, ''), '', payment_type, status, phone_number,
+	amount_cents, currency, reference, account_reference, description, shortcode, transaction_type,
+	COALESCE(mpesa_receipt_number, ''), COALESCE(checkout_request_id, ''), merchant_request_id, customer_message,
+	result_code, result_desc, failure_reason, resolved_by, claimed, claimed_at, COALESCE(claimed_by, ''),
+	transaction_date, created_at, updated_at`
+
 // ClaimPayment marks a SUCCESS, unclaimed payment visible to the app as
 // claimed by it, in one conditional UPDATE: of any number of concurrent
 // calls for one payment exactly one returns true. An intake payment (no app)
@@ -283,9 +300,8 @@ func (t *Tx) Payments(ctx context.Context, l Lookup, after *Cursor, limit int) (
 // must equal it. false means nothing changed; the caller reads the payment to
 // say why.
 func (t *Tx) ClaimPayment(ctx context.Context, app lipa.AppID, id lipa.PaymentID, amount lipa.Amount, now time.Time) (bool, error) {
-	q := `UPDATE payments SET claimed = TRUE, claimed_at = ?, claimed_by = ?, app_id = COALESCE(app_id, ?), updated_at = ?
-		WHERE id = ? AND status = 'SUCCESS' AND claimed = FALSE AND (app_id = ? OR (app_id IS NULL AND payment_type = 'C2B'))`
-	args := []any{dbTime(now), app, app, dbTime(now), id, app}
+	q := claimUpdate + "id = ?"
+	args := []any{dbTime(now), app, app, dbTime(now), app, id}
 	if amount != 0 {
 		q += " AND amount_cents = ?"
 		args = append(args, int64(amount))
@@ -299,4 +315,38 @@ func (t *Tx) ClaimPayment(ctx context.Context, app lipa.AppID, id lipa.PaymentID
 		return false, fmt.Errorf("claim payment %s: %w", id, err)
 	}
 	return n == 1, nil
+}
+
+// ClaimKey names the payment a claim takes: by ID or by M-Pesa receipt.
+// Exactly one of the two is set.
+type ClaimKey struct {
+	ID      lipa.PaymentID
+	Receipt string
+}
+
+// ClaimPaymentByKey is ClaimPayment for the payment k names, returning the
+// payment as the claim left it (AppName empty: the claiming app's own name
+// is the caller's to fill in), in the same one conditional UPDATE, so
+// exactly one of any number of concurrent claims gets a payment. It
+// returns nil and no error when nothing changed (no such payment visible
+// to the app, not SUCCESS, already claimed, or another amount); the caller
+// reads the payment to say why.
+func (t *Tx) ClaimPaymentByKey(ctx context.Context, app lipa.AppID, k ClaimKey, amount lipa.Amount, now time.Time) (*lipa.Payment, error) {
+	q, key := claimUpdate+"id = ?", any(k.ID)
+	if k.ID == "" {
+		q, key = claimUpdate+"mpesa_receipt_number = ?", k.Receipt
+	}
+	args := []any{dbTime(now), app, app, dbTime(now), app, key}
+	if amount != 0 {
+		q += " AND amount_cents = ?"
+		args = append(args, int64(amount))
+	}
+	p, err := scanPayment(t.queryRow(ctx, q+paymentReturning, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim payment: %w", err)
+	}
+	return p, nil
 }
