@@ -73,6 +73,8 @@ type DB struct {
 	// prepared: statements are prepared once per connection (see
 	// stmtCache). pgx keeps its own per-connection cache on PostgreSQL.
 	writeStmts, readStmts *stmtCache
+
+	writer *groupCommit // SQLite: runs every write transaction; nil on PostgreSQL
 }
 
 // readConns is how many read-only SQLite connections Read may use at once:
@@ -103,6 +105,9 @@ func Open(ctx context.Context, databaseURL string, opt Options) (*DB, error) {
 		for _, p := range []string{
 			"busy_timeout(" + strconv.FormatInt(opt.StatementTimeout.Milliseconds(), 10) + ")",
 			"journal_mode(WAL)", "foreign_keys(1)", "synchronous(NORMAL)",
+			// The undo copies of a group's savepoints (groupCommit) stay
+			// in memory instead of a temporary file.
+			"temp_store(MEMORY)",
 		} {
 			q.Add("_pragma", p)
 		}
@@ -134,6 +139,7 @@ func Open(ctx context.Context, databaseURL string, opt Options) (*DB, error) {
 		r.SetMaxIdleConns(readConns)
 		r.SetConnMaxIdleTime(0)
 		db = &DB{sql: s, read: r, backend: SQLite, writeStmts: newStmtCache(s), readStmts: newStmtCache(r)}
+		db.writer = startGroupCommit(db)
 	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
 		cfg, err := pgx.ParseConfig(databaseURL)
 		if err != nil {
@@ -180,8 +186,13 @@ func redactURL(s string) string {
 // Backend returns the engine behind db.
 func (db *DB) Backend() Backend { return db.backend }
 
-// Close closes the connection pool (and SQLite's read connections).
+// Close closes the connection pool (and SQLite's read connections), once
+// the write transactions under way have committed; those still waiting
+// fail.
 func (db *DB) Close() error {
+	if db.writer != nil {
+		db.writer.close()
+	}
 	if db.read != nil {
 		db.read.Close()
 	}
@@ -220,15 +231,18 @@ func (db *DB) Migrate(ctx context.Context) error {
 	return nil
 }
 
-// Tx is one database transaction, or for Read on PostgreSQL a series of
-// statements on the pool. Its methods are not safe for concurrent use; a
-// Tx ends when the function given to InTx or Read returns.
+// Tx is one database transaction (on SQLite perhaps a savepoint in a
+// transaction shared with other requests, see groupCommit), or for Read a
+// series of statements on the pool. Its methods are not safe for
+// concurrent use; a Tx ends when the function given to InTx or Read
+// returns.
 type Tx struct {
-	tx      *sql.Tx // nil: statements run on q, each on its own (Read on PostgreSQL)
-	q       queryer
-	backend Backend
-	stmts   *stmtCache // nil: nothing to prepare (PostgreSQL)
-	missed  []string   // statements to prepare once the transaction has ended
+	tx       *sql.Tx // nil: statements run on q, each on its own (Read)
+	q        queryer
+	backend  Backend
+	stmts    *stmtCache // nil: nothing to prepare (PostgreSQL)
+	missed   []string   // statements to prepare once the transaction has ended
+	detached bool       // statements ignore the caller's cancellation (groupCommit)
 }
 
 // queryer runs statements: a *sql.Tx or a *sql.DB.
@@ -240,7 +254,10 @@ type queryer interface {
 
 // InTx runs fn in one transaction: committed when fn returns nil, rolled
 // back otherwise (fn's error is returned as is). On SQLite the transaction
-// takes the write lock at its start (BEGIN IMMEDIATE).
+// takes the write lock at its start (BEGIN IMMEDIATE), and the transactions
+// of concurrent calls are committed together (groupCommit): fn's changes
+// are still all or nothing, and InTx returns only once they are committed.
+// Once fn has started on SQLite, ctx no longer interrupts its statements.
 //
 // A database that cannot be reached or cannot write (see translate) makes
 // InTx return a lipa Unavailable error with code "database_unavailable",
@@ -257,18 +274,14 @@ func (db *DB) InTx(ctx context.Context, fn func(*Tx) error) error {
 }
 
 func (db *DB) inTx(ctx context.Context, fn func(*Tx) error) error {
-	return db.runTx(ctx, db.sql, db.writeStmts, nil, fn)
-}
-
-// runTx runs fn in a transaction on pool and, once it has ended, prepares
-// the statements it ran that stmts did not hold yet.
-func (db *DB) runTx(ctx context.Context, pool *sql.DB, stmts *stmtCache, opts *sql.TxOptions, fn func(*Tx) error) error {
-	tx, err := pool.BeginTx(ctx, opts)
+	if db.writer != nil {
+		return db.writer.run(ctx, fn)
+	}
+	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	t := &Tx{tx: tx, q: tx, backend: db.backend, stmts: stmts}
-	defer func() { stmts.prepare(t.missed) }()
+	t := &Tx{tx: tx, q: tx, backend: db.backend}
 	defer func() {
 		if p := recover(); p != nil {
 			tx.Rollback() // free the connection before the panic goes on
@@ -344,6 +357,9 @@ func (t *Tx) rebind(q string) string {
 
 func (t *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	q = t.rebind(q)
+	if t.detached {
+		ctx = context.WithoutCancel(ctx)
+	}
 	if s := t.stmt(ctx, q); s != nil {
 		return s.ExecContext(ctx, args...)
 	}
@@ -352,6 +368,9 @@ func (t *Tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error
 
 func (t *Tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	q = t.rebind(q)
+	if t.detached {
+		ctx = context.WithoutCancel(ctx)
+	}
 	if s := t.stmt(ctx, q); s != nil {
 		return s.QueryContext(ctx, args...)
 	}
@@ -360,6 +379,9 @@ func (t *Tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error
 
 func (t *Tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	q = t.rebind(q)
+	if t.detached {
+		ctx = context.WithoutCancel(ctx)
+	}
 	if s := t.stmt(ctx, q); s != nil {
 		return s.QueryRowContext(ctx, args...)
 	}

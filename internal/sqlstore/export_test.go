@@ -45,3 +45,9 @@ func (db *DB) PreparedStatements() (write, read int) {
 	}
 	return write, read
 }
+
+// QueuedWrites returns how many write transactions wait for SQLite's
+// writer (groupCommit), and how many groups it has committed so far.
+func (db *DB) QueuedWrites() (queued int, groups int64) {
+	return len(db.writer.reqs), db.writer.groups.Load()
+}
