@@ -33,7 +33,9 @@ func TestAuthEpoch(t *testing.T) {
 			changed bool
 		}{
 			{"key used", inTx(func(tx *sqlstore.Tx) error { return tx.TouchApp(ctx, a, t0) }), false},
-			{"webhook set", inTx(func(tx *sqlstore.Tx) error { return tx.SetAppWebhook(ctx, a, "https://shop.example.com/hook", "whsec_x", t0) }), false},
+			{"webhook set", inTx(func(tx *sqlstore.Tx) error {
+				return tx.SetAppWebhook(ctx, a, "https://shop.example.com/hook", "whsec_x", t0)
+			}), false},
 			{"app disabled", inTx(func(tx *sqlstore.Tx) error { return tx.SetAppDisabled(ctx, a, true, t0) }), true},
 			{"app enabled", inTx(func(tx *sqlstore.Tx) error { return tx.SetAppDisabled(ctx, a, false, t0) }), true},
 			{"key rotated", inTx(func(tx *sqlstore.Tx) error { return tx.SetAppKey(ctx, a, "hash-new", "lipa_yy", t0.Add(1), t0) }), true},
