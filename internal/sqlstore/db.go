@@ -108,6 +108,11 @@ func Open(ctx context.Context, databaseURL string, opt Options) (*DB, error) {
 			// The undo copies of a group's savepoints (groupCommit) stay
 			// in memory instead of a temporary file.
 			"temp_store(MEMORY)",
+			// Copy the WAL into the database every 8,000 pages (32 MiB)
+			// rather than SQLite's 1,000: a checkpoint runs in the commit
+			// that crosses the mark, holding the writer, and writes each
+			// page once however often it changed since the last one.
+			"wal_autocheckpoint(8000)",
 		} {
 			q.Add("_pragma", p)
 		}
