@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -341,12 +342,31 @@ func (t *Tx) Lock(ctx context.Context, key string) error {
 	return nil
 }
 
+// rebound holds queries rebind has rewritten, by their text, at most
+// maxStmts of them (Lipa's queries are a fixed set; past the bound a query
+// is rewritten each time).
+var (
+	rebound  sync.Map
+	nRebound atomic.Int64
+)
+
 // rebind turns the ? placeholders of a query into PostgreSQL's $1, $2, …
 // Queries in this package never contain a literal question mark.
 func (t *Tx) rebind(q string) string {
 	if t.backend != Postgres {
 		return q
 	}
+	if r, ok := rebound.Load(q); ok {
+		return r.(string)
+	}
+	r := rebindPostgres(q)
+	if nRebound.Add(1) <= maxStmts {
+		rebound.Store(q, r)
+	}
+	return r
+}
+
+func rebindPostgres(q string) string {
 	var b strings.Builder
 	n := 0
 	for _, r := range q {
