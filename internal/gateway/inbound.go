@@ -409,17 +409,6 @@ func (g *Gateway) ReceiveC2BConfirmation(ctx context.Context, in Inbound) error 
 		if n.MSISDN == "" || n.BusinessShortCode == "" {
 			return review(sqlstore.OutcomeMalformed, ReviewMissingFields, "", "the confirmation has no MSISDN or no BusinessShortCode")
 		}
-		existing, err := tx.PaymentByReceipt(ctx, n.TransID)
-		if err == nil && existing.Amount != amount {
-			return review(sqlstore.OutcomeConflict, ReviewDuplicateOtherAmount, existing.ID,
-				fmt.Sprintf("TransID %s is already payment %s for %s; this confirmation says %s", n.TransID, existing.ID, existing.Amount, amount))
-		}
-		if err == nil {
-			return tx.SetInboundOutcome(ctx, msg.ID, sqlstore.OutcomeDuplicate, existing.ID, "")
-		}
-		if lipa.ErrorKind(err) != lipa.NotFound {
-			return err
-		}
 		now := g.clock()
 		txDate, _ := lipa.ParseDarajaTime(n.TransTime)
 		p = &lipa.Payment{
@@ -430,7 +419,21 @@ func (g *Gateway) ReceiveC2BConfirmation(ctx context.Context, in Inbound) error 
 			MpesaReceiptNumber: n.TransID, ResultCode: "0", ResultDesc: "C2B confirmation", ResolvedBy: lipa.ResolvedByConfirmation,
 			TransactionDate: txDate, CreatedAt: now, UpdatedAt: now,
 		}
-		if err := tx.InsertPayment(ctx, p); err != nil {
+		// The insert is also the check for a repeat: it writes nothing
+		// when a payment has the receipt already (one M-Pesa transaction
+		// is one payment), which is then read to compare amounts.
+		if err := tx.InsertPayment(ctx, p); errors.Is(err, sqlstore.ErrPaymentExists) {
+			p = nil
+			existing, err := tx.PaymentByReceipt(ctx, n.TransID)
+			if err != nil {
+				return err
+			}
+			if existing.Amount != amount {
+				return review(sqlstore.OutcomeConflict, ReviewDuplicateOtherAmount, existing.ID,
+					fmt.Sprintf("TransID %s is already payment %s for %s; this confirmation says %s", n.TransID, existing.ID, existing.Amount, amount))
+			}
+			return tx.SetInboundOutcome(ctx, msg.ID, sqlstore.OutcomeDuplicate, existing.ID, "")
+		} else if err != nil {
 			return err
 		}
 		if err := g.emitTx(ctx, tx, p, EventC2BReceived); err != nil {

@@ -46,9 +46,13 @@ func nullIfEmpty[T ~string](s T) any {
 	return string(s)
 }
 
+// ErrPaymentExists is the cause of InsertPayment's "duplicate_payment"
+// error; callers decide on it with errors.Is, never on the error's code.
+var ErrPaymentExists = errors.New("a payment with this receipt or CheckoutRequestID exists")
+
 // InsertPayment stores a new payment. A receipt number or CheckoutRequestID
 // that another payment already has is a Conflict error with code
-// "duplicate_payment".
+// "duplicate_payment" wrapping ErrPaymentExists; nothing is written then.
 func (t *Tx) InsertPayment(ctx context.Context, p *lipa.Payment) error {
 	res, err := t.exec(ctx, `INSERT INTO payments (id, app_id, payment_type, status, phone_number, amount_cents, currency,
 		reference, account_reference, description, shortcode, transaction_type, mpesa_receipt_number, checkout_request_id,
@@ -63,7 +67,7 @@ func (t *Tx) InsertPayment(ctx context.Context, p *lipa.Payment) error {
 		return fmt.Errorf("insert payment: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return lipa.Errorf(lipa.Conflict, "duplicate_payment", "a payment with this receipt or CheckoutRequestID already exists")
+		return lipa.Errorf(lipa.Conflict, "duplicate_payment", "a payment with this receipt or CheckoutRequestID already exists").Wrap(ErrPaymentExists)
 	}
 	return nil
 }
