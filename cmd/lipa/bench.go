@@ -581,8 +581,8 @@ func (e *benchEnv) phone(i int64) string {
 }
 
 func (e *benchEnv) c2bBody(i int64) []byte {
-	return fmt.Appendf(nil, `{"TransactionType":"Pay Bill","TransID":%q,"TransTime":"20261207101500","TransAmount":"10.00","BusinessShortCode":"174379","BillRefNumber":"BENCH%d","InvoiceNumber":"","OrgAccountBalance":"","ThirdPartyTransID":"","MSISDN":"254708374149","FirstName":"Bench","MiddleName":"","LastName":""}`,
-		e.benchID('B', i), i)
+	return fmt.Appendf(nil, `{"TransactionType":"Pay Bill","TransID":%q,"TransTime":"20261207101500","TransAmount":"10.00","BusinessShortCode":"174379","BillRefNumber":%q,"InvoiceNumber":"","OrgAccountBalance":"","ThirdPartyTransID":"","MSISDN":"254708374149","FirstName":"Bench","MiddleName":"","LastName":""}`,
+		e.benchID('B', i), e.benchID('A', i))
 }
 
 func (e *benchEnv) callbackBody(p benchPushed, receipt string) []byte {
@@ -591,7 +591,7 @@ func (e *benchEnv) callbackBody(p benchPushed, receipt string) []byte {
 }
 
 func (e *benchEnv) pushBody(i int64) []byte {
-	return fmt.Appendf(nil, `{"phone_number":%q,"amount":10,"reference":"BENCH%s%d"}`, e.phone(i), e.run, i)
+	return fmt.Appendf(nil, `{"phone_number":%q,"amount":10,"reference":%q}`, e.phone(i), e.benchID('P', i)) // M-Pesa allows 12 characters
 }
 
 // c2bShape posts C2B confirmations with new TransIDs from start on,
