@@ -90,27 +90,38 @@ func (e *ReceiptTakenError) Error() string {
 // that another payment already has is a Conflict error with code
 // "duplicate_receipt" wrapping a *ReceiptTakenError.
 func (t *Tx) UpdatePayment(ctx context.Context, p *lipa.Payment) error {
-	if p.MpesaReceiptNumber != "" {
-		var other string
-		err := t.queryRow(ctx, "SELECT id FROM payments WHERE mpesa_receipt_number = ? AND id <> ?", p.MpesaReceiptNumber, p.ID).Scan(&other)
-		if err == nil {
-			return lipa.Errorf(lipa.Conflict, "duplicate_receipt", "receipt %s already belongs to payment %s", p.MpesaReceiptNumber, other).
-				With("payment_id", other).Wrap(&ReceiptTakenError{Receipt: p.MpesaReceiptNumber, PaymentID: lipa.PaymentID(other)})
-		}
-		if err != sql.ErrNoRows {
-			return fmt.Errorf("check receipt: %w", err)
-		}
-	}
-	_, err := t.exec(ctx, `UPDATE payments SET status = ?, phone_number = ?, mpesa_receipt_number = ?, checkout_request_id = ?,
+	q := `UPDATE payments SET status = ?, phone_number = ?, mpesa_receipt_number = ?, checkout_request_id = ?,
 		merchant_request_id = ?, customer_message = ?, result_code = ?, result_desc = ?, failure_reason = ?, resolved_by = ?,
-		transaction_date = ?, updated_at = ? WHERE id = ?`,
-		p.Status, p.PhoneNumber, nullIfEmpty(p.MpesaReceiptNumber), nullIfEmpty(p.CheckoutRequestID),
+		transaction_date = ?, updated_at = ? WHERE id = ?`
+	args := []any{p.Status, p.PhoneNumber, nullIfEmpty(p.MpesaReceiptNumber), nullIfEmpty(p.CheckoutRequestID),
 		p.MerchantRequestID, p.CustomerMessage, p.ResultCode, p.ResultDesc, p.FailureReason, p.ResolvedBy,
-		dbTime(p.TransactionDate), dbTime(p.UpdatedAt), p.ID)
+		dbTime(p.TransactionDate), dbTime(p.UpdatedAt), p.ID}
+	if p.MpesaReceiptNumber != "" {
+		// The receipt check is part of the UPDATE: it changes nothing
+		// when another payment has the receipt, which is then looked up.
+		q += " AND NOT EXISTS (SELECT 1 FROM payments o WHERE o.mpesa_receipt_number = ? AND o.id <> ?)"
+		args = append(args, p.MpesaReceiptNumber, p.ID)
+	}
+	res, err := t.exec(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("update payment %s: %w", p.ID, err)
 	}
-	return nil
+	if p.MpesaReceiptNumber == "" {
+		return nil
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	var other string
+	err = t.queryRow(ctx, "SELECT id FROM payments WHERE mpesa_receipt_number = ? AND id <> ?", p.MpesaReceiptNumber, p.ID).Scan(&other)
+	switch {
+	case err == nil:
+		return lipa.Errorf(lipa.Conflict, "duplicate_receipt", "receipt %s already belongs to payment %s", p.MpesaReceiptNumber, other).
+			With("payment_id", other).Wrap(&ReceiptTakenError{Receipt: p.MpesaReceiptNumber, PaymentID: lipa.PaymentID(other)})
+	case errors.Is(err, sql.ErrNoRows):
+		return nil // no payment p.ID: nothing to update, as before
+	}
+	return fmt.Errorf("check receipt: %w", err)
 }
 
 // PaymentForApp returns the payment with that ID if the app may see it (its
