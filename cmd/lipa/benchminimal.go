@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"runtime"
 	"strings"
 	"time"
@@ -39,15 +40,15 @@ type minimalStore interface {
 
 // cmdBenchMinimal runs `lipa bench minimal-server`, which `lipa bench`
 // starts as a process of its own: it creates its tables (SQLite: a new
-// file; PostgreSQL: the schema lipa_bench_minimal, dropped on exit), seeds
-// --rows SUCCESS payments, prints "listening URL" and serves until ctx
-// ends.
+// file; PostgreSQL: the schema --schema, dropped on exit), seeds --rows
+// SUCCESS payments, prints "listening URL" and serves until ctx ends.
 func cmdBenchMinimal(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench minimal-server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dbURL := fs.String("database-url", "", "sqlite:PATH (a new file) or postgres://…")
 	listen := fs.String("listen", "127.0.0.1:0", "address to serve on")
 	rows := fs.Int("rows", 300_000, "SUCCESS payments to seed (receipts M000000000 …)")
+	schema := fs.String("schema", "lipa_bench_minimal", "PostgreSQL: the schema to create (and drop on exit)")
 	if err := fs.Parse(args); err != nil {
 		return usageError(err.Error())
 	}
@@ -57,7 +58,10 @@ func cmdBenchMinimal(ctx context.Context, args []string, stdout, stderr io.Write
 	case strings.HasPrefix(*dbURL, "sqlite:"):
 		st, err = openMinimalSQLite(ctx, strings.TrimPrefix(*dbURL, "sqlite:"), *rows)
 	case strings.HasPrefix(*dbURL, "postgres://"), strings.HasPrefix(*dbURL, "postgresql://"):
-		st, err = openMinimalPostgres(ctx, *dbURL, *rows)
+		if !minimalSchemaRE.MatchString(*schema) {
+			return usageError("bench minimal-server: --schema must be lower-case letters, digits and _")
+		}
+		st, err = openMinimalPostgres(ctx, *dbURL, *schema, *rows)
 	default:
 		return usageError("bench minimal-server: --database-url must be sqlite:PATH or postgres://…")
 	}
@@ -245,27 +249,31 @@ func (s *minimalSQLite) close() {
 	s.write.Close()
 }
 
+// minimalSchemaRE is what a --schema may be: it is written into SQL.
+var minimalSchemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
 // minimalPostgres is the minimal server on PostgreSQL: a pgx pool, one
-// statement per request (pgx prepares each once per connection), in the
-// schema lipa_bench_minimal, which close drops.
+// statement per request (pgx prepares each once per connection), in a
+// schema of its own, which close drops.
 type minimalPostgres struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	schema string
 }
 
-func openMinimalPostgres(ctx context.Context, dbURL string, rows int) (*minimalPostgres, error) {
+func openMinimalPostgres(ctx context.Context, dbURL, schema string, rows int) (*minimalPostgres, error) {
 	cfg, err := pgxpool.ParseConfig(dbURL)
 	if err != nil {
 		return nil, fmt.Errorf("--database-url: %w", err)
 	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = "lipa_bench_minimal"
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	cfg.MaxConns = 10 // Lipa's default DATABASE_MAX_CONNS
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	schema := []string{
-		"DROP SCHEMA IF EXISTS lipa_bench_minimal CASCADE",
-		"CREATE SCHEMA lipa_bench_minimal",
+	setup := []string{
+		"DROP SCHEMA IF EXISTS " + schema + " CASCADE",
+		"CREATE SCHEMA " + schema,
 		`CREATE TABLE payments (id TEXT PRIMARY KEY, receipt TEXT NOT NULL UNIQUE, status TEXT NOT NULL,
 			amount_cents BIGINT NOT NULL, claimed BOOLEAN NOT NULL DEFAULT FALSE, claimed_at TIMESTAMPTZ, claimed_by TEXT)`,
 		"CREATE TABLE inbound (id BIGSERIAL PRIMARY KEY, received_at TIMESTAMPTZ NOT NULL, body BYTEA NOT NULL)",
@@ -273,7 +281,7 @@ func openMinimalPostgres(ctx context.Context, dbURL string, rows int) (*minimalP
 			SELECT 'pay_m' || lpad(i::text, 9, '0'), 'M' || lpad(i::text, 9, '0'), 'SUCCESS', 1000 FROM generate_series(0, $1::int - 1) AS i`,
 		"ANALYZE payments",
 	}
-	for i, stmt := range schema {
+	for i, stmt := range setup {
 		var args []any
 		if i == 4 {
 			args = []any{rows}
@@ -283,7 +291,7 @@ func openMinimalPostgres(ctx context.Context, dbURL string, rows int) (*minimalP
 			return nil, fmt.Errorf("minimal server schema: %w", err)
 		}
 	}
-	return &minimalPostgres{pool: pool}, nil
+	return &minimalPostgres{pool: pool, schema: schema}, nil
 }
 
 func (s *minimalPostgres) verify(ctx context.Context, receipt string) (id, status string, amount int64, claimed bool, err error) {
@@ -304,6 +312,6 @@ func (s *minimalPostgres) ingest(ctx context.Context, body []byte, now time.Time
 func (s *minimalPostgres) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s.pool.Exec(ctx, "DROP SCHEMA IF EXISTS lipa_bench_minimal CASCADE")
+	s.pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+s.schema+" CASCADE")
 	s.pool.Close()
 }
