@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -64,3 +65,71 @@ func (c *keyCache) put(hash string, epoch int64, app *lipa.App, until time.Time)
 	}
 	c.m[hash] = cachedKey{app: *app, until: until}
 }
+
+// epochReads lets concurrent authentications share their reads of the
+// auth epoch without ever using one that began before they arrived: while
+// a read is under way, the requests that arrive wait for the next one,
+// which starts when it ends and serves them all. So every authentication
+// sees every change committed before its request arrived (a rotation or
+// disable holds from the next request), and under load a handful of reads
+// serve many requests.
+type epochReads struct {
+	mu   sync.Mutex
+	cur  *epochRead // under way; nil when none
+	next *epochRead // waiting for cur to end; nil when nobody waits
+}
+
+// epochRead is one read of the auth epoch; done is closed once epoch and
+// err are set.
+type epochRead struct {
+	done  chan struct{}
+	epoch int64
+	err   error
+}
+
+// epoch returns the auth epoch as read by a read that began after this
+// call did.
+func (e *epochReads) epoch(ctx context.Context, read func(context.Context) (int64, error)) (int64, error) {
+	e.mu.Lock()
+	r := e.cur
+	start := r == nil
+	if start {
+		r = &epochRead{done: make(chan struct{})}
+		e.cur = r
+	} else {
+		if e.next == nil {
+			e.next = &epochRead{done: make(chan struct{})}
+		}
+		r = e.next
+	}
+	e.mu.Unlock()
+	if start {
+		e.run(r, read)
+	}
+	select {
+	case <-r.done:
+		return r.epoch, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// run performs read for r, then starts the read that waited for it, if
+// any, on a goroutine of its own.
+func (e *epochReads) run(r *epochRead, read func(context.Context) (int64, error)) {
+	ctx, cancel := context.WithTimeout(context.Background(), epochReadTimeout)
+	r.epoch, r.err = read(ctx)
+	cancel()
+	e.mu.Lock()
+	e.cur, e.next = e.next, nil
+	next := e.cur
+	e.mu.Unlock()
+	close(r.done)
+	if next != nil {
+		go e.run(next, read)
+	}
+}
+
+// epochReadTimeout bounds a shared read of the auth epoch: no one
+// request's context may cut it short.
+const epochReadTimeout = 10 * time.Second
