@@ -55,6 +55,7 @@ const benchRSSGoalMiB = 40
 // benchOptions is `lipa bench`'s command line.
 type benchOptions struct {
 	URL           string // a running Lipa to drive; empty: start one
+	PID           int    // with URL: its process, for CPU and memory
 	APIKey        string
 	CallbackToken string
 	DatabaseURL   string // the database of the Lipa bench starts (default a new SQLite file), and of the minimal server
@@ -110,7 +111,7 @@ type benchReport struct {
 
 const benchUsage = `usage: lipa bench [--connections 32] [--duration 5s] [--warmup 1s] [--endpoints LIST]
                   [--database-url URL] [--replicas N] [--seed N] [--minimal=false] [--json]
-       lipa bench --url URL --api-key KEY [--callback-token TOKEN] …
+       lipa bench --url URL --api-key KEY [--callback-token TOKEN] [--pid PID] …
 
 Drives Lipa with STK push (simulator), STK callback, C2B confirmation,
 verify and claim load, and the same shapes against a minimal server (net/http
@@ -129,6 +130,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(&help)
 	fs.StringVar(&o.URL, "url", "", "drive the running Lipa at this base URL instead of starting one")
 	fs.StringVar(&o.APIKey, "api-key", "", "with --url: an app's API key (its rate limit, LIPA_APP_RATE_LIMIT, applies)")
+	fs.IntVar(&o.PID, "pid", 0, "with --url: the process id of that Lipa (on this machine), to report its CPU per request and memory")
 	fs.StringVar(&o.CallbackToken, "callback-token", "", "with --url: its LIPA_CALLBACK_TOKEN, for STK callback and C2B load and for seeding payments")
 	fs.StringVar(&o.DatabaseURL, "database-url", "", "database of the Lipa bench starts and of the minimal server (default: new SQLite files in a temporary directory)")
 	fs.IntVar(&o.Connections, "connections", 32, "concurrent connections, each with one request in flight")
@@ -164,6 +166,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError("bench: --replicas must be at least 1")
 	case o.URL != "" && o.APIKey == "":
 		return usageError("bench: --url needs --api-key")
+	case o.PID != 0 && o.URL == "":
+		return usageError("bench: --pid goes with --url (bench knows the processes it starts)")
 	case o.URL != "" && o.Replicas != 1:
 		return usageError("bench: --replicas starts Lipa processes; it cannot be used with --url")
 	case o.Replicas > 1 && !strings.HasPrefix(o.DatabaseURL, "postgres"):
@@ -216,17 +220,18 @@ type benchPushed struct {
 	checkout, merchant, phone string
 }
 
-// benchChild is a process bench started.
+// benchChild is a process bench started (or, with --pid, was told of).
 type benchChild struct {
 	name string
-	cmd  *exec.Cmd
+	cmd  *exec.Cmd // nil for --pid
+	pid  int
 	url  string
 }
 
 // cpu returns the process's CPU time so far (user and system), from
 // /proc; zero where there is no /proc.
 func (c *benchChild) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.pid))
 	if err != nil {
 		return 0
 	}
@@ -245,7 +250,7 @@ func (c *benchChild) cpu() time.Duration {
 
 // memory returns the process's resident set and its peak, in MiB.
 func (c *benchChild) memory() (rss, peak float64) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.pid))
 	if err != nil {
 		return 0, 0
 	}
@@ -269,7 +274,7 @@ func (c *benchChild) memory() (rss, peak float64) {
 }
 
 func (c *benchChild) stop() {
-	if c.cmd.Process == nil || c.cmd.ProcessState != nil {
+	if c.cmd == nil || c.cmd.Process == nil || c.cmd.ProcessState != nil {
 		return
 	}
 	c.cmd.Process.Signal(syscall.SIGTERM)
@@ -388,6 +393,9 @@ func (e *benchEnv) start(ctx context.Context) error {
 		if err := waitHTTP(ctx, e.bases[0]+"/healthz", 10*time.Second); err != nil {
 			return err
 		}
+		if e.o.PID != 0 {
+			e.lipa = []*benchChild{{name: "lipa", pid: e.o.PID, url: e.bases[0]}}
+		}
 	} else {
 		e.token = "bench" + strings.ToLower(benchRunID()) + strconv.FormatInt(time.Now().UnixNano(), 36)
 		simAddr, err := freeLoopbackAddr()
@@ -489,6 +497,7 @@ func (e *benchEnv) startChild(ctx context.Context, name, bin string, args, env [
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("bench: start %s: %w", name, err)
 	}
+	c.pid = cmd.Process.Pid
 	e.children = append(e.children, c)
 	if stdout == nil {
 		return c, nil
