@@ -79,10 +79,10 @@ type DB struct {
 }
 
 // readConns is how many read-only SQLite connections Read may use at once:
-// WAL lets them all read beside the one writer. Each keeps its own page
-// cache, so more would cost memory without adding throughput on a few
-// cores.
-const readConns = 4
+// WAL lets them all read beside the one writer. Each costs about 3 MiB
+// (its page cache, limited to 1 MiB, its schema and prepared statements),
+// and on two cores a third added no throughput (BENCHMARKS.md), so two.
+const readConns = 2
 
 // Open connects to the database named by url: "sqlite:PATH" (PATH a file;
 // created when missing, unless opt.MustExist) or "postgres://…" /
@@ -136,6 +136,7 @@ func Open(ctx context.Context, databaseURL string, opt Options) (*DB, error) {
 		// deferred transactions that take no lock a writer waits for.
 		q.Del("_txlock")
 		q.Add("_pragma", "query_only(1)")
+		q.Add("_pragma", "cache_size(-1024)")
 		r, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 		if err != nil {
 			s.Close()
