@@ -93,6 +93,7 @@ func TestBenchUsage(t *testing.T) {
 		{"bench", "--endpoints", "verify,refund"},
 		{"bench", "--url", "http://127.0.0.1:1"},
 		{"bench", "--replicas", "3"},
+		{"bench", "--pid", "1"},
 		{"bench", "--connections", "0"},
 		{"bench", "--database-url", "mysql://x"},
 		{"bench", "extra"},
