@@ -265,13 +265,18 @@ func (g *Gateway) applyCallbackTx(ctx context.Context, tx *sqlstore.Tx, p *lipa.
 	if err != nil {
 		return false, err
 	}
+	if err := tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeApplied, p.ID, ""); err != nil {
+		return false, err
+	}
+	// The event last: on PostgreSQL it holds the events feed's ordering
+	// lock until the commit (sqlstore.Tx.InsertEvent).
 	if ev := settledEvent(before.Status, p); ev != "" {
 		if err := g.emitTx(ctx, tx, p, ev); err != nil {
 			return false, err
 		}
 	}
 	log.Info("stk callback applied", "status", p.Status, "failure_reason", p.FailureReason, "receipt", p.MpesaReceiptNumber)
-	return false, tx.SetInboundOutcome(ctx, inboundID, sqlstore.OutcomeApplied, p.ID, "")
+	return false, nil
 }
 
 // C2BAnswer is Lipa's reply to a C2B validation request (Daraja reference
@@ -436,10 +441,12 @@ func (g *Gateway) ReceiveC2BConfirmation(ctx context.Context, in Inbound) error 
 		} else if err != nil {
 			return err
 		}
-		if err := g.emitTx(ctx, tx, p, EventC2BReceived); err != nil {
+		if err := tx.SetInboundOutcome(ctx, msg.ID, sqlstore.OutcomeApplied, p.ID, ""); err != nil {
 			return err
 		}
-		return tx.SetInboundOutcome(ctx, msg.ID, sqlstore.OutcomeApplied, p.ID, "")
+		// The events last: on PostgreSQL they hold the events feed's
+		// ordering lock until the commit (sqlstore.Tx.InsertEvent).
+		return g.emitTx(ctx, tx, p, EventC2BReceived)
 	})
 	if err != nil {
 		g.log.Error("c2b confirmation not applied", "trans_id", n.TransID, "err", err)
