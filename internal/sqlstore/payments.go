@@ -219,6 +219,11 @@ type Rank struct {
 // "payment_not_found".
 func (t *Tx) BestPayment(ctx context.Context, l Lookup, r Rank) (*lipa.Payment, error) {
 	where, args := l.where()
+	if l.Receipt != "" {
+		// A receipt is unique: one payment at most, nothing to rank.
+		p, err := scanPayment(t.queryRow(ctx, "SELECT "+paymentColumns+paymentFrom+where, args...))
+		return p, notFound(err, "payment_not_found", "no payment matches")
+	}
 	args = append(args, int64(r.Floor), int64(r.Floor), int64(r.Exact))
 	p, err := scanPayment(t.queryRow(ctx, "SELECT "+paymentColumns+paymentFrom+where+`
 		ORDER BY CASE WHEN p.status = 'SUCCESS' AND p.amount_cents >= ? AND p.claimed = FALSE THEN 0
