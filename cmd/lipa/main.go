@@ -37,6 +37,7 @@
 //	lipa transactions status RECEIPT what M-Pesa says about a receipt (Transaction Status)
 //	lipa pull register|run [--since 6h]
 //	                                Pull Transactions: register the shortcode, run the backfill now
+//	lipa bench [--json]             load Lipa and a minimal server side by side (BENCHMARKS.md)
 //
 // Configuration comes from environment variables and a .env file; see the
 // README.
@@ -117,6 +118,8 @@ commands:
                                 register the shortcode for Pull Transactions
   pull run [--since 6h] [--json]
                                 recover transactions whose confirmations or callbacks never came
+  bench [--connections 32] [--duration 5s] [--database-url URL] [--json]
+                                load Lipa and a minimal server side by side; see BENCHMARKS.md
 `
 
 // run executes one command and returns the process exit code: 0 on
@@ -190,6 +193,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		cmdErr = cmdTransactions(ctx, cfg, args[1:], stdout)
 	case "pull":
 		cmdErr = cmdPull(ctx, cfg, args[1:], stdout)
+	case "bench":
+		cmdErr = cmdBench(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "lipa: unknown command %q\n\n%s", args[0], usage)
 		return 2

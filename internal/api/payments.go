@@ -142,22 +142,52 @@ func (s *Server) verify(w http.ResponseWriter, r *http.Request, app *lipa.App) e
 	if v.AmountExpected != 0 {
 		expected = &v.AmountExpected
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{
-		"paid":            v.Paid,
-		"amount":          v.Amount,
-		"amount_expected": expected,
-		"amount_paid":     v.AmountPaid,
-		"phone":           v.PhoneNumber,
-		"receipt":         optional(v.MpesaReceiptNumber),
-		"reference":       v.Reference,
-		"claimed":         v.Claimed,
-		"date":            optionalTime(v.TransactionDate),
-		"payment_id":      v.ID,
-		"payment_type":    v.Type,
-		"from_intake":     v.FromIntake,
-		"status":          v.Status,
-		"failure_reason":  optional(v.FailureReason),
+	return writeJSON(w, http.StatusOK, verifyAnswer{
+		Paid:           v.Paid,
+		Amount:         v.Amount,
+		AmountExpected: expected,
+		AmountPaid:     v.AmountPaid,
+		Phone:          v.PhoneNumber,
+		Receipt:        optional(v.MpesaReceiptNumber),
+		Reference:      v.Reference,
+		Claimed:        v.Claimed,
+		Date:           optionalTime(v.TransactionDate),
+		PaymentID:      v.ID,
+		PaymentType:    v.Type,
+		FromIntake:     v.FromIntake,
+		Status:         v.Status,
+		FailureReason:  optional(v.FailureReason),
 	})
+}
+
+// verifyAnswer is the body of GET /api/payments/verify/. Its fields are in
+// the order of their names, as the map it replaced encoded them.
+type verifyAnswer struct {
+	Amount         lipa.Amount      `json:"amount"`
+	AmountExpected *lipa.Amount     `json:"amount_expected"`
+	AmountPaid     lipa.Amount      `json:"amount_paid"`
+	Claimed        bool             `json:"claimed"`
+	Date           *string          `json:"date"`
+	FailureReason  *string          `json:"failure_reason"`
+	FromIntake     bool             `json:"from_intake"`
+	Paid           bool             `json:"paid"`
+	PaymentID      lipa.PaymentID   `json:"payment_id"`
+	PaymentType    lipa.PaymentType `json:"payment_type"`
+	Phone          string           `json:"phone"`
+	Receipt        *string          `json:"receipt"`
+	Reference      string           `json:"reference"`
+	Status         lipa.Status      `json:"status"`
+}
+
+// claimAnswer is the body of a successful POST /api/payments/claim/, its
+// fields in the order of their names.
+type claimAnswer struct {
+	Amount    lipa.Amount    `json:"amount"`
+	ClaimedAt string         `json:"claimed_at"`
+	Message   string         `json:"message"`
+	PaymentID lipa.PaymentID `json:"payment_id"`
+	Receipt   *string        `json:"receipt"`
+	Status    lipa.Status    `json:"status"`
 }
 
 // claim serves POST /api/payments/claim/.
@@ -173,13 +203,13 @@ func (s *Server) claim(w http.ResponseWriter, r *http.Request, app *lipa.App) er
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{
-		"message":    "Payment claimed successfully",
-		"payment_id": p.ID,
-		"receipt":    optional(p.MpesaReceiptNumber),
-		"amount":     p.Amount,
-		"claimed_at": p.ClaimedAt.UTC().Format(time.RFC3339),
-		"status":     p.Status,
+	return writeJSON(w, http.StatusOK, claimAnswer{
+		Message:   "Payment claimed successfully",
+		PaymentID: p.ID,
+		Receipt:   optional(p.MpesaReceiptNumber),
+		Amount:    p.Amount,
+		ClaimedAt: p.ClaimedAt.UTC().Format(time.RFC3339),
+		Status:    p.Status,
 	})
 }
 

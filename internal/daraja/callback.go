@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lipa-gateway/lipa"
 )
@@ -206,6 +207,14 @@ func scalar(raw json.RawMessage) string {
 	}
 	switch raw[0] {
 	case '"':
+		// A string without escapes is its own text (a JSON string holds no
+		// raw control character); one with escapes or invalid UTF-8 is
+		// decoded as json.Unmarshal decodes it.
+		if len(raw) >= 2 && raw[len(raw)-1] == '"' {
+			if in := raw[1 : len(raw)-1]; bytes.IndexByte(in, '\\') < 0 && utf8.Valid(in) {
+				return string(in)
+			}
+		}
 		var s string
 		if json.Unmarshal(raw, &s) == nil {
 			return s

@@ -3,6 +3,7 @@ package daraja
 import (
 	"bytes"
 	"encoding/json"
+	"unicode/utf8"
 )
 
 // MaxReceiptLength is the longest M-Pesa receipt number Lipa accepts.
@@ -34,6 +35,68 @@ func ValidReceipt(s string) bool {
 // says two things at once. It returns false for a body without repeated
 // keys and for one that is not JSON (the parsers report that).
 func RepeatedKey(body []byte) (string, bool) {
+	if !json.Valid(body) {
+		return repeatedKeyTokens(body)
+	}
+	// body is valid JSON, so every string ends and every bracket closes:
+	// a scan that only tracks objects, keys and strings is enough (and
+	// allocates little, unlike a token stream). Keys are compared as a
+	// JSON decoder reads them (escapes decoded, invalid UTF-8 as U+FFFD).
+	type frame struct {
+		object bool
+		keys   [][]byte
+	}
+	var stack []frame
+	expectKey := false
+	for i := 0; i < len(body); i++ {
+		switch body[i] {
+		case '{':
+			stack = append(stack, frame{object: true})
+			expectKey = true
+		case '[':
+			stack = append(stack, frame{})
+			expectKey = false
+		case '}', ']':
+			stack = stack[:len(stack)-1]
+			expectKey = false
+		case ',':
+			expectKey = stack[len(stack)-1].object
+		case ':':
+			expectKey = false
+		case '"':
+			j, escaped := i+1, false
+			for ; body[j] != '"'; j++ {
+				if body[j] == '\\' {
+					escaped = true
+					j++
+				}
+			}
+			if expectKey {
+				k := body[i+1 : j]
+				if escaped || !utf8.Valid(k) {
+					var dec string
+					json.Unmarshal(body[i:j+1], &dec)
+					k = []byte(dec)
+				}
+				top := &stack[len(stack)-1]
+				for _, seen := range top.keys {
+					if bytes.Equal(seen, k) {
+						return string(k), true
+					}
+				}
+				top.keys = append(top.keys, k)
+				expectKey = false
+			}
+			i = j
+		}
+	}
+	return "", false
+}
+
+// repeatedKeyTokens is RepeatedKey on a body that is not valid JSON: it
+// reads the body token by token and reports a key repeated before the
+// first error.
+func repeatedKeyTokens(body []byte) (string, bool) {
 	type frame struct {
 		object    bool
 		expectKey bool

@@ -49,3 +49,22 @@ func TestRepeatedKey(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRepeatedKey: the scan RepeatedKey makes of valid JSON finds the
+// same repeated key as reading the body token by token.
+func FuzzRepeatedKey(f *testing.F) {
+	for _, s := range []string{
+		`{"TransID":"X1","TransAmount":"10","TransID":"X2"}`, `{"a":{"b":1,"b":2}}`, `{"a":[{"b":1},{"b":2}],"c":{"b":3}}`,
+		`{"a":"x\"y","a\"b":1,"a\u0022b":2}`, `{"\u00e9":1,"é":2}`, "{\"\xff\":1,\"\xfe\":2}", `[{"a":[]},{"a":{}}]`,
+		`{"TransactionType":"Pay Bill","TransID":"RKL51ZDR4F","MSISDN":"2547 ***** 149","FirstName":"John"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		key, ok := RepeatedKey(body)
+		wantKey, wantOK := repeatedKeyTokens(body)
+		if key != wantKey || ok != wantOK {
+			t.Errorf("RepeatedKey(%q): got %q %v, want %q %v (token by token)", body, key, ok, wantKey, wantOK)
+		}
+	})
+}

@@ -92,14 +92,30 @@ func (g *Gateway) EnsureDemoApp(ctx context.Context, actor Actor) (lipa.Secret, 
 // Authenticate returns the enabled app whose API key is key. A missing key
 // is Unauthorized "missing_api_key"; an unknown one "invalid_api_key"; a
 // disabled app's "app_disabled". Keys are compared by their SHA-256 hash,
-// so the stored value never grants access on its own.
+// so the stored value never grants access on its own. A key seen before is
+// resolved from memory as long as the database's auth epoch says no app's
+// keys or enabled state changed since (keyCache); the epoch is read for
+// each request, by a read that began after the request arrived and that
+// concurrent requests share (epochReads), so a rotation or disable holds
+// from the next request on.
 func (g *Gateway) Authenticate(ctx context.Context, key string) (*lipa.App, error) {
 	if key == "" {
 		return nil, lipa.Errorf(lipa.Unauthorized, "missing_api_key", "send your app's API key in the X-API-KEY header")
 	}
-	var app *lipa.App
 	now := g.clock()
-	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) { app, err = tx.AppByKeyHash(ctx, hashKey(key), now); return err })
+	hash := hashKey(key)
+	epoch, err := g.epochs.epoch(ctx, g.readAuthEpoch)
+	if err != nil {
+		return nil, err
+	}
+	app, ok := g.keys.get(hash, epoch, now)
+	if !ok {
+		var until time.Time
+		err = g.db.Read(ctx, func(tx *sqlstore.Tx) (err error) { app, until, err = tx.AppForKey(ctx, hash, now); return err })
+		if err == nil {
+			g.keys.put(hash, epoch, app, until)
+		}
+	}
 	if lipa.ErrorKind(err) == lipa.NotFound {
 		return nil, lipa.Errorf(lipa.Unauthorized, "invalid_api_key", "the API key in X-API-KEY is not valid")
 	}
@@ -111,6 +127,12 @@ func (g *Gateway) Authenticate(ctx context.Context, key string) (*lipa.App, erro
 	}
 	g.touch(ctx, app.ID, now)
 	return app, nil
+}
+
+// readAuthEpoch reads the auth epoch (see epochReads).
+func (g *Gateway) readAuthEpoch(ctx context.Context) (epoch int64, err error) {
+	err = g.db.Read(ctx, func(tx *sqlstore.Tx) error { epoch, err = tx.AuthEpoch(ctx); return err })
+	return epoch, err
 }
 
 // touch records the app's last use, at most once a minute per app and

@@ -152,7 +152,9 @@ type Gateway struct {
 	// Daraja call succeeds again; /readyz reports it.
 	configErr atomic.Pointer[string]
 
-	touched sync.Map // lipa.AppID → time.Time of the last recorded key use
+	touched sync.Map   // lipa.AppID → time.Time of the last recorded key use
+	keys    keyCache   // API keys resolved to apps, valid for one auth epoch
+	epochs  epochReads // reads of the auth epoch, shared by concurrent authentications
 
 	phoneMu     sync.Mutex
 	phoneLimits map[string]*rate.Limiter // MSISDN → its STK push budget

@@ -15,7 +15,7 @@ import (
 // ID; anything else is NotFound "payment_not_found".
 func (g *Gateway) Payment(ctx context.Context, app *lipa.App, id lipa.PaymentID) (*lipa.Payment, error) {
 	var p *lipa.Payment
-	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) { p, err = tx.PaymentForApp(ctx, app.ID, id); return err })
+	err := g.db.Read(ctx, func(tx *sqlstore.Tx) (err error) { p, err = tx.PaymentForApp(ctx, app.ID, id); return err })
 	return p, err
 }
 
@@ -72,7 +72,7 @@ func (g *Gateway) Verify(ctx context.Context, app *lipa.App, q VerifyQuery) (*Ve
 		l.Phone = string(ph)
 	}
 	var v Verification
-	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) {
+	err := g.db.Read(ctx, func(tx *sqlstore.Tx) (err error) {
 		if l.Reference != "" {
 			if v.AmountExpected, err = tx.ReferencePrice(ctx, app.ID, l.Reference); err != nil {
 				return err
@@ -142,6 +142,20 @@ func (g *Gateway) Claim(ctx context.Context, app *lipa.App, r ClaimRequest) (*li
 	}
 	var claimed *lipa.Payment
 	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) error {
+		if r.Reference == "" && (r.PaymentID == "") != (r.Receipt == "") {
+			// Named by ID or receipt alone: the conditional UPDATE finds,
+			// claims and returns the payment at once; only a claim that
+			// changed nothing reads the payment below to say why.
+			p, err := tx.ClaimPaymentByKey(ctx, app.ID, sqlstore.ClaimKey{ID: r.PaymentID, Receipt: r.Receipt}, want, g.clock())
+			if err != nil {
+				return err
+			}
+			if p != nil {
+				p.AppName = app.Name // the claim made it the app's
+				claimed = p
+				return g.emitTx(ctx, tx, p, EventPaymentClaimed)
+			}
+		}
 		var price lipa.Amount
 		if r.Reference != "" {
 			var err error
@@ -297,7 +311,7 @@ func (g *Gateway) Payments(ctx context.Context, app *lipa.App, q ListQuery) ([]l
 		after = c
 	}
 	var page []lipa.Payment
-	err := g.db.InTx(ctx, func(tx *sqlstore.Tx) (err error) { page, err = tx.Payments(ctx, l, after, limit+1); return err })
+	err := g.db.Read(ctx, func(tx *sqlstore.Tx) (err error) { page, err = tx.Payments(ctx, l, after, limit+1); return err })
 	if err != nil {
 		return nil, "", err
 	}

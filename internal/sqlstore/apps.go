@@ -41,13 +41,38 @@ func (t *Tx) CreateApp(ctx context.Context, a *lipa.App, keyHash, keyHint string
 	return nil
 }
 
-// AppByKeyHash returns the app whose current API key hashes to keyHash, or
+// AppForKey returns the app whose current API key hashes to keyHash, or
 // whose previous key does and is still within its rotation grace period at
-// now; otherwise a NotFound error.
-func (t *Tx) AppByKeyHash(ctx context.Context, keyHash string, now time.Time) (*lipa.App, error) {
-	a, err := scanApp(t.queryRow(ctx, "SELECT "+appColumns+` FROM apps
-		WHERE key_hash = ? OR (prev_key_hash = ? AND prev_key_expires_at > ?) LIMIT 1`, keyHash, keyHash, dbTime(now)))
-	return a, notFound(err, "app_not_found", "no app has this API key")
+// now, and until when that key is valid: zero for the current key, the end
+// of the grace period for the previous one. No such app is a NotFound
+// error.
+func (t *Tx) AppForKey(ctx context.Context, keyHash string, now time.Time) (*lipa.App, time.Time, error) {
+	var a lipa.App
+	var current bool
+	var until sql.NullTime
+	err := t.queryRow(ctx, "SELECT "+appColumns+`, key_hash = ?, prev_key_expires_at FROM apps
+		WHERE key_hash = ? OR (prev_key_hash = ? AND prev_key_expires_at > ?) LIMIT 1`, keyHash, keyHash, keyHash, dbTime(now)).
+		Scan(&a.ID, &a.Name, &a.Disabled, &a.CreatedAt, &a.UpdatedAt, &current, &until)
+	if err != nil {
+		return nil, time.Time{}, notFound(err, "app_not_found", "no app has this API key")
+	}
+	a.CreatedAt, a.UpdatedAt = a.CreatedAt.UTC(), a.UpdatedAt.UTC()
+	if current {
+		return &a, time.Time{}, nil
+	}
+	return &a, fromNull(until), nil
+}
+
+// AuthEpoch returns a number that changes whenever any app's keys or
+// enabled state change (a trigger on apps counts every such UPDATE and
+// every DELETE, whoever makes it): what was read about API keys under one
+// epoch holds as long as the epoch is the same.
+func (t *Tx) AuthEpoch(ctx context.Context) (int64, error) {
+	var e int64
+	if err := t.queryRow(ctx, "SELECT epoch FROM auth_epoch WHERE id = 1").Scan(&e); err != nil {
+		return 0, fmt.Errorf("auth epoch: %w", err)
+	}
+	return e, nil
 }
 
 // TouchApp records that the app's key was used at now.

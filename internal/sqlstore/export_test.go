@@ -24,3 +24,30 @@ func (db *DB) SetFailureHold(d time.Duration) {
 
 // Unavailable exposes the classification of database errors.
 func Unavailable(err error) bool { return unavailable(err) }
+
+// PreparedStatements returns how many statements are prepared for the
+// writer and for the readers (SQLite; zero on PostgreSQL).
+func (db *DB) PreparedStatements() (write, read int) {
+	for _, c := range []struct {
+		c *stmtCache
+		n *int
+	}{{db.writeStmts, &write}, {db.readStmts, &read}} {
+		if c.c == nil {
+			continue
+		}
+		c.c.mu.RLock()
+		for _, s := range c.c.m {
+			if s != nil {
+				*c.n++
+			}
+		}
+		c.c.mu.RUnlock()
+	}
+	return write, read
+}
+
+// QueuedWrites returns how many write transactions wait for SQLite's
+// writer (groupCommit), and how many groups it has committed so far.
+func (db *DB) QueuedWrites() (queued int, groups int64) {
+	return len(db.writer.reqs), db.writer.groups.Load()
+}

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -45,9 +46,13 @@ func nullIfEmpty[T ~string](s T) any {
 	return string(s)
 }
 
+// ErrPaymentExists is the cause of InsertPayment's "duplicate_payment"
+// error; callers decide on it with errors.Is, never on the error's code.
+var ErrPaymentExists = errors.New("a payment with this receipt or CheckoutRequestID exists")
+
 // InsertPayment stores a new payment. A receipt number or CheckoutRequestID
 // that another payment already has is a Conflict error with code
-// "duplicate_payment".
+// "duplicate_payment" wrapping ErrPaymentExists; nothing is written then.
 func (t *Tx) InsertPayment(ctx context.Context, p *lipa.Payment) error {
 	res, err := t.exec(ctx, `INSERT INTO payments (id, app_id, payment_type, status, phone_number, amount_cents, currency,
 		reference, account_reference, description, shortcode, transaction_type, mpesa_receipt_number, checkout_request_id,
@@ -62,7 +67,7 @@ func (t *Tx) InsertPayment(ctx context.Context, p *lipa.Payment) error {
 		return fmt.Errorf("insert payment: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return lipa.Errorf(lipa.Conflict, "duplicate_payment", "a payment with this receipt or CheckoutRequestID already exists")
+		return lipa.Errorf(lipa.Conflict, "duplicate_payment", "a payment with this receipt or CheckoutRequestID already exists").Wrap(ErrPaymentExists)
 	}
 	return nil
 }
@@ -85,27 +90,38 @@ func (e *ReceiptTakenError) Error() string {
 // that another payment already has is a Conflict error with code
 // "duplicate_receipt" wrapping a *ReceiptTakenError.
 func (t *Tx) UpdatePayment(ctx context.Context, p *lipa.Payment) error {
-	if p.MpesaReceiptNumber != "" {
-		var other string
-		err := t.queryRow(ctx, "SELECT id FROM payments WHERE mpesa_receipt_number = ? AND id <> ?", p.MpesaReceiptNumber, p.ID).Scan(&other)
-		if err == nil {
-			return lipa.Errorf(lipa.Conflict, "duplicate_receipt", "receipt %s already belongs to payment %s", p.MpesaReceiptNumber, other).
-				With("payment_id", other).Wrap(&ReceiptTakenError{Receipt: p.MpesaReceiptNumber, PaymentID: lipa.PaymentID(other)})
-		}
-		if err != sql.ErrNoRows {
-			return fmt.Errorf("check receipt: %w", err)
-		}
-	}
-	_, err := t.exec(ctx, `UPDATE payments SET status = ?, phone_number = ?, mpesa_receipt_number = ?, checkout_request_id = ?,
+	q := `UPDATE payments SET status = ?, phone_number = ?, mpesa_receipt_number = ?, checkout_request_id = ?,
 		merchant_request_id = ?, customer_message = ?, result_code = ?, result_desc = ?, failure_reason = ?, resolved_by = ?,
-		transaction_date = ?, updated_at = ? WHERE id = ?`,
-		p.Status, p.PhoneNumber, nullIfEmpty(p.MpesaReceiptNumber), nullIfEmpty(p.CheckoutRequestID),
+		transaction_date = ?, updated_at = ? WHERE id = ?`
+	args := []any{p.Status, p.PhoneNumber, nullIfEmpty(p.MpesaReceiptNumber), nullIfEmpty(p.CheckoutRequestID),
 		p.MerchantRequestID, p.CustomerMessage, p.ResultCode, p.ResultDesc, p.FailureReason, p.ResolvedBy,
-		dbTime(p.TransactionDate), dbTime(p.UpdatedAt), p.ID)
+		dbTime(p.TransactionDate), dbTime(p.UpdatedAt), p.ID}
+	if p.MpesaReceiptNumber != "" {
+		// The receipt check is part of the UPDATE: it changes nothing
+		// when another payment has the receipt, which is then looked up.
+		q += " AND NOT EXISTS (SELECT 1 FROM payments o WHERE o.mpesa_receipt_number = ? AND o.id <> ?)"
+		args = append(args, p.MpesaReceiptNumber, p.ID)
+	}
+	res, err := t.exec(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("update payment %s: %w", p.ID, err)
 	}
-	return nil
+	if p.MpesaReceiptNumber == "" {
+		return nil
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	var other string
+	err = t.queryRow(ctx, "SELECT id FROM payments WHERE mpesa_receipt_number = ? AND id <> ?", p.MpesaReceiptNumber, p.ID).Scan(&other)
+	switch {
+	case err == nil:
+		return lipa.Errorf(lipa.Conflict, "duplicate_receipt", "receipt %s already belongs to payment %s", p.MpesaReceiptNumber, other).
+			With("payment_id", other).Wrap(&ReceiptTakenError{Receipt: p.MpesaReceiptNumber, PaymentID: lipa.PaymentID(other)})
+	case errors.Is(err, sql.ErrNoRows):
+		return nil // no payment p.ID: nothing to update, as before
+	}
+	return fmt.Errorf("check receipt: %w", err)
 }
 
 // PaymentForApp returns the payment with that ID if the app may see it (its
@@ -203,6 +219,11 @@ type Rank struct {
 // "payment_not_found".
 func (t *Tx) BestPayment(ctx context.Context, l Lookup, r Rank) (*lipa.Payment, error) {
 	where, args := l.where()
+	if l.Receipt != "" {
+		// A receipt is unique: one payment at most, nothing to rank.
+		p, err := scanPayment(t.queryRow(ctx, "SELECT "+paymentColumns+paymentFrom+where, args...))
+		return p, notFound(err, "payment_not_found", "no payment matches")
+	}
 	args = append(args, int64(r.Floor), int64(r.Floor), int64(r.Exact))
 	p, err := scanPayment(t.queryRow(ctx, "SELECT "+paymentColumns+paymentFrom+where+`
 		ORDER BY CASE WHEN p.status = 'SUCCESS' AND p.amount_cents >= ? AND p.claimed = FALSE THEN 0
@@ -276,6 +297,22 @@ func (t *Tx) Payments(ctx context.Context, l Lookup, after *Cursor, limit int) (
 	return out, rows.Err()
 }
 
+// claimUpdate is the claim's conditional UPDATE, up to the column that
+// names the payment: it changes a row only if the payment is SUCCESS,
+// unclaimed and visible to the app (its own, or in the intake pool), and
+// moves an intake payment to the app.
+const claimUpdate = `UPDATE payments SET claimed = TRUE, claimed_at = ?, claimed_by = ?, app_id = COALESCE(app_id, ?), updated_at = ?
+		WHERE status = 'SUCCESS' AND claimed = FALSE AND (app_id = ? OR (app_id IS NULL AND payment_type = 'C2B')) AND `
+
+// paymentReturning is paymentColumns as an UPDATE's RETURNING clause reads
+// them: the row as the UPDATE left it, without the app's name (that needs a
+// join; the caller knows it).
+const paymentReturning = ` RETURNING id, COALESCE(app_id, ''), '', payment_type, status, phone_number,
+	amount_cents, currency, reference, account_reference, description, shortcode, transaction_type,
+	COALESCE(mpesa_receipt_number, ''), COALESCE(checkout_request_id, ''), merchant_request_id, customer_message,
+	result_code, result_desc, failure_reason, resolved_by, claimed, claimed_at, COALESCE(claimed_by, ''),
+	transaction_date, created_at, updated_at`
+
 // ClaimPayment marks a SUCCESS, unclaimed payment visible to the app as
 // claimed by it, in one conditional UPDATE: of any number of concurrent
 // calls for one payment exactly one returns true. An intake payment (no app)
@@ -283,9 +320,8 @@ func (t *Tx) Payments(ctx context.Context, l Lookup, after *Cursor, limit int) (
 // must equal it. false means nothing changed; the caller reads the payment to
 // say why.
 func (t *Tx) ClaimPayment(ctx context.Context, app lipa.AppID, id lipa.PaymentID, amount lipa.Amount, now time.Time) (bool, error) {
-	q := `UPDATE payments SET claimed = TRUE, claimed_at = ?, claimed_by = ?, app_id = COALESCE(app_id, ?), updated_at = ?
-		WHERE id = ? AND status = 'SUCCESS' AND claimed = FALSE AND (app_id = ? OR (app_id IS NULL AND payment_type = 'C2B'))`
-	args := []any{dbTime(now), app, app, dbTime(now), id, app}
+	q := claimUpdate + "id = ?"
+	args := []any{dbTime(now), app, app, dbTime(now), app, id}
 	if amount != 0 {
 		q += " AND amount_cents = ?"
 		args = append(args, int64(amount))
@@ -299,4 +335,38 @@ func (t *Tx) ClaimPayment(ctx context.Context, app lipa.AppID, id lipa.PaymentID
 		return false, fmt.Errorf("claim payment %s: %w", id, err)
 	}
 	return n == 1, nil
+}
+
+// ClaimKey names the payment a claim takes: by ID or by M-Pesa receipt.
+// Exactly one of the two is set.
+type ClaimKey struct {
+	ID      lipa.PaymentID
+	Receipt string
+}
+
+// ClaimPaymentByKey is ClaimPayment for the payment k names, returning the
+// payment as the claim left it (AppName empty: the claiming app's own name
+// is the caller's to fill in), in the same one conditional UPDATE, so
+// exactly one of any number of concurrent claims gets a payment. It
+// returns nil and no error when nothing changed (no such payment visible
+// to the app, not SUCCESS, already claimed, or another amount); the caller
+// reads the payment to say why.
+func (t *Tx) ClaimPaymentByKey(ctx context.Context, app lipa.AppID, k ClaimKey, amount lipa.Amount, now time.Time) (*lipa.Payment, error) {
+	q, key := claimUpdate+"id = ?", any(k.ID)
+	if k.ID == "" {
+		q, key = claimUpdate+"mpesa_receipt_number = ?", k.Receipt
+	}
+	args := []any{dbTime(now), app, app, dbTime(now), app, key}
+	if amount != 0 {
+		q += " AND amount_cents = ?"
+		args = append(args, int64(amount))
+	}
+	p, err := scanPayment(t.queryRow(ctx, q+paymentReturning, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim payment: %w", err)
+	}
+	return p, nil
 }
