@@ -3,8 +3,11 @@
 // queries, and a small dialect value for the few places where the two
 // differ. Migrations for both are embedded and applied with goose.
 //
-// Callers work inside transactions (DB.InTx); every method of Tx that reads
-// or writes an app's data takes the app's ID and filters on it. Database
+// Callers work inside transactions (DB.InTx), or read outside any (DB.Read);
+// every method of Tx that reads or writes an app's data takes the app's ID
+// and filters on it. On SQLite, statements are prepared once per
+// connection, reads use read-only connections beside the one writer, and
+// concurrent write transactions are committed in groups (groupCommit). Database
 // errors are translated here: no row is a lipa NotFound error, a database
 // that cannot be reached or cannot write is a lipa Unavailable error
 // ("database_unavailable").
