@@ -145,20 +145,7 @@ func (t *Tx) OrphanPushes(ctx context.Context, phone string, amount lipa.Amount,
 	if t.backend == Postgres {
 		q += " FOR UPDATE OF p" // see PaymentForUpdate
 	}
-	rows, err := t.query(ctx, q, phone, int64(amount), dbTime(since))
-	if err != nil {
-		return nil, fmt.Errorf("orphan pushes: %w", err)
-	}
-	defer rows.Close()
-	var out []lipa.Payment
-	for rows.Next() {
-		p, err := scanPayment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("scan payment: %w", err)
-		}
-		out = append(out, *p)
-	}
-	return out, rows.Err()
+	return t.queryPayments(ctx, "orphan pushes", q, phone, int64(amount), dbTime(since))
 }
 
 // MergePayment removes payment from, a duplicate record of the M-Pesa

@@ -281,9 +281,15 @@ func (t *Tx) Payments(ctx context.Context, l Lookup, after *Cursor, limit int) (
 		args = append(args, dbTime(after.CreatedAt), dbTime(after.CreatedAt), after.ID)
 	}
 	args = append(args, limit)
-	rows, err := t.query(ctx, "SELECT "+paymentColumns+paymentFrom+where+" ORDER BY p.created_at DESC, p.id DESC LIMIT ?", args...)
+	return t.queryPayments(ctx, "list payments", "SELECT "+paymentColumns+paymentFrom+where+" ORDER BY p.created_at DESC, p.id DESC LIMIT ?", args...)
+}
+
+// queryPayments runs query, which selects paymentColumns, and returns
+// the payments it reads in order; what names the query in errors.
+func (t *Tx) queryPayments(ctx context.Context, what, query string, args ...any) ([]lipa.Payment, error) {
+	rows, err := t.query(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list payments: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []lipa.Payment

@@ -357,23 +357,10 @@ func (t *Tx) RecentInbound(ctx context.Context, kinds []InboundKind, outcome Inb
 // be: PENDING ones, SUCCESS ones without a receipt (settled by an STK push
 // query), and, so that a contradiction is seen, FAILED ones. Oldest first.
 func (t *Tx) PullCandidates(ctx context.Context, phone string, amount lipa.Amount, from, to time.Time, limit int) ([]lipa.Payment, error) {
-	rows, err := t.query(ctx, "SELECT "+paymentColumns+paymentFrom+`WHERE p.payment_type = 'STK' AND p.phone_number = ?
+	return t.queryPayments(ctx, "pull candidates", "SELECT "+paymentColumns+paymentFrom+`WHERE p.payment_type = 'STK' AND p.phone_number = ?
 		AND p.amount_cents = ? AND p.created_at >= ? AND p.created_at <= ?
 		AND (p.status IN ('PENDING', 'FAILED') OR (p.status = 'SUCCESS' AND p.mpesa_receipt_number IS NULL))
 		ORDER BY p.created_at LIMIT ?`, phone, int64(amount), dbTime(from), dbTime(to), limit)
-	if err != nil {
-		return nil, fmt.Errorf("pull candidates: %w", err)
-	}
-	defer rows.Close()
-	var out []lipa.Payment
-	for rows.Next() {
-		p, err := scanPayment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("scan payment: %w", err)
-		}
-		out = append(out, *p)
-	}
-	return out, rows.Err()
 }
 
 // OpenReviewForReceipt reports whether an open review item with reason

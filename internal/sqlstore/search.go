@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -100,20 +99,7 @@ func (t *Tx) SearchPayments(ctx context.Context, f PaymentFilter, after *Cursor,
 		args = append(args, dbTime(after.CreatedAt), dbTime(after.CreatedAt), after.ID)
 	}
 	args = append(args, limit)
-	rows, err := t.query(ctx, "SELECT "+paymentColumns+paymentFrom+where+" ORDER BY p.created_at DESC, p.id DESC LIMIT ?", args...)
-	if err != nil {
-		return nil, fmt.Errorf("search payments: %w", err)
-	}
-	defer rows.Close()
-	var out []lipa.Payment
-	for rows.Next() {
-		p, err := scanPayment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("scan payment: %w", err)
-		}
-		out = append(out, *p)
-	}
-	return out, rows.Err()
+	return t.queryPayments(ctx, "search payments", "SELECT "+paymentColumns+paymentFrom+where+" ORDER BY p.created_at DESC, p.id DESC LIMIT ?", args...)
 }
 
 // IntakePayments returns the unclaimed C2B payments of the shared intake
@@ -126,18 +112,5 @@ func (t *Tx) IntakePayments(ctx context.Context, after *Cursor, limit int) ([]li
 		args = append(args, dbTime(after.CreatedAt), dbTime(after.CreatedAt), after.ID)
 	}
 	args = append(args, limit)
-	rows, err := t.query(ctx, "SELECT "+paymentColumns+paymentFrom+where+" ORDER BY p.created_at, p.id LIMIT ?", args...)
-	if err != nil {
-		return nil, fmt.Errorf("intake payments: %w", err)
-	}
-	defer rows.Close()
-	var out []lipa.Payment
-	for rows.Next() {
-		p, err := scanPayment(rows)
-		if err != nil {
-			return nil, fmt.Errorf("scan payment: %w", err)
-		}
-		out = append(out, *p)
-	}
-	return out, rows.Err()
+	return t.queryPayments(ctx, "intake payments", "SELECT "+paymentColumns+paymentFrom+where+" ORDER BY p.created_at, p.id LIMIT ?", args...)
 }
