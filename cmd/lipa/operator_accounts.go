@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"text/tabwriter"
@@ -76,19 +75,11 @@ func cmdOperators(ctx context.Context, cfg Config, args []string, stdin io.Reade
 		}
 	}
 	// list only reads: it creates no database and no log file.
-	open, log, closeLog := openDB, slog.New(slog.DiscardHandler), func() {}
-	if sub == "list" {
-		open = openExistingDB
-	} else {
-		log, closeLog = auditLogger(cfg)
-	}
-	defer closeLog()
-	db, err := open(ctx, cfg)
+	gw, done, err := commandGateway(ctx, cfg, sub == "list")
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	gw := gateway.New(db, nil, gatewayConfig(cfg, "", log))
+	defer done()
 	who := cliActor()
 	switch sub {
 	case "create":

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 
+	"github.com/lipa-gateway/lipa/internal/gateway"
 	"github.com/lipa-gateway/lipa/internal/sqlstore"
 )
 
@@ -51,4 +53,23 @@ func redactDatabaseURL(s string) string {
 		return s
 	}
 	return u.Redacted()
+}
+
+// commandGateway opens the database of a CLI command and builds its
+// gateway. A readOnly command opens only an existing database (see
+// openExistingDB) and writes no log; any other opens it as serve does and
+// writes its audit lines to LOG_FILE. done closes both.
+func commandGateway(ctx context.Context, cfg Config, readOnly bool) (gw *gateway.Gateway, done func(), err error) {
+	open, log, closeLog := openDB, slog.New(slog.DiscardHandler), func() {}
+	if readOnly {
+		open = openExistingDB
+	} else {
+		log, closeLog = auditLogger(cfg)
+	}
+	db, err := open(ctx, cfg)
+	if err != nil {
+		closeLog()
+		return nil, nil, err
+	}
+	return gateway.New(db, nil, gatewayConfig(cfg, cfg.CallbackURL, log)), func() { db.Close(); closeLog() }, nil
 }

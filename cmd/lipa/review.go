@@ -141,20 +141,11 @@ func cmdReview(ctx context.Context, cfg Config, args []string, stdout io.Writer)
 		}
 	}
 	// list and show only read: they create no database and no log file.
-	readOnly := sub == "list" || sub == "show"
-	open, log, closeLog := openDB, slog.New(slog.DiscardHandler), func() {}
-	if readOnly {
-		open = openExistingDB
-	} else {
-		log, closeLog = auditLogger(cfg)
-	}
-	defer closeLog()
-	db, err := open(ctx, cfg)
+	gw, done, err := commandGateway(ctx, cfg, sub == "list" || sub == "show")
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	gw := gateway.New(db, nil, gatewayConfig(cfg, cfg.CallbackURL, log))
+	defer done()
 	actor := cliActor()
 	var res *gateway.ReviewResult
 	switch sub {
