@@ -21,8 +21,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/lipa-gateway/lipa"
 	"github.com/lipa-gateway/lipa/internal/daraja"
 	"github.com/lipa-gateway/lipa/internal/metrics"
@@ -156,8 +154,7 @@ type Gateway struct {
 	keys    keyCache   // API keys resolved to apps, valid for one auth epoch
 	epochs  epochReads // reads of the auth epoch, shared by concurrent authentications
 
-	phoneMu     sync.Mutex
-	phoneLimits map[string]*rate.Limiter // MSISDN → its STK push budget
+	pushes hourlyBudgets // app|MSISDN → the app's STK push budget for the phone
 
 	metrics  *metrics.Metrics
 	webhooks *http.Client
@@ -171,7 +168,7 @@ type Gateway struct {
 	deliveries deliveries // webhook slots and the attempts waiting to be recorded
 	wake       chan struct{}
 
-	lookups appLimiter // Daraja lookups of unknown receipts, per app
+	lookups hourlyBudgets // app → its Daraja lookups of unknown receipts
 }
 
 // Wait blocks until background work started by the gateway (callback
@@ -182,22 +179,10 @@ func (g *Gateway) Wait() { g.bg.Wait() }
 
 // allowPush spends one of the app's STK push budget for the phone, and
 // reports whether there was one. The budget is per app (one app cannot use
-// up a customer's budget with another) and per process; the map is reset
-// when it holds more than 100 000 entries, which bounds its memory.
+// up a customer's budget with another) and per process (hourlyBudgets).
 func (g *Gateway) allowPush(app lipa.AppID, phone string) bool {
-	key := string(app) + "|" + phone
-	g.phoneMu.Lock()
-	defer g.phoneMu.Unlock()
-	if g.phoneLimits == nil || len(g.phoneLimits) > 100_000 {
-		g.phoneLimits = map[string]*rate.Limiter{}
-	}
-	l, ok := g.phoneLimits[key]
-	if !ok {
-		n := g.cfg.PhonePushesPerHour
-		l = rate.NewLimiter(rate.Every(time.Hour/time.Duration(n)), n)
-		g.phoneLimits[key] = l
-	}
-	return l.AllowN(g.now(), 1)
+	_, ok := g.pushes.take(string(app)+"|"+phone, g.cfg.PhonePushesPerHour, g.now())
+	return ok
 }
 
 // DefaultConfig returns the defaults New gives Config's fields when they are

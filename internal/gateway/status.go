@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/lipa-gateway/lipa"
 	"github.com/lipa-gateway/lipa/internal/daraja"
@@ -566,7 +563,7 @@ func (g *Gateway) LookupReceipt(ctx context.Context, app *lipa.App, receipt stri
 		return nil, err
 	}
 	if recent == nil {
-		if wait, ok := g.lookups.allow(app.ID, g.cfg.DarajaLookupsPerHour, g.now()); !ok {
+		if wait, ok := g.lookups.take(string(app.ID), g.cfg.DarajaLookupsPerHour, g.now()); !ok {
 			secs := int(wait.Seconds()) + 1
 			return nil, lipa.Errorf(lipa.TooManyRequests, "lookup_rate_limited",
 				"this app has asked M-Pesa about %d receipts in the last hour, the most allowed; retry after %d s", g.cfg.DarajaLookupsPerHour, secs).
@@ -578,35 +575,6 @@ func (g *Gateway) LookupReceipt(ctx context.Context, app *lipa.App, receipt stri
 		g.log.Info("receipt looked up with Daraja for an app", "app", app.Name, "receipt", receipt, "status_query_id", recent.ID)
 	}
 	return g.awaitStatus(ctx, recent.ID, wait)
-}
-
-// appLimiter hands out one hourly budget per app. Its map is reset when it
-// holds more than 100 000 apps, which bounds its memory; budgets are per
-// process.
-type appLimiter struct {
-	mu sync.Mutex
-	m  map[lipa.AppID]*rate.Limiter
-}
-
-// allow spends one of the app's perHour budget at now; when there is none
-// it reports false and how long until there is.
-func (l *appLimiter) allow(app lipa.AppID, perHour int, now time.Time) (time.Duration, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.m == nil || len(l.m) > 100_000 {
-		l.m = map[lipa.AppID]*rate.Limiter{}
-	}
-	lim, ok := l.m[app]
-	if !ok {
-		lim = rate.NewLimiter(rate.Every(time.Hour/time.Duration(perHour)), perHour)
-		l.m[app] = lim
-	}
-	r := lim.ReserveN(now, 1)
-	if d := r.DelayFrom(now); !r.OK() || d > 0 {
-		r.CancelAt(now)
-		return d, false
-	}
-	return 0, true
 }
 
 // confirmReceiptLater asks Transaction Status, in the background, about
